@@ -1,0 +1,396 @@
+"""The deployable integer network (DESIGN.md §1): a directory with ``network.yaml`` + ``arrays.npz``.
+
+Everything downstream of training (golden model, RTL generator, co-simulation, board builds) reads
+only this. Loading validates everything; saving validates first and writes nothing if that fails.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import NetworkFormatError
+
+__all__ = ["FORMAT", "VERSION", "Reset", "Neuron", "Layer", "Network", "load", "save"]
+
+FORMAT = "snnhw-network"
+VERSION = 1
+MANIFEST = "network.yaml"
+ARRAYS = "arrays.npz"
+
+MAX_WEIGHT_BITS = 16
+MAX_CODEBOOK = 1 << MAX_WEIGHT_BITS
+MIN_V_BITS, MAX_V_BITS = 2, 32
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class Reset(enum.Enum):
+    """What a spike does to the membrane potential."""
+
+    SUBTRACT = "subtract"  #: V -= threshold
+    ZERO = "zero"  #: V = 0
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """Fixed-point LIF parameters shared by all neurons of a layer (DESIGN.md §2).
+
+    Parameters
+    ----------
+    threshold : int
+        A neuron spikes when V >= threshold; 1 <= threshold <= 2**(v_bits-1) - 1.
+    leak_shift : int
+        V -= V >> leak_shift each timestep (arithmetic shift); 0 means no leak (IF neuron).
+    reset : Reset
+        Reset by subtraction of the threshold, or to zero.
+    v_bits : int
+        Width of the signed, saturating membrane potential.
+    """
+
+    threshold: int
+    leak_shift: int
+    reset: Reset
+    v_bits: int
+
+    @property
+    def v_min(self) -> int:
+        return -(1 << (self.v_bits - 1))
+
+    @property
+    def v_max(self) -> int:
+        return (1 << (self.v_bits - 1)) - 1
+
+
+@dataclass(eq=False)
+class Layer:
+    """A fully connected layer: ``index[j, i]`` selects ``codebook[k]`` for synapse i -> j.
+
+    Parameters
+    ----------
+    name : str
+        Identifier, unique in the network; used in file keys and port names.
+    index : numpy.ndarray
+        Integer array ``[size, fan_in]``; ``k >= 0`` selects ``codebook[k]``, ``-1`` is no synapse.
+    codebook : tuple of int
+        The only weight values this layer can use.
+    weight_bits : int
+        Signed width that every codebook entry fits in.
+    neuron : Neuron
+        The layer's LIF parameters.
+    """
+
+    name: str
+    index: np.ndarray
+    codebook: tuple[int, ...]
+    weight_bits: int
+    neuron: Neuron
+    kind: str = "dense"
+
+    @property
+    def size(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.index.shape[1])
+
+    @property
+    def weights_key(self) -> str:
+        return f"{self.name}.index"
+
+    @property
+    def synapse_count(self) -> int:
+        """Number of synapses that exist (not pruned)."""
+        return int(np.count_nonzero(self.index >= 0))
+
+    def dense_weights(self) -> np.ndarray:
+        """Return the integer weight matrix ``[size, fan_in]``, 0 where pruned."""
+        table = np.asarray(self.codebook + (0,), dtype=np.int64)
+        return table[self.index]  # index -1 picks the appended 0
+
+
+@dataclass(eq=False)
+class Network:
+    """An integer SNN: layers evaluated in order at every timestep (DESIGN.md §1-2)."""
+
+    name: str
+    input_size: int
+    layers: list[Layer]
+    timesteps: int = 16
+    readout: str = "spike_count"
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].size
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def validate(self, source: str = "network") -> None:
+        """Raise :class:`NetworkFormatError` naming ``source`` and the field if anything is wrong."""
+        _check_network(self, source, f"{source}/{ARRAYS}")
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _fail(where: str, expected: str, got: Any) -> None:
+    raise NetworkFormatError(f"{where}: expected {expected}, got {got!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(where: str, value: Any, lo: int, hi: int | None = None) -> int:
+    if not _is_int(value) or value < lo or (hi is not None and value > hi):
+        _fail(where, f"an integer in {lo}..{hi if hi is not None else ''}", value)
+    return int(value)
+
+
+def _check_network(net: Network, yaml_where: str, npz_where: str) -> None:
+    if not isinstance(net.name, str) or not net.name:
+        _fail(f"{yaml_where}: name", "a non-empty string", net.name)
+    _check_int(f"{yaml_where}: timesteps", net.timesteps, 1)
+    _check_int(f"{yaml_where}: input_size", net.input_size, 1)
+    if net.readout != "spike_count":
+        _fail(f"{yaml_where}: readout", "'spike_count'", net.readout)
+    if not net.layers:
+        _fail(f"{yaml_where}: layers", "at least one layer", net.layers)
+    fan_in = net.input_size
+    seen: set[str] = set()
+    for number, layer in enumerate(net.layers):
+        where = f"{yaml_where}: layers[{number}]"
+        if not isinstance(layer.name, str) or not _IDENTIFIER.match(layer.name):
+            _fail(f"{where}.name", "an identifier ([A-Za-z_][A-Za-z0-9_]*)", layer.name)
+        if layer.name in seen:
+            _fail(f"{where}.name", "a name not used by an earlier layer", layer.name)
+        seen.add(layer.name)
+        where = f"{where} ({layer.name})"
+        _check_layer(layer, where, f"{npz_where}: {layer.weights_key}", fan_in)
+        fan_in = layer.size
+
+
+def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> None:
+    if layer.kind != "dense":
+        _fail(f"{where}.kind", "'dense'", layer.kind)
+    wb = _check_int(f"{where}.weight_bits", layer.weight_bits, 1, MAX_WEIGHT_BITS)
+    codebook = layer.codebook
+    if not isinstance(codebook, tuple) or not 1 <= len(codebook) <= MAX_CODEBOOK:
+        _fail(f"{where}.codebook", f"a list of 1..{MAX_CODEBOOK} integers", codebook)
+    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    for k, value in enumerate(codebook):
+        if not _is_int(value) or not lo <= value <= hi:
+            _fail(f"{where}.codebook[{k}]",
+                  f"an integer that fits weight_bits {wb} ({lo}..{hi})", value)
+    neuron = layer.neuron
+    vb = _check_int(f"{where}.neuron.v_bits", neuron.v_bits, MIN_V_BITS, MAX_V_BITS)
+    _check_int(f"{where}.neuron.threshold", neuron.threshold, 1, (1 << (vb - 1)) - 1)
+    _check_int(f"{where}.neuron.leak_shift", neuron.leak_shift, 0, vb - 1)
+    if not isinstance(neuron.reset, Reset):
+        _fail(f"{where}.neuron.reset", "'subtract' or 'zero'", neuron.reset)
+
+    index = layer.index
+    if not isinstance(index, np.ndarray) or index.dtype.kind not in "iu":
+        _fail(array_where, "an integer array",
+              getattr(index, "dtype", type(index)).__str__())
+    if index.ndim != 2 or index.shape[1] != fan_in or index.shape[0] < 1:
+        _fail(array_where, f"shape [size, {fan_in}] (fan-in {fan_in})", tuple(index.shape))
+    if index.size:
+        bad = (index < -1) | (index >= len(codebook))
+        if bad.any():
+            j, i = (int(x) for x in np.argwhere(bad)[0])
+            _fail(f"{array_where}[{j}, {i}]",
+                  f"-1 (pruned) or a codebook index in 0..{len(codebook) - 1}", int(index[j, i]))
+
+
+# -- files --------------------------------------------------------------------------------------
+
+_TOP_KEYS = {"format", "version", "name", "timesteps", "input_size", "layers", "readout"}
+_LAYER_KEYS = {"name", "kind", "size", "weights", "codebook", "weight_bits", "neuron"}
+_NEURON_KEYS = {"threshold", "leak_shift", "reset", "v_bits"}
+
+
+def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str]) -> None:
+    if not isinstance(mapping, dict):
+        _fail(where, "a mapping", type(mapping).__name__)
+    for key in mapping:
+        if key not in allowed:
+            raise NetworkFormatError(
+                f"{where}: unknown field {key!r} (expected one of {', '.join(sorted(allowed))})")
+    for key in sorted(required):
+        if key not in mapping:
+            raise NetworkFormatError(f"{where}: missing field {key!r}")
+
+
+def load(path: str | os.PathLike) -> Network:
+    """Load and validate a network directory; raise :class:`NetworkFormatError` if it is bad."""
+    path = Path(path)
+    yaml_path, npz_path = path / MANIFEST, path / ARRAYS
+    if not path.is_dir():
+        raise NetworkFormatError(f"{path}: expected a network directory with {MANIFEST} and "
+                                 f"{ARRAYS}, but it is not a directory")
+    try:
+        manifest = yaml.safe_load(yaml_path.read_text())
+    except OSError as error:
+        raise NetworkFormatError(f"{yaml_path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise NetworkFormatError(f"{yaml_path}: not valid YAML{at}") from None
+    where = str(yaml_path)
+    _check_keys(where, manifest, _TOP_KEYS, _TOP_KEYS - {"readout", "timesteps"})
+    if manifest["format"] != FORMAT:
+        _fail(f"{where}: format", repr(FORMAT), manifest["format"])
+    if manifest["version"] != VERSION:
+        _fail(f"{where}: version", f"{VERSION} (the only version this snnhw reads)",
+              manifest["version"])
+    _check_int(f"{where}: input_size", manifest["input_size"], 1)
+    arrays = _load_arrays(npz_path)
+    layers_yaml = manifest["layers"]
+    if not isinstance(layers_yaml, list) or not layers_yaml:
+        _fail(f"{where}: layers", "a non-empty list of layers", layers_yaml)
+
+    layers = []
+    fan_in = manifest["input_size"]
+    used_keys = set()
+    for number, entry in enumerate(layers_yaml):
+        lwhere = f"{where}: layers[{number}]"
+        _check_keys(lwhere, entry, _LAYER_KEYS, _LAYER_KEYS - {"kind"})
+        lwhere = f"{lwhere} ({entry['name']})"
+        _check_keys(f"{lwhere}.neuron", entry["neuron"], _NEURON_KEYS, _NEURON_KEYS)
+        key = entry["weights"]
+        if not isinstance(key, str) or key not in arrays:
+            _fail(f"{lwhere}.weights", f"the name of an array in {npz_path}", key)
+        used_keys.add(key)
+        index = arrays[key]
+        size = _check_int(f"{lwhere}.size", entry["size"], 1)
+        if getattr(index, "ndim", 0) >= 1 and index.shape[0] != size:
+            _fail(f"{npz_path}: {key}", f"shape [{size}, {fan_in}] (size {size}, fan-in {fan_in})",
+                  tuple(index.shape))
+        codebook = entry["codebook"]
+        if not isinstance(codebook, list):
+            _fail(f"{lwhere}.codebook", "a list of integers", codebook)
+        neuron = entry["neuron"]
+        reset = neuron["reset"]
+        try:
+            reset = Reset(reset)
+        except ValueError:
+            _fail(f"{lwhere}.neuron.reset", "'subtract' or 'zero'", reset)
+        layer = Layer(
+            name=entry["name"], kind=entry.get("kind", "dense"), index=index,
+            codebook=tuple(codebook), weight_bits=entry["weight_bits"],
+            neuron=Neuron(threshold=neuron["threshold"], leak_shift=neuron["leak_shift"],
+                          reset=reset, v_bits=neuron["v_bits"]))
+        layers.append(layer)
+        fan_in = size
+    extra = sorted(set(arrays) - used_keys)
+    if extra:
+        raise NetworkFormatError(f"{npz_path}: unexpected array {extra[0]!r} "
+                                 f"(not named by any layer's 'weights' in {yaml_path})")
+
+    net = Network(name=manifest["name"], input_size=manifest["input_size"], layers=layers,
+                  timesteps=manifest.get("timesteps", 16),
+                  readout=manifest.get("readout", "spike_count"))
+    # Array errors name the npz key the manifest used.
+    _check_network_with_keys(net, where, str(npz_path), [e["weights"] for e in layers_yaml])
+    for layer in net.layers:
+        layer.index = layer.index.astype(np.int32, copy=False)
+    return net
+
+
+def _check_network_with_keys(net: Network, yaml_where: str, npz_where: str,
+                             keys: list[str]) -> None:
+    try:
+        _check_network(net, yaml_where, npz_where)
+    except NetworkFormatError as error:
+        # _check_network names arrays by the canonical key; point at the key the file uses.
+        message = str(error)
+        for layer, key in zip(net.layers, keys):
+            message = message.replace(f"{npz_where}: {layer.weights_key}", f"{npz_where}: {key}")
+        raise NetworkFormatError(message) from None
+
+
+def _load_arrays(npz_path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except OSError as error:
+        raise NetworkFormatError(f"{npz_path}: cannot read: {error.strerror or error}") from None
+    except (ValueError, EOFError) as error:
+        raise NetworkFormatError(f"{npz_path}: not a readable .npz of integer arrays ({error})") \
+            from None
+
+
+def to_manifest(net: Network) -> dict[str, Any]:
+    """Return the ``network.yaml`` contents for ``net`` as plain data."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": net.name,
+        "timesteps": int(net.timesteps),
+        "input_size": int(net.input_size),
+        "layers": [
+            {
+                "name": layer.name,
+                "kind": layer.kind,
+                "size": layer.size,
+                "weights": layer.weights_key,
+                "codebook": [int(c) for c in layer.codebook],
+                "weight_bits": int(layer.weight_bits),
+                "neuron": {
+                    "threshold": int(layer.neuron.threshold),
+                    "leak_shift": int(layer.neuron.leak_shift),
+                    "reset": layer.neuron.reset.value,
+                    "v_bits": int(layer.neuron.v_bits),
+                },
+            }
+            for layer in net.layers
+        ],
+        "readout": net.readout,
+    }
+
+
+def save(net: Network, path: str | os.PathLike) -> None:
+    """Validate ``net`` and write it as a network directory; write nothing if it is invalid."""
+    path = Path(path)
+    net.validate(str(path))
+    manifest = yaml.safe_dump(to_manifest(net), sort_keys=False)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{layer.weights_key: _smallest_int(layer.index)
+                                   for layer in net.layers})
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write(path / MANIFEST, manifest.encode())
+    atomic_write(path / ARRAYS, buffer.getvalue())
+
+
+def _smallest_int(index: np.ndarray) -> np.ndarray:
+    for dtype in (np.int8, np.int16, np.int32):
+        if index.size == 0 or index.max() <= np.iinfo(dtype).max:
+            return index.astype(dtype)
+    return index.astype(np.int64)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers never see a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
