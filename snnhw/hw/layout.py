@@ -27,7 +27,7 @@ __all__ = ["LayerLayout", "bits_for", "signed_bits_for"]
 
 def bits_for(count: int) -> int:
     """Bits of an unsigned field that holds values 0..count-1 (0 bits when count <= 1)."""
-    return max(0, int(count - 1).bit_length())
+    return max(0, int(count) - 1).bit_length()
 
 
 def signed_bits_for(lo: int, hi: int) -> int:

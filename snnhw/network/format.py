@@ -11,6 +11,8 @@ import io
 import os
 import re
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,11 +159,14 @@ def _is_int(value: Any) -> bool:
 
 def _check_int(where: str, value: Any, lo: int, hi: int | None = None) -> int:
     if not _is_int(value) or value < lo or (hi is not None and value > hi):
-        _fail(where, f"an integer in {lo}..{hi if hi is not None else ''}", value)
+        _fail(where, f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}",
+              value)
     return int(value)
 
 
-def _check_network(net: Network, yaml_where: str, npz_where: str) -> None:
+def _check_network(net: Network, yaml_where: str, npz_where: str,
+                   keys: list[str] | None = None) -> None:
+    """Validate ``net``; ``keys`` are the npz keys the manifest uses (default: canonical)."""
     if not isinstance(net.name, str) or not net.name:
         _fail(f"{yaml_where}: name", "a non-empty string", net.name)
     _check_int(f"{yaml_where}: timesteps", net.timesteps, 1)
@@ -180,7 +185,8 @@ def _check_network(net: Network, yaml_where: str, npz_where: str) -> None:
             _fail(f"{where}.name", "a name not used by an earlier layer", layer.name)
         seen.add(layer.name)
         where = f"{where} ({layer.name})"
-        _check_layer(layer, where, f"{npz_where}: {layer.weights_key}", fan_in)
+        key = keys[number] if keys is not None else layer.weights_key
+        _check_layer(layer, where, f"{npz_where}: {key}", fan_in)
         fan_in = layer.size
 
 
@@ -241,12 +247,15 @@ def load(path: str | os.PathLike) -> Network:
     path = Path(path)
     yaml_path, npz_path = path / MANIFEST, path / ARRAYS
     if not path.is_dir():
+        problem = "it is not a directory" if path.exists() else "it does not exist"
         raise NetworkFormatError(f"{path}: expected a network directory with {MANIFEST} and "
-                                 f"{ARRAYS}, but it is not a directory")
+                                 f"{ARRAYS}, but {problem}")
     try:
-        manifest = yaml.safe_load(yaml_path.read_text())
+        manifest = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except OSError as error:
         raise NetworkFormatError(f"{yaml_path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise NetworkFormatError(f"{yaml_path}: not valid YAML (not UTF-8 text)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -255,7 +264,8 @@ def load(path: str | os.PathLike) -> Network:
     _check_keys(where, manifest, _TOP_KEYS, _TOP_KEYS - {"readout", "timesteps"})
     if manifest["format"] != FORMAT:
         _fail(f"{where}: format", repr(FORMAT), manifest["format"])
-    if manifest["version"] != VERSION:
+    # `true == 1` and `1.0 == 1` in Python; the version must be the integer itself.
+    if not _is_int(manifest["version"]) or manifest["version"] != VERSION:
         _fail(f"{where}: version", f"{VERSION} (the only version this snnhw reads)",
               manifest["version"])
     _check_int(f"{where}: input_size", manifest["input_size"], 1)
@@ -269,8 +279,9 @@ def load(path: str | os.PathLike) -> Network:
     used_keys = set()
     for number, entry in enumerate(layers_yaml):
         lwhere = f"{where}: layers[{number}]"
+        if isinstance(entry, dict) and "name" in entry:
+            lwhere = f"{lwhere} ({entry['name']})"
         _check_keys(lwhere, entry, _LAYER_KEYS, _LAYER_KEYS - {"kind"})
-        lwhere = f"{lwhere} ({entry['name']})"
         _check_keys(f"{lwhere}.neuron", entry["neuron"], _NEURON_KEYS, _NEURON_KEYS)
         key = entry["weights"]
         if not isinstance(key, str) or key not in arrays:
@@ -306,33 +317,39 @@ def load(path: str | os.PathLike) -> Network:
                   timesteps=manifest.get("timesteps", 16),
                   readout=manifest.get("readout", "spike_count"))
     # Array errors name the npz key the manifest used.
-    _check_network_with_keys(net, where, str(npz_path), [e["weights"] for e in layers_yaml])
+    _check_network(net, where, str(npz_path), [e["weights"] for e in layers_yaml])
     for layer in net.layers:
         layer.index = layer.index.astype(np.int32, copy=False)
     return net
 
 
-def _check_network_with_keys(net: Network, yaml_where: str, npz_where: str,
-                             keys: list[str]) -> None:
-    try:
-        _check_network(net, yaml_where, npz_where)
-    except NetworkFormatError as error:
-        # _check_network names arrays by the canonical key; point at the key the file uses.
-        message = str(error)
-        for layer, key in zip(net.layers, keys):
-            message = message.replace(f"{npz_where}: {layer.weights_key}", f"{npz_where}: {key}")
-        raise NetworkFormatError(message) from None
+# What np.load and zipfile raise on a file that is not a sound .npz: zipfile raises
+# NotImplementedError / RuntimeError for unsupported or encrypted members, zlib.error for corrupt
+# compressed data, and np.load ValueError for anything that is neither .npy nor .npz.
+_NPZ_ERRORS = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               RuntimeError)
 
 
 def _load_arrays(npz_path: Path) -> dict[str, np.ndarray]:
+    not_npz = f"{npz_path}: not a readable .npz of integer arrays"
     try:
-        with np.load(npz_path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        # Open the file here: np.load leaks its own handle when the zip directory is corrupt.
+        with open(npz_path, "rb") as file:
+            try:
+                loaded = np.load(file, allow_pickle=False)
+            except _NPZ_ERRORS:
+                # np.load falls back to pickle for unknown files; its message suggests unpickling.
+                raise NetworkFormatError(f"{not_npz} (not a .npz archive)") from None
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy under the .npz name
+                raise NetworkFormatError(
+                    f"{not_npz} (it holds a single {type(loaded).__name__}, not named arrays)")
+            with loaded as npz:
+                try:
+                    return {key: npz[key] for key in npz.files}
+                except _NPZ_ERRORS as error:
+                    raise NetworkFormatError(f"{not_npz} ({error})") from None
     except OSError as error:
         raise NetworkFormatError(f"{npz_path}: cannot read: {error.strerror or error}") from None
-    except (ValueError, EOFError) as error:
-        raise NetworkFormatError(f"{npz_path}: not a readable .npz of integer arrays ({error})") \
-            from None
 
 
 def to_manifest(net: Network) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,26 +33,34 @@ def random_network(
     propagate through every layer.
     """
     lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    vmax = (1 << (v_bits - 1)) - 1
+    # Thresholds are calibrated on random inputs so that every layer fires at a moderate rate.
+    spikes = (rng.random((8, 8, input_size)) < 0.2).astype(np.int64)
     layers = []
     fan_in = input_size
     for number, size in enumerate(sizes):
-        span = hi - lo + 1
-        count = min(codebook_size, span)
-        # Mostly positive weights keep the network active; the codebook always holds negatives
-        # too when it can, so inhibition is exercised.
+        count = min(codebook_size, hi - lo + 1)
         codebook = rng.choice(np.arange(lo, hi + 1), size=count, replace=False)
         # Positive entries are drawn three times as often as the others.
         odds = np.where(codebook > 0, 3.0, 1.0)
         index = rng.choice(count, size=(size, fan_in), p=odds / odds.sum()).astype(np.int32)
         index[rng.random((size, fan_in)) >= density] = -1
-        vmax = (1 << (v_bits - 1)) - 1
-        drive = 0.1 * fan_in * density * float(np.abs(codebook).mean())  # at ~20 % input rate
-        theta = threshold if threshold is not None else int(np.clip(drive, 1, vmax))
-        layers.append(Layer(
-            name=f"fc{number + 1}", index=index, codebook=tuple(int(c) for c in codebook),
-            weight_bits=weight_bits,
-            neuron=Neuron(threshold=min(theta, vmax), leak_shift=min(leak_shift, v_bits - 1),
-                          reset=reset, v_bits=v_bits)))
+        layer = Layer(name=f"fc{number + 1}", index=index,
+                      codebook=tuple(int(c) for c in codebook), weight_bits=weight_bits,
+                      neuron=Neuron(threshold=1, leak_shift=min(leak_shift, v_bits - 1),
+                                    reset=reset, v_bits=v_bits))
+        currents = spikes @ layer.dense_weights().T
+        best = None
+        for theta in _candidate_thresholds(currents, vmax):
+            layer.neuron = replace(layer.neuron, threshold=threshold or theta)
+            fired = _run_layer(layer, currents)
+            rate = fired.mean()
+            if best is None or abs(rate - 0.25) < abs(best[0] - 0.25):
+                best = (rate, layer.neuron, fired)
+            if threshold:
+                break
+        layer.neuron, spikes = best[1], best[2].astype(np.int64)
+        layers.append(layer)
         fan_in = size
     return Network(name=name, input_size=input_size, layers=layers, timesteps=timesteps)
 
@@ -61,3 +70,18 @@ def random_inputs(rng: np.random.Generator, net: Network, samples: int,
     """Return Bernoulli spike inputs, uint8 [samples, timesteps, input_size]."""
     timesteps = timesteps or net.timesteps
     return (rng.random((samples, timesteps, net.input_size)) < rate).astype(np.uint8)
+
+
+def _candidate_thresholds(currents: np.ndarray, vmax: int) -> list[int]:
+    positive = currents[currents > 0]
+    base = float(np.percentile(positive, 50)) if positive.size else 1.0
+    return sorted({int(np.clip(base * f, 1, vmax)) for f in (0.5, 1, 2, 4, 8)})
+
+
+def _run_layer(layer: Layer, currents: np.ndarray) -> np.ndarray:
+    from ..golden.model import lif_step
+    v = np.zeros((currents.shape[0], currents.shape[2]), np.int64)
+    fired = np.zeros(currents.shape, bool)
+    for t in range(currents.shape[1]):
+        v, fired[:, t] = lif_step(v, currents[:, t], layer)
+    return fired

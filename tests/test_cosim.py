@@ -1,0 +1,141 @@
+"""Random networks of every shape, co-simulated under Verilator against the golden model.
+
+Every spike and every membrane potential of every layer at every timestep must match, with random
+idle cycles on the input stream and random back-pressure on the output stream.
+"""
+
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from snnhw.golden import simulate
+from snnhw.network import Network, Reset
+from snnhw.network.random import random_inputs, random_network
+from snnhw.sim.runner import Simulator, compare, cosim
+
+pytestmark = pytest.mark.verilator
+
+
+@st.composite
+def networks(draw):
+    """Networks across the shapes the format allows: codebooks of 1..256 entries, v_bits 4..24,
+    fan-in 1..300, dense and 0..99 % pruned, layers with no synapses at all."""
+    depth = draw(st.integers(1, 3))
+    codebook_size = draw(st.sampled_from([1, 2, 3, 4, 16, 100, 256]))
+    weight_bits = draw(st.integers(max(1, (codebook_size - 1).bit_length()), 12))
+    density = draw(st.sampled_from([0.0, 0.01, 0.2, 0.5, 0.9, 1.0]))
+    v_bits = draw(st.integers(4, 24))
+    net = random_network(
+        np.random.default_rng(draw(st.integers(0, 2**32 - 1))),
+        input_size=draw(st.integers(1, 300)),
+        sizes=draw(st.lists(st.integers(1, 40), min_size=depth, max_size=depth)),
+        codebook_size=codebook_size, weight_bits=weight_bits, density=density, v_bits=v_bits,
+        leak_shift=draw(st.integers(0, v_bits - 1)),
+        reset=draw(st.sampled_from(list(Reset))),
+        timesteps=draw(st.integers(1, 6)))
+    # Scale thresholds up and down so that both saturation and silence occur.
+    scale = draw(st.sampled_from([0.25, 1.0, 4.0]))
+    for layer in net.layers:
+        n = layer.neuron
+        theta = int(np.clip(round(n.threshold * scale), 1, n.v_max))
+        layer.neuron = type(n)(threshold=theta, leak_shift=n.leak_shift, reset=n.reset,
+                               v_bits=n.v_bits)
+    return net
+
+
+def _check(net: Network, lanes: int, gap: float, backpressure: float, seed: int):
+    inputs = random_inputs(np.random.default_rng(seed), net, samples=2,
+                           rate=[0.05, 0.3, 0.7][seed % 3])
+    with tempfile.TemporaryDirectory() as work:
+        report = cosim(net, inputs, work, lanes=lanes, gap=gap, backpressure=backpressure,
+                       seed=seed)
+    assert report.errors == []
+    assert report.mismatches == [], "\n".join(map(str, report.mismatches[:10]))
+    # The comparison saw real values: same shapes as the golden model, cycles recorded.
+    for name, spikes in report.golden.spikes.items():
+        assert report.rtl.spikes[name].shape == spikes.shape
+    assert (report.rtl.cycles > 0).all()
+
+
+# Each example builds its own Verilator model (~10 s on 2 cores): a fixed, derandomized set of
+# examples keeps CI bounded, and shrinking (dozens more builds) is left out; hypothesis still
+# prints the failing network in full.
+_slow = settings(max_examples=10, deadline=None, derandomize=True,
+                 phases=[Phase.explicit, Phase.generate],
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.slow
+@_slow
+@given(net=networks(), gap=st.sampled_from([0.0, 0.3]), backpressure=st.sampled_from([0.0, 0.5]),
+       seed=st.integers(0, 1000))
+def test_random_networks_one_lane(net, gap, backpressure, seed):
+    _check(net, 1, gap, backpressure, seed)
+
+
+@pytest.mark.slow
+@_slow
+@given(net=networks(), lanes=st.sampled_from([2, 3, 4, 8]), gap=st.sampled_from([0.0, 0.3]),
+       backpressure=st.sampled_from([0.0, 0.5]), seed=st.integers(0, 1000))
+def test_random_networks_many_lanes(net, lanes, gap, backpressure, seed):
+    _check(net, lanes, gap, backpressure, seed)
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    return random_network(np.random.default_rng(7), 24, [16, 6], density=0.6, timesteps=5)
+
+
+@pytest.fixture(scope="module")
+def small_sim(small_net, tmp_path_factory):
+    return Simulator(small_net, tmp_path_factory.mktemp("small"), lanes=2)
+
+
+@pytest.mark.parametrize("gap,backpressure", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.7), (0.5, 0.7)])
+def test_idle_and_backpressure_patterns(small_net, small_sim, gap, backpressure):
+    inputs = random_inputs(np.random.default_rng(1), small_net, samples=3, rate=0.4)
+    rtl, out_spikes, errors = small_sim.run(inputs, gap=gap, backpressure=backpressure, seed=3)
+    golden = simulate(small_net, inputs)
+    assert errors == []
+    assert compare(golden, rtl, out_spikes) == []
+    assert golden.spikes["fc1"].any() and golden.spikes["fc2"].any(), "the test needs spikes"
+
+
+def test_stalls_cost_cycles_not_results(small_net, small_sim):
+    inputs = random_inputs(np.random.default_rng(2), small_net, samples=1, rate=0.4)
+    fast, _, _ = small_sim.run(inputs)
+    slow, _, _ = small_sim.run(inputs, gap=0.5, backpressure=0.7, seed=1)
+    assert slow.cycles.sum() > fast.cycles.sum()
+    np.testing.assert_array_equal(fast.spikes["fc2"], slow.spikes["fc2"])
+
+
+def test_a_wrong_model_is_caught(small_net, small_sim):
+    """The comparison can fail: the RTL of one network against the golden model of another."""
+    inputs = random_inputs(np.random.default_rng(4), small_net, samples=2, rate=0.4)
+    rtl, out_spikes, _ = small_sim.run(inputs)
+    other = random_network(np.random.default_rng(7), 24, [16, 6], density=0.6, timesteps=5)
+    layer = other.layers[0]
+    layer.neuron = type(layer.neuron)(threshold=layer.neuron.threshold + 1,
+                                      leak_shift=layer.neuron.leak_shift,
+                                      reset=layer.neuron.reset, v_bits=layer.neuron.v_bits)
+    mismatches = compare(simulate(other, inputs), rtl, out_spikes)
+    assert mismatches
+    first = mismatches[0]
+    assert first.layer == "fc1" and first.what in ("spike", "v")
+    assert str(first).startswith(f"sample {first.sample}, timestep {first.timestep}, layer fc1")
+
+
+def test_cycles_grow_with_events_not_weights(tmp_path):
+    """Event driven: silence costs only the neuron sweep, whatever the weight matrix size."""
+    net = random_network(np.random.default_rng(3), 200, [8], density=1.0, timesteps=4)
+    sim = Simulator(net, tmp_path, lanes=1)
+    silent = np.zeros((1, 4, 200), np.uint8)
+    busy = random_inputs(np.random.default_rng(0), net, samples=1, rate=0.5)
+    quiet, _, _ = sim.run(silent)
+    loud, _, _ = sim.run(busy)
+    # 8 neurons to sweep plus a few cycles of pipeline and handshakes; 200 x 8 weights unused.
+    assert quiet.cycles[0, 1:].max() < 30
+    assert loud.cycles[0, 1:].min() > 8 * busy[0, 1:].sum(axis=1).min() // 2
