@@ -25,7 +25,7 @@ from ..toolchain import use_verilator
 
 __all__ = ["Mismatch", "Simulator", "CosimReport", "compare", "cosim"]
 
-TB_MODULE = "cosim_tb"
+TB_MODULE = "snnhw.sim.cosim_tb"
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,15 @@ class Simulator:
                              f"see {self.build_log}") from None
 
     def run(self, inputs: np.ndarray, *, gap: float = 0.0, backpressure: float = 0.0,
-            seed: int = 0, first_sample: int = 0, waves: bool = False,
+            seed: int = 0, first_sample: int = 0, waves_to: Path | None = None,
             log_name: str = "cosim.log") -> tuple[Result, np.ndarray, list[str]]:
-        """Run a batch; return the RTL's result, its output-stream spikes, and protocol errors."""
+        """Run a batch; return the RTL's result, its output-stream spikes, and protocol errors.
+
+        With ``waves_to`` (the simulator must have been built with ``waves``), the run's VCD is
+        moved there.
+        """
+        if waves_to is not None and not self.waves:
+            raise ValueError("waves_to needs a Simulator built with waves=True")
         inputs = check_inputs(self.net, inputs)
         samples, timesteps, _ = inputs.shape
         with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=".job.") as job_dir:
@@ -148,10 +154,12 @@ class Simulator:
             log = self.work_dir / log_name
             self._runner.test(
                 test_module=TB_MODULE, hdl_toplevel=self.top, build_dir=self.build_dir,
-                test_dir=Path(__file__).parent, waves=waves and self.waves, log_file=log,
+                test_dir=job_dir, waves=waves_to is not None, log_file=log,
                 results_xml=str(job_dir / "results.xml"),
                 extra_env={"SNNHW_COSIM_JOB": str(job_dir / "job.json"),
                            "SNNHW_COSIM_RESULT": str(result_path)})
+            if waves_to is not None and (job_dir / "dump.vcd").exists():
+                shutil.move(job_dir / "dump.vcd", waves_to)
             if not result_path.exists():
                 raise SnnhwError(f"co-simulation of {self.verilog_path} stopped without a "
                                  f"result; see {log}")
@@ -169,10 +177,6 @@ class Simulator:
         slowdown = 1.0 / max(0.05, (1 - gap) * (1 - backpressure))
         return int(1000 + 4 * slowdown * timesteps * (work + self.net.input_size))
 
-    @property
-    def waves_file(self) -> Path:
-        return self.build_dir / "dump.vcd"
-
 
 def cosim(net: Network, inputs: np.ndarray, work_dir: str | os.PathLike, *, lanes: int = 1,
           waves: bool = False, gap: float = 0.0, backpressure: float = 0.0,
@@ -187,9 +191,8 @@ def cosim(net: Network, inputs: np.ndarray, work_dir: str | os.PathLike, *, lane
                          log=simulator.work_dir / "cosim.log", errors=errors)
     if waves and not report.ok:
         failing = mismatches[0].sample if mismatches else 0
+        target = simulator.work_dir / f"failing-sample-{failing}.vcd"
         simulator.run(inputs[failing:failing + 1], gap=gap, backpressure=backpressure,
-                      seed=seed, first_sample=failing, waves=True, log_name="waves.log")
-        if simulator.waves_file.exists():
-            report.waves = simulator.work_dir / f"failing-sample-{failing}.vcd"
-            shutil.move(simulator.waves_file, report.waves)
+                      seed=seed, first_sample=failing, waves_to=target, log_name="waves.log")
+        report.waves = target if target.exists() else None
     return report

