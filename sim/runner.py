@@ -101,7 +101,7 @@ class Simulator:
 
         check_lanes(lanes)
         self.net, self.lanes, self.waves = net, lanes, waves
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir).resolve()  # the simulator runs in another directory
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.top = top_name(net)
         use_verilator()

@@ -1,0 +1,102 @@
+"""Energy per inference from a per-operation model, fed with the golden model's spike counts.
+
+The model counts the operations the core performs (DESIGN.md §3) and prices them with published
+45 nm CMOS figures (M. Horowitz, "Computing's energy problem (and what we can do about it)",
+ISSCC 2014, the table most SNN-accelerator papers use, e.g. Schaefer et al. 2023):
+
+- integer add: 0.03 pJ at 8 bits, 0.1 pJ at 32 bits (interpolated linearly in the width);
+- SRAM read of a 64-bit word: 10 pJ from an 8 KB array, 20 pJ from 32 KB, 100 pJ from 1 MB
+  (interpolated in log(size), extended beyond the table and floored at 1 pJ; a narrower access
+  costs proportionally less; a write is taken to cost the same as a read).
+
+Operations per inference, per layer (these are snnhw's modelling choices, stated here):
+
+- per incoming spike event: one pointer-memory read (addressed layout);
+- per synapse word streamed: one synapse-memory read of the whole word (P slots);
+- per existing synapse reached by a spike: one codebook read, one accumulator read, one
+  accumulate (add at the accumulator width) and one accumulator write;
+- per neuron per timestep (the sweep): membrane and accumulator reads, the LIF update (two adds at
+  the membrane width: leak and input; the compare and reset counted as one more add) and
+  membrane and accumulator writes.
+
+Absolute numbers are for an ASIC at 45 nm; an FPGA spends several times more. Use them to compare
+networks and compression choices, not as a board measurement.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .hw.layout import LayerLayout
+from .network.format import Network
+from .results import Result
+
+__all__ = ["add_pj", "read_pj", "energy_per_inference"]
+
+_ADD = ((8, 0.03), (32, 0.1))  # (bits, pJ)
+_SRAM_64BIT = ((8 * 1024 * 8, 10.0), (32 * 1024 * 8, 20.0), (1024 * 1024 * 8, 100.0))  # bits, pJ
+
+
+def add_pj(bits: int) -> float:
+    """Energy of one integer add of the given width."""
+    (b0, e0), (b1, e1) = _ADD
+    return max(0.0, e0 + (bits - b0) * (e1 - e0) / (b1 - b0))
+
+
+def read_pj(word_bits: int, memory_bits: int) -> float:
+    """Energy of reading one word of ``word_bits`` from a memory of ``memory_bits`` in total."""
+    log_size = math.log(max(memory_bits, 1))
+    points = [(math.log(bits), pj) for bits, pj in _SRAM_64BIT]
+    # Piecewise linear in log(size); beyond the table, the nearest segment extended, and never
+    # below 1 pJ per 64 bits (register-file-sized arrays).
+    segment = 0 if log_size < points[1][0] else 1
+    (s0, e0), (s1, e1) = points[segment], points[segment + 1]
+    per_64 = max(1.0, e0 + (log_size - s0) * (e1 - e0) / (s1 - s0))
+    return per_64 * word_bits / 64
+
+
+def energy_per_inference(net: Network, inputs: np.ndarray, golden: Result,
+                         lanes: int = 1) -> dict:
+    """Mean energy per inference (pJ) by layer and by kind of operation."""
+    samples = inputs.shape[0]
+    pre = inputs.astype(np.int64)
+    layers = []
+    for layer in net.layers:
+        lay = LayerLayout.build(layer, lanes)
+        bits = lay.memory_bits(layer.neuron.v_bits, len(layer.codebook) * layer.weight_bits)
+        spikes_in = pre.sum(axis=(1, 2)).mean()
+        per_pre_synapses = (layer.index >= 0).sum(axis=0)
+        synapse_events = (pre.sum(axis=1) @ per_pre_synapses).mean()
+        words = (pre.sum(axis=1) @ lay.col_words).mean()
+        updates = inputs.shape[1] * layer.size
+        acc_rw = read_pj(lay.acc_bits, bits["accumulator"])
+        v_rw = read_pj(layer.neuron.v_bits, bits["membrane"])
+        parts = {
+            "pointer reads": spikes_in * (read_pj(lay.start_bits + lay.count_bits,
+                                                  bits["pointer"]) if lay.addressed else 0.0),
+            "synapse reads": words * read_pj(lay.word_bits, bits["synapse"]),
+            "codebook reads": synapse_events * read_pj(layer.weight_bits, bits["codebook"]),
+            "accumulates": synapse_events * (2 * acc_rw + add_pj(lay.acc_bits)),
+            "neuron updates": updates * (2 * v_rw + 2 * acc_rw
+                                         + 3 * add_pj(max(layer.neuron.v_bits, lay.acc_bits))),
+        }
+        layers.append({
+            "name": layer.name,
+            "spikes_in": float(spikes_in),
+            "synapse_events": float(synapse_events),
+            "synapse_words": float(words),
+            "neuron_updates": int(updates),
+            "pj": {k: float(v) for k, v in parts.items()},
+            "total_pj": float(sum(parts.values())),
+        })
+        pre = golden.spikes[layer.name].astype(np.int64)
+    kinds = layers[0]["pj"].keys()
+    return {
+        "model": "Horowitz ISSCC 2014, 45 nm; see snnhw/energy.py",
+        "samples": samples,
+        "layers": layers,
+        "by_kind_pj": {k: sum(l["pj"][k] for l in layers) for k in kinds},
+        "total_pj": sum(l["total_pj"] for l in layers),
+    }

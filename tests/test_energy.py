@@ -1,0 +1,32 @@
+"""The energy model: documented figures, and costs that follow the operations performed."""
+
+import numpy as np
+import pytest
+
+from snnhw.energy import add_pj, energy_per_inference, read_pj
+from snnhw.golden import simulate
+from snnhw.network.random import random_inputs, random_network
+
+
+def test_published_figures():
+    assert add_pj(8) == pytest.approx(0.03) and add_pj(32) == pytest.approx(0.1)
+    assert read_pj(64, 8 * 1024 * 8) == pytest.approx(10.0)
+    assert read_pj(64, 32 * 1024 * 8) == pytest.approx(20.0)
+    assert read_pj(64, 1024 * 1024 * 8) == pytest.approx(100.0)
+    assert read_pj(32, 32 * 1024 * 8) == pytest.approx(10.0)
+    assert read_pj(64, 16) == pytest.approx(1.0)  # floor for tiny arrays
+
+
+def test_energy_follows_spikes():
+    net = random_network(np.random.default_rng(0), 32, [16, 4], density=0.5, timesteps=4)
+    silent = np.zeros((2, 4, 32), np.uint8)
+    busy = random_inputs(np.random.default_rng(1), net, samples=2, rate=0.5)
+    quiet = energy_per_inference(net, silent, simulate(net, silent))
+    loud = energy_per_inference(net, busy, simulate(net, busy))
+    # Silence: only the neuron sweeps cost energy.
+    assert quiet["by_kind_pj"]["synapse reads"] == 0 == quiet["by_kind_pj"]["accumulates"]
+    assert quiet["by_kind_pj"]["neuron updates"] == loud["by_kind_pj"]["neuron updates"] > 0
+    assert loud["total_pj"] > quiet["total_pj"]
+    fc1 = loud["layers"][0]
+    assert fc1["synapse_events"] == pytest.approx(
+        (busy.sum(axis=1) @ (net.layers[0].index >= 0).sum(axis=0)).mean())
