@@ -1,0 +1,81 @@
+"""The report page: every section present, figures embedded and written as PNG, numbers as JSON."""
+
+import copy
+import json
+
+import numpy as np
+
+from snnhw.compiler import core_report
+from snnhw.energy import energy_per_inference
+from snnhw.flow.report import ReportData, cycle_bounds, write_report
+from snnhw.flow.stages import Stages, StageFailed
+from snnhw.golden import simulate
+from snnhw.network.random import random_inputs, random_network
+
+
+def _data():
+    net = random_network(np.random.default_rng(0), 20, [12, 4], density=0.5, timesteps=5)
+    inputs = random_inputs(np.random.default_rng(1), net, samples=10, rate=0.4)
+    golden = simulate(net, inputs)
+    rtl = copy.deepcopy(golden)
+    rtl.cycles = np.full((3, 5), 40)
+    rtl.spikes = {k: v[:3] for k, v in rtl.spikes.items()}
+    rtl.v_trace = {k: v[:3] for k, v in rtl.v_trace.items()}
+    labels = np.random.default_rng(2).integers(0, 4, size=10)
+    return ReportData(network=net, core=core_report(net, 2),
+                      accuracy={"float": 0.9, "compressed": 0.85, "golden": 0.85, "RTL": 1.0},
+                      labels=labels, golden=golden, rtl=rtl, rtl_inputs=inputs[:3],
+                      energy=energy_per_inference(net, inputs, golden, 2),
+                      board={"board": "icebreaker", "fmax_mhz": 30.1, "clock_mhz": 12,
+                             "utilization": {"LC": {"used": 10, "available": 5280}}})
+
+
+def test_report_has_every_section(tmp_path):
+    data = _data()
+    page = write_report(tmp_path, data, verdict="bit-exact").read_text()
+    for heading in ("Accuracy", "Layers", "Spikes and membranes", "Cycles per timestep",
+                    "Energy per inference", "Board"):
+        assert f"<h2>{heading}" in page
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert figures == sorted(f"{n}.png" for n in ("accuracy", "confusion", "memory", "raster",
+                                                   "membrane", "cycles", "energy"))
+    for png in (tmp_path / "figures").iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.count("data:image/png;base64,") == len(figures)  # self-contained
+    numbers = json.loads((tmp_path / "report.json").read_text())
+    assert np.array(numbers["confusion_matrix"]).sum() == 10
+    assert numbers["layers"][0]["fp32_bits"] == 32 * 12 * 20
+    bound = cycle_bounds(data.network, data.rtl_inputs, data.golden, 2)
+    assert numbers["cycles"]["bound_mean"] == bound.mean()
+
+
+def test_stages_skip_when_unchanged_and_name_failures(tmp_path):
+    lines, calls = [], []
+    source = tmp_path / "in.txt"
+    source.write_text("a")
+
+    def action(log):
+        calls.append(1)
+        (tmp_path / "out.txt").write_text(source.read_text())
+        return {"n": len(calls)}
+
+    def run():
+        return Stages(tmp_path / "flow", echo=lines.append).run(
+            "copy", action, params={"x": 1}, inputs=[source], outputs=[tmp_path / "out.txt"])
+
+    assert run() == {"n": 1}
+    assert run() == {"n": 1} and len(calls) == 1 and lines[-1] == "[1] copy: up to date, skipped"
+    source.write_text("b")
+    assert run() == {"n": 2}
+
+    def broken(log):
+        raise RuntimeError("boom")
+
+    stages = Stages(tmp_path / "flow", echo=lines.append)
+    try:
+        stages.run("compile", broken)
+    except StageFailed as error:
+        assert str(error).startswith("stage 'compile' failed: RuntimeError: boom (traceback in ")
+        assert "Traceback" in stages.log("compile").read_text()
+    else:
+        raise AssertionError("a failing stage must raise")
