@@ -124,9 +124,39 @@ def add_cosim(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def add_flow(sub: argparse._SubParsersAction) -> None:
+    from .flow.flow import DEFAULT_LANES, DEFAULT_SAMPLES
+    p = sub.add_parser(
+        "flow", help="the whole job: train, compress, export, verify, compile, co-simulate, report",
+        description="Train and compress an SNN from a recipe (default: the built-in digits "
+                    "recipe), export the integer network, measure the golden model, compile the "
+                    "core, co-simulate test samples under Verilator bit-exactly, optionally "
+                    "build a bitstream, and write OUT/report.html. Re-runs skip stages whose "
+                    "inputs did not change.")
+    p.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in digits recipe)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help=f"test samples to co-simulate (default {DEFAULT_SAMPLES})")
+    p.add_argument("--lanes", default=str(DEFAULT_LANES), metavar="P",
+                   help=f"synapses per cycle per layer (default {DEFAULT_LANES})")
+    p.add_argument("--board", metavar="NAME", help="also build a bitstream for this board")
+
+    def run(args: argparse.Namespace) -> int:
+        from .flow.flow import run_flow
+        run_flow(args.recipe, args.out, samples=args.samples, lanes=_lanes(args.lanes),
+                 board=args.board)
+        return 0
+
+    p.set_defaults(run=run)
+
+
 def _preview(values, limit: int = 16) -> str:
     shown = " ".join(str(int(v)) for v in values[:limit])
     return shown + (" ..." if len(values) > limit else "")
 
 
-REGISTRY = [add_compile, add_simulate, add_cosim]
+REGISTRY = [add_flow, add_compile, add_simulate, add_cosim]
+
+from .train.cli import add_train  # noqa: E402 (torch-free; imports torch only when run)
+
+REGISTRY.append(add_train)
