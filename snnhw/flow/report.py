@@ -172,9 +172,12 @@ def _numbers(data: ReportData) -> dict:
     }
     for layer, info in zip(net.layers, data.core["layers"]):
         bits = info["memory_bits"]
+        weights = layer.dense_weights()
         numbers["layers"].append({
             "name": layer.name, "size": layer.size, "fan_in": layer.fan_in,
-            "sparsity": info["sparsity"], "unique_weights": len(set(layer.codebook)),
+            # A zero weight adds nothing: it is no synapse, whether pruned (-1) or coded as 0.
+            "sparsity": float(np.mean(weights == 0)),
+            "unique_weights": int(len(np.unique(weights[weights != 0]))),
             "weight_bits": layer.weight_bits, "v_bits": layer.neuron.v_bits,
             "weight_memory_bits": bits["synapse"] + bits["pointer"] + bits["codebook"],
             "state_memory_bits": bits["membrane"] + bits["accumulator"],
