@@ -9,10 +9,14 @@ from .errors import SnnhwError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snnhw", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="snnhw",
+        description="Compile compressed spiking neural networks into FPGA cores that are "
+                    "co-simulated bit for bit against a golden model. Start with "
+                    "'snnhw flow -o out'.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from . import commands
-    for register in commands.REGISTRY:
+    for register in commands._registry():
         register(sub)
     return parser
 

@@ -155,8 +155,8 @@ def _preview(values, limit: int = 16) -> str:
     return shown + (" ..." if len(values) > limit else "")
 
 
-REGISTRY = [add_flow, add_compile, add_simulate, add_cosim]
-
-from .train.cli import add_train  # noqa: E402 (torch-free; imports torch only when run)
-
-REGISTRY.append(add_train)
+def _registry() -> list:
+    # These modules import this one's helpers; they load torch / the board flow only when run.
+    from .boards.command import add_build
+    from .train.cli import add_train
+    return [add_flow, add_train, add_compile, add_simulate, add_cosim, add_build]

@@ -17,7 +17,7 @@ from amaranth.back import verilog
 from . import __version__
 from .errors import SnnhwError
 from .hw.core import Core
-from .hw.layout import LayerLayout
+from .hw.layout import LayerLayout, membrane_bits
 from .network.format import Network
 
 __all__ = ["MAX_LANES", "top_name", "check_lanes", "generate_verilog", "core_report",
@@ -49,7 +49,8 @@ def core_report(net: Network, lanes: int = 1) -> dict:
     layers = []
     for layer in net.layers:
         lay = LayerLayout.build(layer, lanes)
-        bits = lay.memory_bits(layer.neuron.v_bits, len(layer.codebook) * layer.weight_bits)
+        bits = lay.memory_bits(membrane_bits(layer.neuron),
+                                len(layer.codebook) * layer.weight_bits)
         layers.append({
             "name": layer.name,
             "size": layer.size,

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .hw.layout import LayerLayout
+from .hw.layout import LayerLayout, membrane_bits
 from .network.format import Network
 from .results import Result
 
@@ -65,14 +65,15 @@ def energy_per_inference(net: Network, inputs: np.ndarray, golden: Result,
     layers = []
     for layer in net.layers:
         lay = LayerLayout.build(layer, lanes)
-        bits = lay.memory_bits(layer.neuron.v_bits, len(layer.codebook) * layer.weight_bits)
+        bits = lay.memory_bits(membrane_bits(layer.neuron),
+                                len(layer.codebook) * layer.weight_bits)
         spikes_in = pre.sum(axis=(1, 2)).mean()
         per_pre_synapses = (layer.index >= 0).sum(axis=0)
         synapse_events = (pre.sum(axis=1) @ per_pre_synapses).mean()
         words = (pre.sum(axis=1) @ lay.col_words).mean()
         updates = inputs.shape[1] * layer.size
         acc_rw = read_pj(lay.acc_bits, bits["accumulator"])
-        v_rw = read_pj(layer.neuron.v_bits, bits["membrane"])
+        v_rw = read_pj(membrane_bits(layer.neuron), bits["membrane"])
         parts = {
             "pointer reads": spikes_in * (read_pj(lay.start_bits + lay.count_bits,
                                                   bits["pointer"]) if lay.addressed else 0.0),

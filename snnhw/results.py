@@ -2,7 +2,8 @@
 
 A result file (``R.npz``) holds ``spikes/<layer>`` (uint8 [samples, timesteps, size]),
 ``v_final/<layer>`` (int [samples, size]), ``counts`` (int [samples, outputs]) and ``pred``
-(int [samples]); co-simulation adds ``cycles`` (int [samples, timesteps]).
+(int [samples]) and ``v_trace/<layer>`` (int [samples, timesteps, size], V after each timestep);
+co-simulation adds ``cycles`` (int [samples, timesteps]).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Result:
     def to_npz(self) -> dict[str, np.ndarray]:
         arrays = {f"spikes/{name}": s for name, s in self.spikes.items()}
         arrays.update({f"v_final/{name}": v for name, v in self.v_final.items()})
+        arrays.update({f"v_trace/{name}": v for name, v in self.v_trace.items()})
         arrays["counts"] = self.counts
         arrays["pred"] = self.pred
         if self.cycles is not None:
@@ -64,8 +66,9 @@ class Result:
         with np.load(path, allow_pickle=False) as npz:
             spikes = {k[len("spikes/"):]: npz[k] for k in npz.files if k.startswith("spikes/")}
             v_final = {k[len("v_final/"):]: npz[k] for k in npz.files if k.startswith("v_final/")}
+            v_trace = {k[len("v_trace/"):]: npz[k] for k in npz.files if k.startswith("v_trace/")}
             cycles = npz["cycles"] if "cycles" in npz.files else None
-        return cls(spikes=spikes, v_final=v_final, cycles=cycles)
+        return cls(spikes=spikes, v_final=v_final, v_trace=v_trace, cycles=cycles)
 
 
 def check_inputs(net: Network, inputs: np.ndarray, source: str = "inputs") -> np.ndarray:

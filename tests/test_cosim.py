@@ -5,6 +5,7 @@ idle cycles on the input stream and random back-pressure on the output stream.
 """
 
 import tempfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.verilator
 @st.composite
 def networks(draw):
     """Networks across the shapes the format allows: codebooks of 1..256 entries, v_bits 4..24,
-    fan-in 1..300, dense and 0..99 % pruned, layers with no synapses at all."""
+    fan-in 1..300, dense and 0..99 % pruned, layers with no synapses at all, state codebooks."""
     depth = draw(st.integers(1, 3))
     codebook_size = draw(st.sampled_from([1, 2, 3, 4, 16, 100, 256]))
     weight_bits = draw(st.integers(max(1, (codebook_size - 1).bit_length()), 12))
@@ -35,14 +36,14 @@ def networks(draw):
         codebook_size=codebook_size, weight_bits=weight_bits, density=density, v_bits=v_bits,
         leak_shift=draw(st.integers(0, v_bits - 1)),
         reset=draw(st.sampled_from(list(Reset))),
-        timesteps=draw(st.integers(1, 6)))
+        timesteps=draw(st.integers(1, 6)),
+        state_levels=draw(st.sampled_from([None, None, 2, 5, 16])))
     # Scale thresholds up and down so that both saturation and silence occur.
     scale = draw(st.sampled_from([0.25, 1.0, 4.0]))
     for layer in net.layers:
         n = layer.neuron
         theta = int(np.clip(round(n.threshold * scale), 1, n.v_max))
-        layer.neuron = type(n)(threshold=theta, leak_shift=n.leak_shift, reset=n.reset,
-                               v_bits=n.v_bits)
+        layer.neuron = replace(n, threshold=theta)
     return net
 
 
@@ -126,6 +127,19 @@ def test_a_wrong_model_is_caught(small_net, small_sim):
     first = mismatches[0]
     assert first.layer == "fc1" and first.what in ("spike", "v")
     assert str(first).startswith(f"sample {first.sample}, timestep {first.timestep}, layer fc1")
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_state_codebook(tmp_path, lanes):
+    """Threshold-centred state levels: the membrane memory holds level indices."""
+    net = random_network(np.random.default_rng(8), 20, [12, 5], density=0.7, v_bits=10,
+                         timesteps=6, state_levels=7)
+    inputs = random_inputs(np.random.default_rng(2), net, samples=3, rate=0.4)
+    report = cosim(net, inputs, tmp_path, lanes=lanes, gap=0.2, backpressure=0.3)
+    assert report.errors == [] and report.mismatches == []
+    for layer in net.layers:
+        assert set(np.unique(report.rtl.v_trace[layer.name])) <= set(layer.neuron.state_levels)
+    assert len(set(np.unique(report.golden.v_trace["fc1"]))) > 2, "the test needs varied states"
 
 
 def test_cycles_grow_with_events_not_weights(tmp_path):

@@ -27,7 +27,7 @@ def _data():
                       labels=labels, golden=golden, rtl=rtl, rtl_inputs=inputs[:3],
                       energy=energy_per_inference(net, inputs, golden, 2),
                       board={"board": "icebreaker", "fmax_mhz": 30.1, "clock_mhz": 12,
-                             "utilization": {"LC": {"used": 10, "available": 5280}}})
+                             "resources": {"logic": {"used": 10, "available": 5280}}})
 
 
 def test_report_has_every_section(tmp_path):

@@ -289,7 +289,9 @@ def test_simulate_cli_result_file_layout(tmp_path, capsys):
     with np.load(out, allow_pickle=False) as npz:
         r = {key: npz[key] for key in npz.files}
     assert sorted(r) == ["counts", "pred", "spikes/fc1", "spikes/fc2", "v_final/fc1",
-                         "v_final/fc2"]
+                         "v_final/fc2", "v_trace/fc1", "v_trace/fc2"]
+    assert r["v_trace/fc2"].shape == (2, 3, 3)
+    assert r["v_trace/fc2"][:, -1].tolist() == r["v_final/fc2"].tolist()
     assert r["spikes/fc1"].dtype == np.uint8 and r["spikes/fc1"].shape == (2, 3, 2)
     assert r["spikes/fc2"].dtype == np.uint8 and r["spikes/fc2"].shape == (2, 3, 3)
     for key in ("v_final/fc1", "v_final/fc2", "counts", "pred"):

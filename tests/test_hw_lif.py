@@ -19,28 +19,36 @@ def _layer(neuron: Neuron) -> Layer:
                  neuron=neuron)
 
 
-@pytest.mark.parametrize("v_bits,threshold,leak_shift,reset", [
-    (4, 3, 1, Reset.SUBTRACT),
-    (4, 7, 0, Reset.ZERO),
-    (5, 1, 4, Reset.SUBTRACT),
-    (5, 9, 2, Reset.ZERO),
+@pytest.mark.parametrize("v_bits,threshold,leak_shift,reset,levels", [
+    (4, 3, 1, Reset.SUBTRACT, None),
+    (4, 7, 0, Reset.ZERO, None),
+    (5, 1, 4, Reset.SUBTRACT, None),
+    (5, 9, 2, Reset.ZERO, None),
+    (5, 9, 2, Reset.SUBTRACT, (-16, -4, 0, 5, 7, 8, 9, 12, 15)),
+    (6, 20, 1, Reset.ZERO, (0, 31)),
+    (4, 2, 0, Reset.SUBTRACT, (-8, -1, 0, 1, 2, 3, 7)),
 ])
-def test_lif_unit_matches_golden_on_every_input(v_bits, threshold, leak_shift, reset):
-    neuron = Neuron(threshold=threshold, leak_shift=leak_shift, reset=reset, v_bits=v_bits)
+def test_lif_unit_matches_golden_on_every_input(v_bits, threshold, leak_shift, reset, levels):
+    neuron = Neuron(threshold=threshold, leak_shift=leak_shift, reset=reset, v_bits=v_bits,
+                    state_levels=levels)
     current_bits = v_bits + 2
     dut = LIFUnit(neuron, current_bits)
-    vs = range(neuron.v_min, neuron.v_max + 1)
+    # The stored state: every V, or (with state levels) every level index.
+    states = range(neuron.v_min, neuron.v_max + 1) if levels is None else range(len(levels))
+    vs = states if levels is None else [levels[k] for k in states]
     currents = range(-(1 << (current_bits - 1)), 1 << (current_bits - 1))
-    cases = list(itertools.product(vs, currents))
-    want_v, want_s = lif_step(np.array([v for v, _ in cases]), np.array([c for _, c in cases]),
-                              _layer(neuron))
+    cases = list(itertools.product(zip(states, vs), currents))
+    want_v, want_s = lif_step(np.array([v for (_, v), _ in cases]),
+                              np.array([c for _, c in cases]), _layer(neuron))
     got = []
 
     async def testbench(ctx):
-        for v, current in cases:
-            ctx.set(dut.v, v)
+        for (state, _), current in cases:
+            ctx.set(dut.state, state)
             ctx.set(dut.current, current)
-            got.append((ctx.get(dut.v_next), ctx.get(dut.spike)))
+            v_next, state_next = ctx.get(dut.v_next), ctx.get(dut.state_next)
+            assert state_next == (v_next if levels is None else levels.index(v_next))
+            got.append((v_next, ctx.get(dut.spike)))
 
     sim = Simulator(dut)
     sim.add_testbench(testbench)

@@ -76,7 +76,7 @@ def run_flow(recipe: str | Path | None, out: str | Path, *, samples: int = DEFAU
 
     golden_info = stages.run("golden model", golden_stage, inputs=[model_dir],
                              outputs=[out / "golden.npz"])
-    golden = simulate(net, test_inputs)  # v traces are not in the result file; cheap to redo
+    golden = Result.load(out / "golden.npz")
 
     def compile_stage(log: Path) -> dict:
         from ..compiler import compile_network, lint
@@ -102,23 +102,20 @@ def run_flow(recipe: str | Path | None, out: str | Path, *, samples: int = DEFAU
             raise SnnhwError(f"RTL differs from the golden model in {len(mismatches)} value(s), "
                              f"first: {first}")
         rtl.save(out / "rtl.npz")
-        np.savez(out / "rtl_trace.npz", **{k: v for k, v in rtl.v_trace.items()})
         return {"samples": int(len(rtl_inputs)),
                 "accuracy": float(np.mean(rtl.pred == labels[:samples])),
                 "cycles_per_timestep": float(rtl.cycles.mean())}
 
     cosim_info = stages.run("co-simulation", cosim_stage, params={"lanes": lanes,
                                                                   "samples": samples},
-                            inputs=[model_dir], outputs=[out / "rtl.npz", out / "rtl_trace.npz"])
+                            inputs=[model_dir], outputs=[out / "rtl.npz"])
     rtl = Result.load(out / "rtl.npz")
-    with np.load(out / "rtl_trace.npz") as trace:
-        rtl.v_trace = {k: trace[k] for k in trace.files}
     echo(f"    RTL bit-exact with the golden model on {cosim_info['samples']} test samples, "
          f"{cosim_info['cycles_per_timestep']:.0f} cycles per timestep")
 
     board_info = None
     if board is not None:
-        board_info = stages.run("board", _board_stage(net, board, out / "board", lanes),
+        board_info = stages.run("board", _board_stage(net, board, out / "board", lanes, echo),
                                 params={"board": board, "lanes": lanes}, inputs=[model_dir],
                                 outputs=[out / "board" / "utilization.json"])
 
@@ -150,11 +147,10 @@ def run_flow(recipe: str | Path | None, out: str | Path, *, samples: int = DEFAU
     return numbers
 
 
-def _board_stage(net, board: str, out: Path, lanes: int):
+def _board_stage(net, board: str, out: Path, lanes: int, echo: Callable[[str], None]):
     def action(log: Path) -> dict:
-        try:
-            from ..boards import build_board
-        except ImportError:
-            raise SnnhwError("board builds are not available in this snnhw") from None
-        return build_board(net, board, out, lanes=lanes)
+        from ..boards import find_board
+        from ..boards.build import build
+        result = build(net, find_board(board), out, lanes=lanes, echo=echo)
+        return result.utilization
     return action

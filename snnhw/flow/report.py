@@ -277,7 +277,8 @@ def write_report(out_dir: str | Path, data: ReportData, verdict: str = "") -> Pa
                      "width and array size, adds by width; see <code>snnhw/energy.py</code>), "
                      "fed with the golden model's spike counts.</p>", img("energy")]
     if data.board is not None:
-        rows = [{"resource": k, **v} for k, v in data.board.get("utilization", {}).items()]
+        rows = [{"resource": k, "used": v.get("used"), "available": v.get("available")}
+                for k, v in data.board.get("resources", {}).items()]
         sections += ["<h2>Board</h2>",
                      f"<p>{html.escape(str(data.board.get('board', '')))}: Fmax "
                      f"{data.board.get('fmax_mhz', 'n/a')} MHz for a "

@@ -20,8 +20,13 @@ class StageFailed(SnnhwError):
 
 
 def fingerprint(params: Any, paths: Iterable[Path] = ()) -> str:
-    """Hash of parameters and of the contents of files (directories: every file below them)."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    """Hash of parameters and of the contents of files (directories: every file below them).
+
+    The snnhw version is part of it: a new snnhw recomputes everything.
+    """
+    from .. import __version__
+    digest = hashlib.sha256(json.dumps([__version__, params], sort_keys=True,
+                                       default=str).encode())
     for path in paths:
         path = Path(path)
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

@@ -7,13 +7,14 @@ import numpy as np
 from ..network.format import Layer, Network, Reset
 from ..results import Result, check_inputs
 
-__all__ = ["simulate", "lif_step"]
+__all__ = ["simulate", "lif_step", "snap_to_levels"]
 
 
 def lif_step(v: np.ndarray, current: np.ndarray, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     """Advance membrane potentials ``v`` by one timestep given input currents; return (v, spikes).
 
-    Leak (floor shift), exact add, one saturation, threshold, reset: in that order.
+    Leak (floor shift), exact add, one saturation, threshold, reset, and (with a state
+    codebook) the snap to the nearest state level: in that order.
     """
     neuron = layer.neuron
     if neuron.leak_shift:
@@ -24,7 +25,16 @@ def lif_step(v: np.ndarray, current: np.ndarray, layer: Layer) -> tuple[np.ndarr
         v = np.where(spikes, v - neuron.threshold, v)
     else:
         v = np.where(spikes, 0, v)
+    if neuron.state_levels is not None:
+        v = snap_to_levels(v, neuron.state_levels)
     return v, spikes
+
+
+def snap_to_levels(v: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
+    """The nearest state level to each V; a V halfway between two levels takes the lower one."""
+    level = np.asarray(levels, dtype=np.int64)
+    doubled_midpoints = level[:-1] + level[1:]
+    return level[np.searchsorted(doubled_midpoints, 2 * v, side="left")]
 
 
 def simulate(net: Network, inputs: np.ndarray) -> Result:

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..network.format import Layer
 from .layout import LayerLayout, bits_for
-from .lif import LIFUnit
+from .lif import LIFUnit, state_shape, zero_state
 
 __all__ = ["EventLayout", "ProbeSignature", "LayerEngine"]
 
@@ -79,7 +79,7 @@ class LayerEngine(wiring.Component):
         m = Module()
         layer, lay = self.layer, self.layout
         lanes, size = lay.lanes, lay.size
-        v_shape, acc_shape = signed(layer.neuron.v_bits), signed(lay.acc_bits)
+        v_shape, acc_shape = state_shape(layer.neuron), signed(lay.acc_bits)
         depth = max(2, lay.bank_depth)  # memories of depth 1 would have 0-bit addresses
 
         # -- memories -------------------------------------------------------------------------
@@ -216,12 +216,13 @@ class LayerEngine(wiring.Component):
         for p in range(lanes):
             with m.If(t1_lane == p):
                 m.d.comb += [v_now.eq(v_rd[p].data), acc_now.eq(acc_rd[p].data)]
-        m.d.comb += [lif.v.eq(v_now), lif.current.eq(acc_now)]
+        m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now)]
         with m.If(t1_valid):
             for p in range(lanes):
                 with m.If(t1_lane == p):
                     m.d.comb += [
-                        v_wr[p].addr.eq(t1_addr), v_wr[p].data.eq(lif.v_next), v_wr[p].en.eq(1),
+                        v_wr[p].addr.eq(t1_addr), v_wr[p].data.eq(lif.state_next),
+                        v_wr[p].en.eq(1),
                         acc_wr[p].addr.eq(t1_addr), acc_wr[p].data.eq(0), acc_wr[p].en.eq(1),
                     ]
             m.d.comb += [
@@ -236,13 +237,14 @@ class LayerEngine(wiring.Component):
 
         # -- control ----------------------------------------------------------------------------
         clear_addr = Signal(range(depth + 1))
+        zero = zero_state(layer.neuron)
         m.d.sync += t1_valid.eq(0)
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 # Zero every membrane and accumulator: a new sample starts from V = 0.
                 for p in range(lanes):
                     m.d.comb += [
-                        v_wr[p].addr.eq(clear_addr), v_wr[p].data.eq(0), v_wr[p].en.eq(1),
+                        v_wr[p].addr.eq(clear_addr), v_wr[p].data.eq(zero), v_wr[p].en.eq(1),
                         acc_wr[p].addr.eq(clear_addr), acc_wr[p].data.eq(0), acc_wr[p].en.eq(1),
                     ]
                 m.d.sync += clear_addr.eq(clear_addr + 1)

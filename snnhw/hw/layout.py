@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network.format import Layer
+from ..network.format import Layer, Neuron
 
-__all__ = ["LayerLayout", "bits_for", "signed_bits_for"]
+__all__ = ["LayerLayout", "bits_for", "signed_bits_for", "membrane_bits"]
 
 
 def bits_for(count: int) -> int:
@@ -36,6 +36,13 @@ def signed_bits_for(lo: int, hi: int) -> int:
     while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
         bits += 1
     return bits
+
+
+def membrane_bits(neuron: Neuron) -> int:
+    """Bits the membrane memory stores per neuron: V, or the index of its state level."""
+    if neuron.state_levels is None:
+        return neuron.v_bits
+    return max(1, bits_for(len(neuron.state_levels)))
 
 
 @dataclass(frozen=True)
@@ -118,14 +125,14 @@ class LayerLayout:
         return [int(s) | (int(c) << self.start_bits)
                 for s, c in zip(self.col_start, self.col_words)]
 
-    def memory_bits(self, v_bits: int, codebook_bits: int) -> dict[str, int]:
+    def memory_bits(self, state_bits: int, codebook_bits: int) -> dict[str, int]:
         """Bits of each memory of the layer, as they would be stored."""
         return {
             "synapse": self.total_words * self.word_bits,
             "pointer": (self.fan_in * (self.start_bits + self.count_bits)
                         if self.addressed else 0),
             "codebook": codebook_bits,
-            "membrane": self.lanes * self.bank_depth * v_bits,
+            "membrane": self.lanes * self.bank_depth * state_bits,
             "accumulator": self.lanes * self.bank_depth * self.acc_bits,
         }
 

@@ -32,6 +32,7 @@ ARRAYS = "arrays.npz"
 MAX_WEIGHT_BITS = 16
 MAX_CODEBOOK = 1 << MAX_WEIGHT_BITS
 MIN_V_BITS, MAX_V_BITS = 2, 32
+MAX_STATE_LEVELS = 256
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -57,12 +58,17 @@ class Neuron:
         Reset by subtraction of the threshold, or to zero.
     v_bits : int
         Width of the signed, saturating membrane potential.
+    state_levels : tuple of int, optional
+        The state codebook: sorted, distinct levels in the v_bits range, including 0. When set,
+        V is snapped to the nearest level (ties to the lower) at the end of every update, so the
+        membrane memory stores only a level index (threshold-centred state quantization).
     """
 
     threshold: int
     leak_shift: int
     reset: Reset
     v_bits: int
+    state_levels: tuple[int, ...] | None = None
 
     @property
     def v_min(self) -> int:
@@ -190,6 +196,20 @@ def _check_network(net: Network, yaml_where: str, npz_where: str,
         fan_in = layer.size
 
 
+def _check_state_levels(neuron: Neuron, where: str) -> None:
+    levels = neuron.state_levels
+    if not isinstance(levels, tuple) or not 2 <= len(levels) <= MAX_STATE_LEVELS:
+        _fail(where, f"a list of 2..{MAX_STATE_LEVELS} integers", levels)
+    for k, level in enumerate(levels):
+        if not _is_int(level) or not neuron.v_min <= level <= neuron.v_max:
+            _fail(f"{where}[{k}]", f"an integer in {neuron.v_min}..{neuron.v_max} "
+                  f"(v_bits {neuron.v_bits})", level)
+        if k and level <= levels[k - 1]:
+            _fail(f"{where}[{k}]", f"a level above the previous one ({levels[k - 1]})", level)
+    if 0 not in levels:
+        _fail(where, "a list that contains 0 (every sample starts from V = 0)", list(levels))
+
+
 def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> None:
     if layer.kind != "dense":
         _fail(f"{where}.kind", "'dense'", layer.kind)
@@ -208,6 +228,8 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
     _check_int(f"{where}.neuron.leak_shift", neuron.leak_shift, 0, vb - 1)
     if not isinstance(neuron.reset, Reset):
         _fail(f"{where}.neuron.reset", "'subtract' or 'zero'", neuron.reset)
+    if neuron.state_levels is not None:
+        _check_state_levels(neuron, f"{where}.neuron.state_levels")
 
     index = layer.index
     if not isinstance(index, np.ndarray) or index.dtype.kind not in "iu":
@@ -227,7 +249,7 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
 
 _TOP_KEYS = {"format", "version", "name", "timesteps", "input_size", "layers", "readout"}
 _LAYER_KEYS = {"name", "kind", "size", "weights", "codebook", "weight_bits", "neuron"}
-_NEURON_KEYS = {"threshold", "leak_shift", "reset", "v_bits"}
+_NEURON_KEYS = {"threshold", "leak_shift", "reset", "v_bits", "state_levels"}
 
 
 def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str]) -> None:
@@ -282,7 +304,8 @@ def load(path: str | os.PathLike) -> Network:
         if isinstance(entry, dict) and "name" in entry:
             lwhere = f"{lwhere} ({entry['name']})"
         _check_keys(lwhere, entry, _LAYER_KEYS, _LAYER_KEYS - {"kind"})
-        _check_keys(f"{lwhere}.neuron", entry["neuron"], _NEURON_KEYS, _NEURON_KEYS)
+        _check_keys(f"{lwhere}.neuron", entry["neuron"], _NEURON_KEYS,
+                    _NEURON_KEYS - {"state_levels"})
         key = entry["weights"]
         if not isinstance(key, str) or key not in arrays:
             _fail(f"{lwhere}.weights", f"the name of an array in {npz_path}", key)
@@ -301,11 +324,15 @@ def load(path: str | os.PathLike) -> Network:
             reset = Reset(reset)
         except ValueError:
             _fail(f"{lwhere}.neuron.reset", "'subtract' or 'zero'", reset)
+        levels = neuron.get("state_levels")
+        if levels is not None and not isinstance(levels, list):
+            _fail(f"{lwhere}.neuron.state_levels", "a list of integers", levels)
         layer = Layer(
             name=entry["name"], kind=entry.get("kind", "dense"), index=index,
             codebook=tuple(codebook), weight_bits=entry["weight_bits"],
             neuron=Neuron(threshold=neuron["threshold"], leak_shift=neuron["leak_shift"],
-                          reset=reset, v_bits=neuron["v_bits"]))
+                          reset=reset, v_bits=neuron["v_bits"],
+                          state_levels=None if levels is None else tuple(levels)))
         layers.append(layer)
         fan_in = size
     extra = sorted(set(arrays) - used_keys)
@@ -352,6 +379,18 @@ def _load_arrays(npz_path: Path) -> dict[str, np.ndarray]:
         raise NetworkFormatError(f"{npz_path}: cannot read: {error.strerror or error}") from None
 
 
+def _neuron_manifest(neuron: Neuron) -> dict[str, Any]:
+    fields = {
+        "threshold": int(neuron.threshold),
+        "leak_shift": int(neuron.leak_shift),
+        "reset": neuron.reset.value,
+        "v_bits": int(neuron.v_bits),
+    }
+    if neuron.state_levels is not None:
+        fields["state_levels"] = [int(level) for level in neuron.state_levels]
+    return fields
+
+
 def to_manifest(net: Network) -> dict[str, Any]:
     """Return the ``network.yaml`` contents for ``net`` as plain data."""
     return {
@@ -368,12 +407,7 @@ def to_manifest(net: Network) -> dict[str, Any]:
                 "weights": layer.weights_key,
                 "codebook": [int(c) for c in layer.codebook],
                 "weight_bits": int(layer.weight_bits),
-                "neuron": {
-                    "threshold": int(layer.neuron.threshold),
-                    "leak_shift": int(layer.neuron.leak_shift),
-                    "reset": layer.neuron.reset.value,
-                    "v_bits": int(layer.neuron.v_bits),
-                },
+                "neuron": _neuron_manifest(layer.neuron),
             }
             for layer in net.layers
         ],

@@ -25,6 +25,7 @@ def random_network(
     reset: Reset = Reset.SUBTRACT,
     threshold: int | None = None,
     timesteps: int = 16,
+    state_levels: int | None = None,
     name: str = "random",
 ) -> Network:
     """Return a valid network with random codebooks and a fraction ``density`` of synapses kept.
@@ -60,6 +61,9 @@ def random_network(
             if threshold:
                 break
         layer.neuron, spikes = best[1], best[2].astype(np.int64)
+        if state_levels:
+            layer.neuron = replace(layer.neuron, state_levels=_random_levels(
+                rng, layer.neuron, min(state_levels, vmax + 1 - layer.neuron.v_min)))
         layers.append(layer)
         fan_in = size
     return Network(name=name, input_size=input_size, layers=layers, timesteps=timesteps)
@@ -85,3 +89,14 @@ def _run_layer(layer: Layer, currents: np.ndarray) -> np.ndarray:
     for t in range(currents.shape[1]):
         v, fired[:, t] = lif_step(v, currents[:, t], layer)
     return fired
+
+
+def _random_levels(rng: np.random.Generator, neuron: Neuron, count: int) -> tuple[int, ...]:
+    """``count`` distinct levels including 0, half of them within a threshold of the threshold."""
+    low, high = max(neuron.v_min, -neuron.threshold), min(neuron.v_max, 2 * neuron.threshold)
+    chosen = {0}
+    while len(chosen) < min(1 + count // 2, high - low + 1):
+        chosen.add(int(rng.integers(low, high + 1)))
+    while len(chosen) < count:
+        chosen.add(int(rng.integers(neuron.v_min, neuron.v_max + 1)))
+    return tuple(sorted(chosen))

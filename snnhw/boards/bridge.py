@@ -1,0 +1,253 @@
+"""The host bridge: turns protocol bytes into core events and the core's spikes into a result.
+
+See :mod:`snnhw.boards.protocol` for the byte protocol it implements.
+"""
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..hw.core import CYCLE_BITS, TIMESTEP_BITS
+from ..hw.engine import EventLayout
+from ..hw.layout import bits_for
+from ..network.format import Network
+from . import protocol
+
+__all__ = ["Bridge"]
+
+COUNT_BITS = 16  #: a count never exceeds the timesteps of a sample (u16)
+
+
+class Bridge(wiring.Component):
+    """Speaks the protocol on a pair of byte streams and drives a :class:`~snnhw.hw.core.Core`.
+
+    On ``'S'`` it clears the output spike counts, pulses ``start``, forwards each received input
+    event to the core, and counts the core's output spikes as they come; once the core is done it
+    finds the most frequent output (ties to the lowest index) and sends the result. ``'I'`` is
+    answered from a constant. While a command's bytes are expected, ``timeout`` cycles without a
+    byte abandon it (the core is restarted with zero timesteps).
+
+    Parameters
+    ----------
+    network : Network
+        The network the core computes (sizes and the identity answer).
+    lanes : int
+        The core's lane count (reported by ``'I'``).
+    timeout : int
+        Cycles of silence that abandon a command.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+        Bytes from the host.
+    tx : Out(stream.Signature(8))
+        Bytes to the host.
+    overrun, framing : In(1)
+        Receive errors (pulses), reported in the status byte.
+    events : Out(stream.Signature(EventLayout(input_size)))
+        Input events to the core's ``i``.
+    spikes : In(stream.Signature(EventLayout(output_size)))
+        Output events from the core's ``o``.
+    start : Out(1)
+        To the core's ``start``.
+    timesteps : Out(16)
+        To the core's ``timesteps``.
+    done : In(1)
+        From the core's ``done``.
+    cycles : In(32)
+        From the core's ``cycles``.
+    pred : Out(range(output_size))
+        The last predicted class (for LEDs).
+    """
+
+    def __init__(self, network: Network, lanes: int, timeout: int):
+        if not isinstance(network, Network):
+            raise TypeError(f"Network must be a Network, not {network!r}")
+        if not isinstance(timeout, int) or timeout < 1:
+            raise ValueError(f"Timeout must be a positive integer, not {timeout!r}")
+        if network.input_size > protocol.MAX_INPUTS:
+            raise ValueError(f"Input size must be at most {protocol.MAX_INPUTS}, "
+                             f"not {network.input_size!r}")
+        self.network, self.lanes, self.timeout = network, lanes, timeout
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "overrun": In(1),
+            "framing": In(1),
+            "events": Out(stream.Signature(EventLayout(network.input_size))),
+            "spikes": In(stream.Signature(EventLayout(network.output_size))),
+            "start": Out(1),
+            "timesteps": Out(TIMESTEP_BITS),
+            "done": In(1),
+            "cycles": In(CYCLE_BITS),
+            "pred": Out(max(1, bits_for(network.output_size))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        outputs, inputs = self.network.output_size, self.network.input_size
+        identity = protocol.identity_bytes(self.network, self.lanes)
+
+        m.submodules.counts = counts = Memory(shape=COUNT_BITS, depth=max(2, outputs), init=[])
+        count_wr = counts.write_port()
+        count_rd = counts.read_port()
+
+        steps = Signal(TIMESTEP_BITS)  # timesteps of the sample; then end-of-timesteps to go
+        low = Signal(8)  # first byte of a u16
+        # Status flags (protocol.Status), sticky until the next sample.
+        bad_input, overrun, framing = Signal(), Signal(), Signal()
+        status = Cat(bad_input, overrun, framing)
+        index = Signal(range(outputs + 1))  # clear / argmax / send sweeps over the outputs
+        best = Signal(COUNT_BITS)
+        pred = Signal.like(self.pred)
+        compare = Signal()  # count_rd.data holds the count of output `compared`
+        compared = Signal.like(index)
+        word = Signal(8 * max(protocol.IDENTITY_SIZE, 6))  # bytes to send, LSB first
+        left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
+        silence = Signal(range(self.timeout + 1))
+
+        with m.If(self.overrun):
+            m.d.sync += overrun.eq(1)
+        with m.If(self.framing):
+            m.d.sync += framing.eq(1)
+
+        # -- count output spikes: read the count as the event arrives, write it back a cycle later
+        pending = Signal()
+        pending_addr = Signal.like(self.spikes.payload.addr)
+        m.d.comb += self.spikes.ready.eq(~pending)
+        m.d.sync += pending.eq(0)
+        with m.If(self.spikes.valid & ~pending & ~self.spikes.payload.eot):
+            m.d.sync += [pending.eq(1), pending_addr.eq(self.spikes.payload.addr)]
+        with m.If(pending):
+            m.d.comb += [count_wr.addr.eq(pending_addr), count_wr.data.eq(count_rd.data + 1),
+                         count_wr.en.eq(1)]
+        m.d.comb += count_rd.addr.eq(self.spikes.payload.addr)  # sweeps below override this
+
+        # -- argmax: compare the count read in the previous cycle ---------------------------------
+        m.d.sync += compare.eq(0)
+        with m.If(compare & (count_rd.data > best)):
+            m.d.sync += [best.eq(count_rd.data), pred.eq(compared)]
+
+        m.d.comb += self.timesteps.eq(steps)
+
+        @contextmanager
+        def receive(state):
+            """A state that waits for a byte of a command; a long silence abandons the command."""
+            with m.State(state):
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += silence.eq(silence + 1)
+                with m.If(self.rx.valid):
+                    m.d.sync += silence.eq(0)
+                    yield self.rx.payload
+                with m.Elif(silence == self.timeout):
+                    m.next = "ABANDON"
+
+        def send(state, then):
+            """A state that sends the ``left`` low bytes of ``word``."""
+            with m.State(state):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(word[:8])]
+                with m.If(self.tx.ready):
+                    m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.next = then
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += silence.eq(0)
+                with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_SAMPLE)):
+                    m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0)]
+                    m.next = "STEPS_LOW"
+                with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_IDENTIFY)):
+                    m.d.sync += [word.eq(int.from_bytes(identity, "little")),
+                                 left.eq(len(identity))]
+                    m.next = "SEND_IDENTITY"
+
+            send("SEND_IDENTITY", "IDLE")
+
+            with receive("STEPS_LOW") as byte:
+                m.d.sync += low.eq(byte)
+                m.next = "STEPS_HIGH"
+
+            with receive("STEPS_HIGH") as byte:
+                m.d.sync += [steps.eq(Cat(low, byte)), index.eq(0)]
+                m.next = "CLEAR"
+
+            with m.State("CLEAR"):
+                m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1)]
+                m.d.sync += index.eq(index + 1)
+                with m.If(index == outputs - 1):
+                    m.next = "START"
+
+            with m.State("START"):
+                m.d.comb += self.start.eq(1)
+                m.next = "EVENT_LOW"
+                with m.If(steps == 0):
+                    m.next = "WAIT"
+
+            with receive("EVENT_LOW") as byte:
+                m.d.sync += low.eq(byte)
+                m.next = "EVENT_HIGH"
+
+            with receive("EVENT_HIGH") as byte:
+                # Bit 15: end of timestep; bits 0..14: the spiking input. Out-of-range inputs
+                # are dropped (the core's memories have no entry for them) and reported.
+                addr, eot = Cat(low, byte[:7]), byte[7]
+                m.d.sync += [self.events.payload.addr.eq(addr), self.events.payload.eot.eq(eot)]
+                m.next = "PUSH"
+                with m.If(~eot & (addr >= inputs)):
+                    m.d.sync += bad_input.eq(1)
+                    m.next = "EVENT_LOW"
+
+            with m.State("PUSH"):
+                m.d.comb += self.events.valid.eq(1)
+                with m.If(self.events.ready):
+                    m.next = "EVENT_LOW"
+                    with m.If(self.events.payload.eot):
+                        m.d.sync += steps.eq(steps - 1)
+                        with m.If(steps == 1):
+                            m.next = "WAIT"
+
+            with m.State("WAIT"):
+                with m.If(self.done & ~pending):
+                    m.d.sync += [index.eq(0), best.eq(0), pred.eq(0)]
+                    m.next = "ARGMAX"
+
+            with m.State("ARGMAX"):
+                with m.If(index != outputs):
+                    m.d.comb += count_rd.addr.eq(index)
+                    m.d.sync += [compare.eq(1), compared.eq(index), index.eq(index + 1)]
+                with m.Elif(~compare):
+                    m.d.sync += [word.eq(Cat(Const(protocol.RESP_RESULT, 8), status)), left.eq(2),
+                                 index.eq(0), self.pred.eq(pred)]
+                    m.next = "SEND_HEAD"
+
+            send("SEND_HEAD", "READ_COUNT")
+
+            with m.State("READ_COUNT"):
+                m.d.comb += count_rd.addr.eq(index)
+                m.next = "LOAD_COUNT"
+
+            with m.State("LOAD_COUNT"):
+                m.d.sync += [word.eq(count_rd.data), left.eq(2), index.eq(index + 1)]
+                m.next = "SEND_COUNT"
+
+            send("SEND_COUNT", "NEXT_COUNT")
+
+            with m.State("NEXT_COUNT"):
+                m.next = "READ_COUNT"
+                with m.If(index == outputs):
+                    m.d.sync += [word.eq(Cat(pred, Const(0, 16 - len(pred)), self.cycles)),
+                                 left.eq(6)]
+                    m.next = "SEND_TAIL"
+
+            send("SEND_TAIL", "IDLE")
+
+            with m.State("ABANDON"):
+                # Restart the core with no timesteps: it drops the sample and is done at once.
+                m.d.comb += [self.start.eq(1), self.timesteps.eq(0)]
+                m.next = "IDLE"
+        return m

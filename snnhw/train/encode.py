@@ -1,0 +1,41 @@
+"""Spike encoders: intensities in [0, 1] -> uint8 0/1 spikes [samples, timesteps, features].
+
+The integer network only takes binary spikes (DESIGN.md §1), so every encoder produces them, in
+numpy, and the test set's spikes are written next to the exported model: torch, the golden model
+and the RTL then read the very same spikes instead of re-drawing them.
+
+- ``rate``: spike with probability ``x * max_rate`` independently at each step (seeded).
+- ``latency``: one spike per pixel with x > 0, at step ``round((1 - x) * (T - 1))``, so brighter
+  pixels fire earlier; dark pixels never fire.
+- ``direct``: the image binarised at 0.5 and repeated at every step. (A float "direct" input is
+  not expressible in the format, which carries spikes only; this is its binary counterpart.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .recipe import Encoding
+
+__all__ = ["encode"]
+
+
+def encode(x: np.ndarray, encoding: Encoding | str, timesteps: int, *, seed: int = 0,
+           max_rate: float = 1.0) -> np.ndarray:
+    """Encode intensities ``x`` [samples, features] in [0, 1] as spikes."""
+    encoding = Encoding(encoding)
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    samples, features = x.shape
+    if encoding is Encoding.RATE:
+        rng = np.random.default_rng(seed)
+        draws = rng.random((samples, timesteps, features))
+        return (draws < x[:, None, :] * max_rate).astype(np.uint8)
+    if encoding is Encoding.LATENCY:
+        step = np.floor((1.0 - x) * (timesteps - 1) + 0.5).astype(np.int64)
+        spikes = np.zeros((samples, timesteps, features), np.uint8)
+        n, f = np.nonzero(x > 0)
+        spikes[n, step[n, f], f] = 1
+        return spikes
+    if encoding is Encoding.DIRECT:
+        return np.repeat((x >= 0.5).astype(np.uint8)[:, None, :], timesteps, axis=1)
+    raise ValueError(f"Unknown encoding {encoding!r}")

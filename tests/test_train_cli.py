@@ -1,0 +1,81 @@
+"""``snnhw train`` end to end on tiny recipes: files, metrics, bit-exactness, reproducibility."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from snnhw.cli import main
+from snnhw.golden import simulate
+from snnhw.network import load
+
+TINY = """
+name: tiny
+data: {timesteps: 4}
+model: {hidden: [12], min_threshold: 16}
+train: {epochs: 2, batch_size: 128, progress: false}
+"""
+
+JOINT = TINY + """
+compress:
+  - prune: {method: fsc, sparsity: 0.6, rounds: 2, epochs: 1, score_samples: 128}
+  - qat: {bits: [4, ternary], epochs: 1}
+  - cluster: {values: 3, bits: 4, epochs: 1}
+"""
+
+
+def train(tmp_path, text, name="m"):
+    recipe = tmp_path / f"{name}.yaml"
+    recipe.write_text(text)
+    out = tmp_path / name
+    assert main(["train", str(recipe), "-o", str(out), "--no-progress"]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_default_recipe_exports_a_bit_exact_network(tmp_path, capsys):
+    out, metrics = train(tmp_path, TINY)
+    printed = capsys.readouterr().out
+    assert "torch<->golden agreement 100.00 % (0 of" in printed
+    net = load(out)
+    assert net.name == "tiny" and net.timesteps == 4 and [l.size for l in net.layers] == [12, 10]
+    inputs, labels = np.load(out / "test_inputs.npy"), np.load(out / "test_labels.npy")
+    assert inputs.shape == (450, 4, 64)
+    golden = simulate(net, inputs)
+    assert metrics["golden_accuracy"] == pytest.approx(np.mean(golden.pred == labels))
+    assert metrics["agreement"] == 1.0 and metrics["spike_mismatches"] == 0
+    assert metrics["spikes_compared"] == 450 * 4 * 22
+    assert [s["stage"] for s in metrics["stages"]] == ["float", "export_ptq"]
+    memory = metrics["memory"]
+    assert memory["fp32_bits"] == 32 * (64 * 12 + 12 * 10)
+    assert memory["ratio_fp32"] == pytest.approx(memory["bits"] / memory["fp32_bits"])
+    for key in ("unique_weights", "sparsity", "bits"):
+        assert key in memory["layers"]["fc1"]
+    assert (out / "recipe.yaml").read_text().startswith("\nname: tiny")
+
+
+def test_joint_recipe_prunes_quantizes_clusters_and_repeats_exactly(tmp_path):
+    out, metrics = train(tmp_path, JOINT, "a")
+    assert [s["stage"] for s in metrics["stages"]] == ["float", "prune", "qat", "cluster"]
+    assert metrics["spike_mismatches"] == 0 and metrics["agreement"] == 1.0
+    for name, layer in metrics["memory"]["layers"].items():
+        assert layer["sparsity"] >= 0.6 and layer["unique_weights"] <= 3
+    again, metrics_again = train(tmp_path, JOINT, "b")
+    for a, b in zip(load(out).layers, load(again).layers):
+        np.testing.assert_array_equal(a.dense_weights(), b.dense_weights())
+    assert metrics_again["stages"][-1]["accuracy"] == metrics["stages"][-1]["accuracy"]
+
+
+@pytest.mark.parametrize("stage", ["ptq: {bits: 4, rounding: stochastic}",
+                                   "hessian: {budget: 0.5, probes: 2, samples: 64, epochs: 1}",
+                                   "state: {bits: 6, epochs: 1}"])
+def test_other_stages_export_bit_exact(tmp_path, stage):
+    out, metrics = train(tmp_path, TINY + f"compress:\n  - {stage}\n")
+    assert metrics["spike_mismatches"] == 0
+    if stage.startswith("state"):
+        assert all(layer.neuron.v_bits == 6 for layer in load(out).layers)
+    if stage.startswith("hessian"):
+        info = metrics["stages"][1]
+        assert info["allocated_bits"] <= info["budget_bits"]
+        assert len(info["traces"]) == len(info["layer_alone_drop"]) == 2

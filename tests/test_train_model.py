@@ -1,0 +1,82 @@
+"""The torch integer mode against the golden model: every spike, not just the predictions.
+
+Two directions: arbitrary integer networks (random codebooks, pruning, saturation, both resets,
+leak or none) loaded into torch, and trained + quantized torch models exported to the format.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from snnhw.golden import simulate
+from snnhw.network import Reset
+from snnhw.network.random import random_inputs, random_network
+from snnhw.train.export import exact_spikes, to_network
+from snnhw.train.model import SNN, from_network, spike
+from snnhw.train.quant import make_quantizer
+
+
+def assert_same_spikes(net, model, inputs):
+    golden = simulate(net, inputs)
+    ours = exact_spikes(model, inputs)
+    assert list(ours) == list(golden.spikes)
+    for name, spikes in golden.spikes.items():
+        assert spikes.any(), f"{name} never fires: the comparison would be vacuous"
+        np.testing.assert_array_equal(ours[name], spikes, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_networks_match_golden(seed):
+    rng = np.random.default_rng(seed)
+    while True:  # redraw until every layer fires, so that no layer's comparison is vacuous
+        net = random_network(rng, 12, [10, 7, 4], density=[1.0, 0.6][seed % 2],
+                             v_bits=[5, 8, 12][seed % 3], leak_shift=[0, 1, 3][seed % 3],
+                             reset=[Reset.SUBTRACT, Reset.ZERO][seed % 2], weight_bits=5)
+        inputs = random_inputs(rng, net, samples=40, timesteps=20, rate=0.4)
+        if all(s.any() for s in simulate(net, inputs).spikes.values()):
+            break
+    model = from_network(net)
+    assert_same_spikes(net, model, inputs)
+    # The float32 path used in training computes the same spikes as the float64 check.
+    out32 = model.run(torch.from_numpy(inputs.astype(np.float32)))
+    for s32, s64 in zip(out32, exact_spikes(model, inputs).values()):
+        np.testing.assert_array_equal(s32.detach().numpy(), s64)
+
+
+def test_saturation_and_negative_floor_are_exercised():
+    """A 5-bit state saturates at both ends and floors negative potentials."""
+    rng = np.random.default_rng(7)
+    net = random_network(rng, 12, [10, 4], v_bits=5, leak_shift=1, weight_bits=5,
+                         codebook_size=8)
+    inputs = random_inputs(rng, net, samples=40, timesteps=20, rate=0.5)
+    trace = simulate(net, inputs).v_trace["fc1"]
+    assert trace.min() == net.layers[0].neuron.v_min
+    assert_same_spikes(net, from_network(net), inputs)
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2, "ternary"])
+@pytest.mark.parametrize("reset", [Reset.SUBTRACT, Reset.ZERO])
+def test_quantized_model_exports_bit_exact(bits, reset):
+    torch.manual_seed(0)
+    model = SNN([16, 12, 5], leak_shift=2, v_bits=10, reset=reset, min_threshold=16)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.weight.mul_(3.0)  # strong weights: states reach the 10-bit rails
+    for layer in model.layers:
+        layer.quantizer = make_quantizer(bits)
+    net = to_network(model, "q", timesteps=12)
+    inputs = (np.random.default_rng(1).random((64, 12, 16)) < 0.5).astype(np.uint8)
+    assert_same_spikes(net, model, inputs)
+
+
+def test_spike_forward_is_exact_step_and_gradient_is_smooth():
+    x = torch.tensor([-1.0, -1e-7, 0.0, 1e-7, 2.0], requires_grad=True)
+    s = spike(x, slope=4.0)
+    assert s.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    (grad,) = torch.autograd.grad(s.sum(), x, create_graph=True)
+    sig = torch.sigmoid(4.0 * x.detach())
+    torch.testing.assert_close(grad.detach(), 4.0 * sig * (1 - sig))
+    (second,) = torch.autograd.grad(grad.sum(), x)  # differentiable surrogate: Hessians work
+    assert second[0] > 0 > second[-1]
