@@ -23,7 +23,7 @@ from snnhw.network import Layer, Network, Neuron, Reset, load, save
 
 TOP_FIELDS = "format, input_size, layers, name, readout, timesteps, version"
 LAYER_FIELDS = "codebook, kind, name, neuron, size, weight_bits, weights"
-NEURON_FIELDS = "leak_shift, reset, threshold, v_bits"
+NEURON_FIELDS = "leak_shift, reset, state_levels, threshold, v_bits"
 
 
 def tiny_network() -> Network:
