@@ -18,9 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import SnnhwError
+from ..yamlfile import read_yaml
 
 __all__ = ["FORMAT", "VERSION", "BoardError", "Family", "Toolchain", "Fpga", "UartPins", "Uart",
            "Budget", "Board", "check_baud", "load_board", "find_board", "board_names", "BOARDS_DIR"]
@@ -244,16 +243,7 @@ def check_baud(clock_hz: int, baud: object, where: str) -> int:
 def load_board(path: str | os.PathLike) -> Board:
     """Load and validate a board file; raise :class:`BoardError` (one line) if it is bad."""
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise BoardError(f"{path}: cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise BoardError(f"{path}: not valid YAML (not UTF-8 text)") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise BoardError(f"{path}: not valid YAML{at}") from None
+    document = read_yaml(path, BoardError)
     where = f"{path}: "
     if not isinstance(document, dict):
         _fail(str(path), "a mapping of board fields", document)

@@ -38,18 +38,14 @@ def run_flow(recipe: str | Path | None, out: str | Path, *, samples: int = DEFAU
              echo: Callable[[str], None] = print) -> dict:
     """Run the whole flow into ``out``; return the report's numbers."""
     from ..compiler import check_lanes
-    from ..train.recipe import parse_recipe
-
-    import yaml
+    from ..train.recipe import RecipeError, parse_recipe
+    from ..yamlfile import parse_yaml
 
     check_lanes(lanes)
     if not isinstance(samples, int) or samples < 1:
         raise SnnhwError(f"--samples: expected a positive integer, got {samples!r}")
     text, source = _recipe_text(recipe)
-    try:
-        parsed = parse_recipe(yaml.safe_load(text), source)
-    except yaml.YAMLError:
-        raise SnnhwError(f"{source}: not valid YAML") from None
+    parsed = parse_recipe(parse_yaml(text, source, RecipeError) or {}, source)
     out = Path(out)
     model_dir, core_dir = out / "model", out / "core"
     stages = Stages(out, echo=echo)

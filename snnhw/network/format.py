@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from ..errors import NetworkFormatError
+from ..yamlfile import read_yaml
 
 __all__ = ["FORMAT", "VERSION", "Reset", "Neuron", "Layer", "Network", "load", "save"]
 
@@ -272,16 +273,7 @@ def load(path: str | os.PathLike) -> Network:
         problem = "it is not a directory" if path.exists() else "it does not exist"
         raise NetworkFormatError(f"{path}: expected a network directory with {MANIFEST} and "
                                  f"{ARRAYS}, but {problem}")
-    try:
-        manifest = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise NetworkFormatError(f"{yaml_path}: cannot read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise NetworkFormatError(f"{yaml_path}: not valid YAML (not UTF-8 text)") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise NetworkFormatError(f"{yaml_path}: not valid YAML{at}") from None
+    manifest = read_yaml(yaml_path, NetworkFormatError)
     where = str(yaml_path)
     _check_keys(where, manifest, _TOP_KEYS, _TOP_KEYS - {"readout", "timesteps"})
     if manifest["format"] != FORMAT:
