@@ -129,8 +129,8 @@ def run_flow(recipe: str | Path | None, out: str | Path, *, samples: int = DEFAU
     verdict = (f"The RTL computed every spike and membrane potential of {cosim_info['samples']} "
                f"test samples exactly as the golden model did; the golden model agrees with the "
                f"torch integer model on {100 * metrics['agreement']:.1f} % of test predictions "
-               f"({metrics['spike_mismatches']} differing spikes of "
-               f"{metrics['spikes_compared']}).")
+               f"({metrics['spike_mismatches']} of {metrics['spikes_compared']} spikes and "
+               f"{metrics.get('v_mismatches', 0)} membrane potentials differ).")
     page = stages.run("report", lambda log: str(write_report(out, data, verdict)),
                       params={"metrics": metrics, "golden": golden_info, "core": core,
                               "cosim": cosim_info, "board": board_info}, inputs=[model_dir],

@@ -19,7 +19,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         description="Train a LIF network on bundled data, apply the recipe's compression stages, "
                     "export MODEL/network.yaml + arrays.npz, the test spikes "
                     "(test_inputs.npy, test_labels.npy) and metrics.json, and check that the "
-                    "golden model reproduces every spike of the torch integer model.")
+                    "golden model reproduces every spike and membrane potential of the torch "
+                    "integer model.")
     p.add_argument("recipe", help="recipe YAML (every field optional; see examples/recipes)")
     p.add_argument("-o", "--out", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -32,7 +33,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         metrics = run_recipe(recipe, args.out, progress=False if args.no_progress else None,
                              recipe_text=text)
         print(summary(metrics, args.out))
-        return 0 if metrics["spike_mismatches"] == 0 else 1
+        return 0 if metrics["spike_mismatches"] == metrics["v_mismatches"] == 0 else 1
 
     p.set_defaults(run=run)
 
@@ -46,11 +47,15 @@ def summary(metrics: dict, out: str) -> str:
     memory = metrics["memory"]
     lines.append(f"  golden model accuracy {100 * metrics['golden_accuracy']:.2f} %, "
                  f"torch<->golden agreement {100 * metrics['agreement']:.2f} % "
-                 f"({metrics['spike_mismatches']} of {metrics['spikes_compared']} spikes differ)")
+                 f"({metrics['spike_mismatches']} of {metrics['spikes_compared']} spikes and "
+                 f"{metrics['v_mismatches']} potentials differ)")
     lines.append(f"  weight memory {memory['bits']} bits = {100 * memory['ratio_fp32']:.2f} % of "
                  f"fp32, {100 * memory['ratio_int8']:.2f} % of dense 8-bit")
     for name, layer in memory["layers"].items():
         lines.append(f"  {name:>10}: {layer['unique_weights']} unique weights, "
                      f"sparsity {100 * layer['sparsity']:.1f} %, {layer['bits']} bits "
                      f"({layer['layout']})")
+    state = metrics["state_memory"]
+    lines.append(f"  state memory {state['bits']} bits = {100 * state['ratio']:.1f} % of V at "
+                 f"v_bits ({state['v_bits_total']} bits)")
     return "\n".join(lines)

@@ -10,6 +10,10 @@ smaller for each layer:
   post-neuron address, as the hardware's addressed layout does. Zeros made by quantization then
   count as sparsity, as Schaefer et al. (PAPERS.md §2) count them.
 
+A layer with a state scheme also exports its integer ``state_levels`` (at its final threshold);
+the membrane memory then stores a level index per neuron, ``ceil(log2(levels))`` bits instead of
+v_bits (:func:`state_memory_report`).
+
 Weight memory is what the core stores at one lane (``snnhw.hw.layout.LayerLayout``, as
 ``snnhw compile --lanes 1`` reports it): synapse and pointer memories plus the codebook,
 entries * weight_bits. References: fp32 and 8-bit dense matrices, 32 and 8 bits per synapse of the
@@ -21,11 +25,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..hw.layout import LayerLayout, signed_bits_for
+from ..hw.layout import LayerLayout, membrane_bits, signed_bits_for
 from ..network.format import Layer, Network, Neuron
 from .model import SNN
 
-__all__ = ["to_network", "layer_memory", "memory_report"]
+__all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report", "exact_run",
+           "exact_spikes"]
 
 
 def _weight_memory(layer: Layer) -> int:
@@ -78,7 +83,8 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
                              f"v_bits {layer.v_bits}; raise model.v_bits or lower "
                              f"model.min_threshold")
         neuron = Neuron(threshold=int(threshold), leak_shift=layer.leak_shift,
-                        reset=layer.reset, v_bits=layer.v_bits)
+                        reset=layer.reset, v_bits=layer.v_bits,
+                        state_levels=layer.state_levels(int(threshold)))
         index, codebook = _encode(w, neuron)
         layers.append(Layer(
             name=f"fc{number + 1}", index=index, codebook=codebook,
@@ -116,8 +122,42 @@ def memory_report(net: Network) -> dict:
             "ratio_fp32": total / fp32, "ratio_int8": total / int8}
 
 
+def state_memory_report(net: Network) -> dict:
+    """Return the membrane memory per layer and in total: stored bits vs V kept at v_bits.
+
+    A layer with state levels stores a level index per neuron (``snnhw.hw.layout.membrane_bits``),
+    one without stores V itself, v_bits wide.
+    """
+    layers = {}
+    for layer in net.layers:
+        neuron = layer.neuron
+        per_neuron = membrane_bits(neuron)
+        layers[layer.name] = {
+            "levels": None if neuron.state_levels is None else list(neuron.state_levels),
+            "bits_per_neuron": per_neuron, "v_bits": neuron.v_bits, "neurons": layer.size,
+            "bits": per_neuron * layer.size, "v_bits_total": neuron.v_bits * layer.size}
+    bits = sum(m["bits"] for m in layers.values())
+    full = sum(m["v_bits_total"] for m in layers.values())
+    return {"layers": layers, "bits": bits, "v_bits_total": full, "ratio": bits / full}
+
+
 @torch.no_grad()
+def exact_run(model: SNN, inputs: np.ndarray) -> tuple[dict[str, np.ndarray],
+                                                       dict[str, np.ndarray]]:
+    """Run the integer mode exactly (float64); return each layer's spikes (uint8) and V after
+    every timestep (int64), both [samples, timesteps, size] as the golden model's result."""
+    for layer in model.layers:
+        layer.keep_v = True
+    try:
+        out = model.run(torch.from_numpy(inputs.astype(np.float64)), exact=True)
+        traces = {f"fc{n + 1}": layer.v_trace.numpy().astype(np.int64)
+                  for n, layer in enumerate(model.layers)}
+    finally:
+        for layer in model.layers:
+            layer.keep_v, layer.v_trace = False, None
+    return {f"fc{n + 1}": s.numpy().astype(np.uint8) for n, s in enumerate(out)}, traces
+
+
 def exact_spikes(model: SNN, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """Run the integer mode exactly (float64) and return each layer's spikes as uint8 arrays."""
-    out = model.run(torch.from_numpy(inputs.astype(np.float64)), exact=True)
-    return {f"fc{n + 1}": s.numpy().astype(np.uint8) for n, s in enumerate(out)}
+    return exact_run(model, inputs)[0]

@@ -15,6 +15,10 @@ Layers only talk through spikes and have no recurrence, so a layer can process a
 its input at once (one matmul for the currents, then the per-step neuron loop); this computes the
 same spikes as §2's layer-by-layer order at each timestep, faster.
 
+With a state scheme (``LIFLayer.state_scheme``, threshold-centred SQUAT levels, see
+``snnhw.train.state``) V is snapped to the nearest state level after the reset, ties to the lower
+level, exactly as the golden model's ``snap_to_levels``; the gradient passes straight through.
+
 Every value of integer mode is an integer that float32 holds exactly (|V| < 2**23 as
 ``v_bits <= 24``); ``exact=True`` runs the same arithmetic in float64 so that even sums of very
 wide layers stay exact. The spike is ``H(x) + (sig(kx) - sig(kx).detach())``: its forward value
@@ -24,19 +28,35 @@ Hutchinson's Hessian estimator needs (double back-propagation through the surrog
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from ..network.format import Network, Reset
 from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
+from .state import FixedLevels
 
-__all__ = ["LIFLayer", "SNN", "spike", "from_network"]
+__all__ = ["LIFLayer", "SNN", "spike", "snap_to_levels", "from_network", "LevelFunction"]
+
+#: (integer threshold, v_bits) -> the sorted integer state levels of a layer
+LevelFunction = Callable[[int, int], tuple[int, ...]]
 
 
 def spike(x: torch.Tensor, slope: float) -> torch.Tensor:
     """Heaviside step of ``x`` (spike when ``x >= 0``) with a sigmoid surrogate gradient."""
     soft = torch.sigmoid(slope * x)
     return (x >= 0).to(x.dtype) + (soft - soft.detach())
+
+
+def snap_to_levels(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """The nearest of the sorted ``levels`` to each V; a V halfway between two takes the lower.
+
+    The golden model's rule: the index is the number of doubled midpoints ``l[i] + l[i+1]`` below
+    ``2V`` (both exact for the integers of integer mode).
+    """
+    doubled_midpoints = levels[:-1] + levels[1:]
+    return levels[torch.searchsorted(doubled_midpoints, 2 * v.contiguous())]
 
 
 class LIFLayer(nn.Module):
@@ -70,6 +90,11 @@ class LIFLayer(nn.Module):
         self.fixed_threshold: int | None = None
         #: (integer weights, threshold) of a frozen layer
         self.frozen: tuple[torch.Tensor, int] | None = None
+        #: membrane state levels as a function of the threshold (None: V is kept whole)
+        self.state_scheme: LevelFunction | None = None
+        #: when True, forward keeps V after every timestep in ``v_trace`` [batch, T, size]
+        self.keep_v = False
+        self.v_trace: torch.Tensor | None = None
         #: when True, forward keeps (input spikes, currents) for Fisher scores
         self.record = False
         self.recorded: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -85,6 +110,22 @@ class LIFLayer(nn.Module):
     @property
     def v_max(self) -> int:
         return (1 << (self.v_bits - 1)) - 1
+
+    def state_levels(self, threshold: int) -> tuple[int, ...] | None:
+        """Return the integer state levels at integer ``threshold`` (None without a scheme)."""
+        return None if self.state_scheme is None else self.state_scheme(threshold, self.v_bits)
+
+    def _level_tensor(self, threshold: int | None, like: torch.Tensor) -> torch.Tensor | None:
+        """State levels in the units of V: integers, or threshold units for a float layer.
+
+        A float layer uses the levels its integer threshold would have at ``min_threshold``
+        (the grid quantization gives it), divided by that threshold.
+        """
+        levels = self.state_levels(self.min_threshold if threshold is None else threshold)
+        if levels is None:
+            return None
+        scale = 1.0 if threshold is not None else float(self.min_threshold)
+        return like.new_tensor(levels) / scale
 
     def integer_weights(self) -> tuple[torch.Tensor, int | None]:
         """Return (weights in state units, integer threshold), or (float weights, None)."""
@@ -123,8 +164,9 @@ class LIFLayer(nn.Module):
         integer = threshold is not None
         theta = float(threshold) if integer else 1.0
         divisor = float(1 << self.leak_shift)
+        levels = self._level_tensor(threshold, currents)
         v = currents.new_zeros(currents.shape[0], currents.shape[2])
-        out = []
+        out, trace = [], []
         for t in range(currents.shape[1]):
             if self.leak_shift:
                 scaled = v / divisor  # exact: a power-of-2 division
@@ -138,7 +180,12 @@ class LIFLayer(nn.Module):
                 v = v - s.detach() * theta
             else:
                 v = v * (1.0 - s.detach())
+            if levels is not None:
+                v = ste(v, snap_to_levels(v.detach(), levels))
             out.append(s)
+            if self.keep_v:
+                trace.append(v.detach())
+        self.v_trace = torch.stack(trace, dim=1) if self.keep_v else None
         return torch.stack(out, dim=1)
 
 
@@ -202,4 +249,6 @@ def from_network(net: Network) -> SNN:
         weights = torch.from_numpy(spec.dense_weights().astype("float32"))
         layer.mask.copy_((torch.from_numpy(spec.index) >= 0).float())
         layer.frozen = (weights, spec.neuron.threshold)
+        if spec.neuron.state_levels is not None:
+            layer.state_scheme = FixedLevels(spec.neuron.state_levels)
     return model

@@ -3,7 +3,8 @@
 Each stage is a function ``(context, stage config) -> dict`` of what it did; after each, the test
 accuracy of the torch model is recorded, so ``metrics.json`` shows what every stage cost. Export
 then checks the claim the whole project rests on: the golden model, run on the very spike files
-written next to the network, reproduces every spike of the torch model's integer mode.
+written next to the network, reproduces every spike and every membrane potential of the torch
+model's integer mode.
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ from . import hessian, prune
 from .cluster import ClusterQuantizer
 from .data import Data, load_data
 from .encode import encode
-from .export import exact_spikes, memory_report, to_network
+from .export import exact_run, memory_report, state_memory_report, to_network
 from .fit import accuracy, fit
 from .model import SNN
 from .quant import make_quantizer
-from .recipe import (STAGES, Bits, ClusterStage, HessianStage, PruneStage, PtqStage, QatStage,
-                     Recipe, StateStage, recipe_to_dict)
+from .recipe import (STAGES, Bits, ClusterStage, HessianStage, LevelPlacement, PruneStage,
+                     PtqStage, QatStage, Recipe, StateScheme, StateStage, recipe_to_dict)
+from .state import ThresholdLevels, min_threshold_for
 
-__all__ = ["Context", "run_recipe", "prepare", "branch", "compress", "finish", "build_model",
-           "verify", "STAGE_RUNNERS"]
+__all__ = ["Context", "run_recipe", "prepare", "branch", "apply_stages", "compress", "finish",
+           "build_model", "verify", "STAGE_RUNNERS"]
 
 
 @dataclass
@@ -169,22 +171,40 @@ def _hessian(ctx: Context, stage: HessianStage) -> dict:
 
 
 def _state(ctx: Context, stage: StateStage) -> dict:
-    thresholds = []
-    v_max = (1 << (stage.bits - 1)) - 1
-    threshold = max(1, math.floor(v_max / (1.0 + stage.upper)))
+    """State QAT (SQUAT). A later state stage replaces an earlier one's state settings."""
+    model = ctx.recipe.model
+    threshold_scheme = stage.scheme is StateScheme.THRESHOLD
+    if threshold_scheme:
+        scheme = ThresholdLevels(stage.bits, stage.lower, stage.upper, stage.ratio,
+                                 rounded=stage.placement is LevelPlacement.ROUNDED)
+        floor = max(model.min_threshold, min_threshold_for(stage.bits, stage.lower, stage.upper))
+    else:
+        v_max = (1 << (stage.bits - 1)) - 1
+        fixed = max(1, math.floor(v_max / (1.0 + stage.upper)))
     for layer in ctx.model.layers:
         if layer.frozen is not None:
             raise ValueError("State quantization cannot follow PTQ (frozen weights); use qat")
         if layer.quantizer is None:
             layer.quantizer = make_quantizer(ctx.recipe.export.bits)
-        layer.v_bits, layer.fixed_threshold = stage.bits, threshold
-        # A leak shift wider than the state would shift everything out: cap it.
-        layer.leak_shift = min(layer.leak_shift, stage.bits - 1)
-        thresholds.append(threshold)
+        if threshold_scheme:  # the model's datapath, a threshold with room for the levels
+            layer.v_bits, layer.leak_shift = model.v_bits, model.leak_shift
+            layer.fixed_threshold, layer.min_threshold = None, floor
+            layer.state_scheme = scheme
+        else:
+            layer.v_bits, layer.fixed_threshold = stage.bits, fixed
+            # A leak shift wider than the state would shift everything out: cap it.
+            layer.leak_shift = min(model.leak_shift, stage.bits - 1)
+            layer.min_threshold, layer.state_scheme = model.min_threshold, None
     before = ctx.test_accuracy()
     ctx.tune(stage.epochs, stage.lr, f"state {stage.scheme.value} {stage.bits}b")
-    return {"bits": stage.bits, "scheme": stage.scheme.value, "thresholds": thresholds,
+    thresholds = [layer.integer_weights()[1] for layer in ctx.model.layers]
+    info = {"bits": stage.bits, "scheme": stage.scheme.value, "thresholds": thresholds,
             "accuracy_before_training": before}
+    if threshold_scheme:
+        info["placement"] = stage.placement.value
+        info["levels"] = [list(layer.state_levels(t)) for layer, t in
+                          zip(ctx.model.layers, thresholds)]
+    return info
 
 
 STAGE_RUNNERS: dict[type, Callable[[Context, Any], dict]] = {
@@ -208,14 +228,17 @@ def _stage_name(stage: Any) -> str:
 
 
 def verify(net: Network, model: SNN, spikes: np.ndarray) -> dict:
-    """Compare the golden model with the torch integer mode on every spike of every layer."""
+    """Compare the golden model with the torch integer mode on every spike and every V."""
     golden = simulate(net, spikes)
-    torch_spikes = exact_spikes(model, spikes)
-    mismatches = sum(int(np.count_nonzero(golden.spikes[name] != torch_spikes[name]))
-                     for name in golden.spikes)
+    torch_spikes, torch_v = exact_run(model, spikes)
+
+    def differ(ours: dict, theirs: dict) -> int:
+        return sum(int(np.count_nonzero(ours[name] != theirs[name])) for name in theirs)
+
     torch_pred = np.argmax(torch_spikes[net.layers[-1].name].sum(axis=1, dtype=np.int64), axis=1)
     return {"golden_pred": golden.pred, "torch_pred": torch_pred,
-            "spike_mismatches": mismatches,
+            "spike_mismatches": differ(torch_spikes, golden.spikes),
+            "v_mismatches": differ(torch_v, golden.v_trace),
             "spikes_compared": int(sum(s.size for s in golden.spikes.values()))}
 
 
@@ -243,12 +266,17 @@ def branch(ctx: Context, recipe: Recipe | None = None) -> Context:
                    stages=copy.deepcopy(ctx.stages))
 
 
-def compress(ctx: Context, stages: list[Any]) -> None:
+def apply_stages(ctx: Context, stages: list[Any]) -> None:
     """Apply compression stages in order, recording the accuracy after each."""
     for stage in stages:
         started = time.monotonic()
         info = STAGE_RUNNERS[type(stage)](ctx, stage)
         _record(ctx, _stage_name(stage), info, started)
+
+
+def compress(ctx: Context, stages: list[Any]) -> None:
+    """Apply compression stages in order, then quantize the layers still float (PTQ)."""
+    apply_stages(ctx, stages)
     model, export = ctx.model, ctx.recipe.export
     if not model.is_integer:  # the format is integer: quantize what is still float (PTQ)
         started = time.monotonic()
@@ -286,7 +314,9 @@ def finish(ctx: Context, out: str | Path, recipe_text: str | None = None) -> dic
         "agreement": float(np.mean(check["torch_pred"] == check["golden_pred"])),
         "spike_mismatches": check["spike_mismatches"],
         "spikes_compared": check["spikes_compared"],
+        "v_mismatches": check["v_mismatches"],
         "memory": memory_report(net),
+        "state_memory": state_memory_report(net),
         "thresholds": [layer.neuron.threshold for layer in net.layers],
         "seconds": round(sum(stage["seconds"] for stage in ctx.stages), 2),
         "recipe": recipe_to_dict(recipe),

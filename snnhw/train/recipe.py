@@ -6,7 +6,8 @@ digits baseline). Unknown keys, wrong types and impossible values fail with one 
 file and the field (``recipe.yaml: compress[1].qat.bits: ...``): silent typos in configs are the
 most common complaint about untyped ones (hls4ml), so there are none here.
 
-This module does not import torch, so ``snnhw train`` can reject a bad recipe instantly.
+This module does not import torch (``state`` needs numpy only), so ``snnhw train`` can reject a
+bad recipe instantly.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import os
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from pathlib import Path
 from typing import Any, Literal, Union
 
-import yaml
-
 from ..errors import SnnhwError
+from ..yamlfile import read_yaml
+from .state import MAX_BITS as MAX_STATE_BITS
+from .state import min_threshold_for
 
 __all__ = [
-    "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme",
+    "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme", "LevelPlacement",
     "DataConfig", "ModelConfig", "TrainConfig", "ExportConfig",
     "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
     "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
@@ -64,6 +65,12 @@ class Rounding(enum.Enum):
 
 class StateScheme(enum.Enum):
     UNIFORM = "uniform"  #: the membrane is a v_bits saturating integer
+    THRESHOLD = "threshold"  #: 2**bits integer levels, denser near the threshold (SQUAT)
+
+
+class LevelPlacement(enum.Enum):
+    DISTINCT = "distinct"  #: snnhw's: 2**bits distinct integer levels (docs/training.md)
+    ROUNDED = "rounded"  #: snnTorch's levels rounded to the integer grid (for comparison)
 
 
 #: Weight precision of one layer: a signed bit width (2..8) or ternary {-a, 0, +a}.
@@ -192,12 +199,24 @@ class StateStage:
     ``uniform``: the membrane becomes a ``bits``-wide saturating integer whose top is
     ``threshold * (1 + upper)`` (snnTorch's state_quant range), so the integer threshold is
     ``floor((2**(bits-1) - 1) / (1 + upper))`` and weights move to multiples of 1 / threshold.
+
+    ``threshold``: V keeps the model's v_bits datapath but is snapped, after every reset, to
+    ``2**bits`` integer levels on ``[-T(1 + lower), T(1 + upper)]`` that are geometrically denser
+    near the layer's threshold T (``snnhw.train.state.threshold_levels``); the network stores the
+    levels and the hardware a ``bits``-wide level index per neuron. Needs bits 2..8.
     """
 
     bits: int = 8
     scheme: StateScheme = StateScheme.UNIFORM
     #: headroom above the threshold, as a fraction of it
     upper: float = 0.2
+    #: threshold scheme: room below -threshold, as a fraction of it (snnTorch's lower_limit)
+    lower: float = 0.0
+    #: threshold scheme: geometric ratio m of the level gaps (0 < m < 1, smaller is denser
+    #: near the threshold); default: snnTorch's for the bit width (PAPERS.md §3)
+    ratio: float | None = None
+    #: threshold scheme: how the levels meet the integer grid
+    placement: LevelPlacement = LevelPlacement.DISTINCT
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
@@ -256,19 +275,7 @@ def recipe_to_dict(recipe: Recipe) -> dict:
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
     """Read and check a recipe file; raise :class:`RecipeError` naming the file and field."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise RecipeError(f"{path}: cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise RecipeError(f"{path}: not valid YAML (not UTF-8 text)") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path}: not valid YAML{at}") from None
+    data = read_yaml(path, RecipeError)
     return parse_recipe({} if data is None else data, str(path))
 
 
@@ -440,5 +447,21 @@ def _check_values(recipe: Recipe, source: str) -> None:
                 _check_range(source, f"{where}.choices[{k}]", b, 2, 16, "a bit width")
             _check_range(source, f"{where}.probe_bits", stage.probe_bits, 2, 16, "a bit width")
         elif isinstance(stage, StateStage):
-            _check_range(source, f"{where}.bits", stage.bits, 2, m.v_bits, "a state width")
-            _check_range(source, f"{where}.upper", stage.upper, 0.0, None)
+            _check_state(source, where, stage, m)
+
+
+def _check_state(source: str, where: str, stage: StateStage, m: ModelConfig) -> None:
+    """Check a state stage; the threshold scheme's levels must fit the model's V width."""
+    _check_range(source, f"{where}.bits", stage.bits, 2, m.v_bits, "a state width")
+    _check_range(source, f"{where}.upper", stage.upper, 0.0, None)
+    _check_range(source, f"{where}.lower", stage.lower, 0.0, None)
+    if stage.ratio is not None and not 0.0 < stage.ratio < 1.0:
+        _fail(source, f"{where}.ratio", f"expected a ratio in (0, 1), got {stage.ratio!r}")
+    if stage.scheme is not StateScheme.THRESHOLD:
+        return
+    top = min(MAX_STATE_BITS, m.v_bits - 1)
+    _check_range(source, f"{where}.bits", stage.bits, 2, top, "a threshold-centred state width")
+    need = max(m.min_threshold, min_threshold_for(stage.bits, stage.lower, stage.upper))
+    if need > (1 << (m.v_bits - 2)) - 1:
+        _fail(source, f"{where}.bits", f"{1 << stage.bits} levels need a threshold of at least "
+                                       f"{need}, which does not fit model.v_bits {m.v_bits}")
