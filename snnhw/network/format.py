@@ -38,6 +38,11 @@ MAX_STATE_LEVELS = 256
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+def signed_range(bits: int) -> tuple[int, int]:
+    """The smallest and largest value of a ``bits``-wide two's complement integer."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 class Reset(enum.Enum):
     """What a spike does to the membrane potential."""
 
@@ -73,11 +78,11 @@ class Neuron:
 
     @property
     def v_min(self) -> int:
-        return -(1 << (self.v_bits - 1))
+        return signed_range(self.v_bits)[0]
 
     @property
     def v_max(self) -> int:
-        return (1 << (self.v_bits - 1)) - 1
+        return signed_range(self.v_bits)[1]
 
 
 @dataclass(eq=False)

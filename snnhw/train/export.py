@@ -78,7 +78,7 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
             raise AssertionError(f"Layer fc{number + 1}: integer mode produced non-integer "
                                  f"weights (a bug in a quantizer)")
         w = w.astype(np.int64)
-        if threshold > layer.v_max:
+        if threshold > layer.v_range[1]:
             raise ValueError(f"Layer fc{number + 1}: threshold {threshold} does not fit "
                              f"v_bits {layer.v_bits}; raise model.v_bits or lower "
                              f"model.min_threshold")

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..network.format import Network, Reset
+from ..network.format import Network, Reset, signed_range
 from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
 from .state import FixedLevels
 
@@ -104,12 +104,9 @@ class LIFLayer(nn.Module):
         return self.frozen is None and self.quantizer is None
 
     @property
-    def v_min(self) -> int:
-        return -(1 << (self.v_bits - 1))
-
-    @property
-    def v_max(self) -> int:
-        return (1 << (self.v_bits - 1)) - 1
+    def v_range(self) -> tuple[int, int]:
+        """Saturation bounds of the integer membrane."""
+        return signed_range(self.v_bits)
 
     def state_levels(self, threshold: int) -> tuple[int, ...] | None:
         """Return the integer state levels at integer ``threshold`` (None without a scheme)."""
@@ -173,7 +170,7 @@ class LIFLayer(nn.Module):
                 v = v - (ste(scaled, torch.floor(scaled)) if integer else scaled)
             v = v + currents[:, t]
             if integer:
-                v = torch.clamp(v, self.v_min, self.v_max)
+                v = torch.clamp(v, *self.v_range)
             s = spike((v - theta) / theta, self.slope)
             # The reset is detached (as in snnTorch): its gradient mostly adds noise.
             if self.reset is Reset.SUBTRACT:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..golden import simulate
-from ..network.format import Network, Reset, atomic_write, save
+from ..network.format import Network, Reset, atomic_write, save, signed_range
 from . import hessian, prune
 from .cluster import ClusterQuantizer
 from .data import Data, load_data
@@ -179,7 +179,7 @@ def _state(ctx: Context, stage: StateStage) -> dict:
                                  rounded=stage.placement is LevelPlacement.ROUNDED)
         floor = max(model.min_threshold, min_threshold_for(stage.bits, stage.lower, stage.upper))
     else:
-        v_max = (1 << (stage.bits - 1)) - 1
+        v_max = signed_range(stage.bits)[1]
         fixed = max(1, math.floor(v_max / (1.0 + stage.upper)))
     for layer in ctx.model.layers:
         if layer.frozen is not None:

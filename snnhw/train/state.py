@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..network.format import signed_range
+
 __all__ = ["SQUAT_RATIOS", "squat_ratio", "snntorch_levels", "rounded_snntorch_levels",
            "threshold_levels", "ThresholdLevels", "FixedLevels", "min_threshold_for"]
 
@@ -71,7 +73,7 @@ def rounded_snntorch_levels(bits: int, threshold: int, v_bits: int, lower: float
     to the same integer merge (their codes are lost); 0 is added, or replaces the level nearest
     to it when no code is free, because every sample starts from V = 0.
     """
-    v_min, v_max = -(1 << (v_bits - 1)), (1 << (v_bits - 1)) - 1
+    v_min, v_max = signed_range(v_bits)
     scaled = np.floor(snntorch_levels(bits, lower, upper, ratio) * threshold + 0.5)
     levels = np.unique(np.clip(scaled, v_min, v_max)).astype(np.int64)
     if 0 not in levels:
@@ -158,7 +160,7 @@ def threshold_levels(bits: int, threshold: int, v_bits: int, lower: float = 0.0,
     if not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"Threshold-centred states need {MIN_BITS}..{MAX_BITS} bits, not {bits}")
     count, growth = 1 << bits, 1.0 / (ratio or squat_ratio(bits))
-    v_min, v_max = -(1 << (v_bits - 1)), (1 << (v_bits - 1)) - 1
+    v_min, v_max = signed_range(v_bits)
     bottom = max(v_min, -int(math.floor(threshold * (1.0 + lower) + 0.5)))
     top = min(v_max, int(math.floor(threshold * (1.0 + upper) + 0.5)))
     below_points, above_points = threshold - bottom, max(0, top - threshold + 1)
