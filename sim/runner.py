@@ -19,6 +19,7 @@ import numpy as np
 from ..compiler import check_lanes, generate_verilog, top_name
 from ..errors import SnnhwError
 from ..golden import simulate
+from ..hw.core import TIMESTEP_BITS
 from ..network.format import Network
 from ..results import Result, check_inputs
 from ..toolchain import use_verilator
@@ -135,6 +136,9 @@ class Simulator:
             raise ValueError("waves_to needs a Simulator built with waves=True")
         inputs = check_inputs(self.net, inputs)
         samples, timesteps, _ = inputs.shape
+        if timesteps >= 1 << TIMESTEP_BITS:
+            raise SnnhwError(f"inputs: {timesteps} timesteps per sample; the core counts at most "
+                             f"{(1 << TIMESTEP_BITS) - 1}")
         with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=".job.") as job_dir:
             job_dir = Path(job_dir)
             np.save(job_dir / "inputs.npy", inputs)
