@@ -18,23 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.golden import simulate
+from snnhw.hw.layout import cycle_bounds
 from snnhw.network import load
 from snnhw.sim.runner import Simulator, compare
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
-
-
-def bounds(net, inputs, golden, lanes):
-    """Per sample and timestep: (busiest layer's bound, sum over layers)."""
-    per_layer = []
-    pre = inputs.astype(np.int64)
-    for layer in net.layers:
-        fan_out = (layer.index >= 0).sum(axis=0)  # synapses of each presynaptic neuron
-        events = pre @ fan_out  # [samples, timesteps]
-        per_layer.append(-(-events // lanes) + layer.size)
-        pre = golden.spikes[layer.name].astype(np.int64)
-    stacked = np.stack(per_layer)
-    return stacked.max(axis=0), stacked.sum(axis=0)
 
 
 def main():
@@ -59,7 +47,8 @@ def main():
             rtl, out, errors = sim.run(inputs)
             took = time.monotonic() - start
         assert not errors and not compare(golden, rtl, out), "co-simulation mismatch"
-        busiest, serial = bounds(net, inputs, golden, lanes)
+        per_layer = cycle_bounds(net, inputs, golden.spikes, lanes)
+        busiest, serial = per_layer.max(axis=0), per_layer.sum(axis=0)
         measured = rtl.cycles.mean()
         base = base or measured
         print(f"{lanes:>3} {measured:>9.1f} {busiest.mean():>8.1f} "

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hw.layout import cycle_bounds
 from ..network.format import Network
 from ..results import Result
 
-__all__ = ["ReportData", "write_report", "cycle_bounds"]
+__all__ = ["ReportData", "write_report"]
 
 
 @dataclass
@@ -30,17 +31,6 @@ class ReportData:
     energy: dict | None = None
     board: dict | None = None  #: utilisation and timing of a board build
     training: dict = field(default_factory=dict)  #: metrics.json of the training stage
-
-
-def cycle_bounds(net: Network, inputs: np.ndarray, golden: Result, lanes: int) -> np.ndarray:
-    """Per sample and timestep, the busiest layer's ceil(synapse events / P) + neurons."""
-    per_layer = []
-    pre = inputs.astype(np.int64)
-    for layer in net.layers:
-        events = pre @ (layer.index >= 0).sum(axis=0)
-        per_layer.append(-(-events // lanes) + layer.size)
-        pre = golden.spikes[layer.name][:len(inputs)].astype(np.int64)
-    return np.stack(per_layer).max(axis=0)
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
@@ -186,7 +176,8 @@ def _numbers(data: ReportData) -> dict:
             "spike_rate": float(data.golden.spikes[layer.name].mean()),
         })
     if data.rtl is not None and data.rtl_inputs is not None:
-        bounds = cycle_bounds(net, data.rtl_inputs, data.golden, data.core["lanes"])
+        bounds = cycle_bounds(net, data.rtl_inputs, data.golden.spikes,
+                              data.core["lanes"]).max(axis=0)
         measured = data.rtl.cycles
         numbers["cycles"] = {
             "samples": int(len(measured)),

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network.format import Layer, Neuron
+from ..network.format import Layer, Network, Neuron
 
-__all__ = ["LayerLayout", "bits_for", "signed_bits_for", "membrane_bits"]
+__all__ = ["LayerLayout", "bits_for", "signed_bits_for", "membrane_bits", "cycle_bounds"]
 
 
 def bits_for(count: int) -> int:
@@ -136,6 +136,20 @@ class LayerLayout:
             "accumulator": self.lanes * self.bank_depth * self.acc_bits,
         }
 
-    def cycles_bound(self, active_events: int) -> int:
-        """Lower bound on one timestep's cycles: ceil(active synapse events / P) + neuron sweep."""
-        return -(-active_events // self.lanes) + self.size
+
+def cycle_bounds(net: Network, inputs: np.ndarray, spikes: dict[str, np.ndarray],
+                 lanes: int) -> np.ndarray:
+    """Per layer, sample and timestep: ceil(active synapse events / P) + neurons (the sweep).
+
+    The active synapse events of a layer are the synapses of the neurons that spiked into it at
+    that timestep (``inputs`` for the first layer, then ``spikes[previous layer]``, e.g. from the
+    golden model). Returns int64 [layers, samples, timesteps]; layers run concurrently, so a
+    timestep's bound for the whole core is the maximum over layers.
+    """
+    per_layer = []
+    pre = inputs.astype(np.int64)
+    for layer in net.layers:
+        events = pre @ (layer.index >= 0).sum(axis=0)
+        per_layer.append(-(-events // lanes) + layer.size)
+        pre = spikes[layer.name][:len(inputs)].astype(np.int64)
+    return np.stack(per_layer)
