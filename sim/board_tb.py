@@ -19,8 +19,9 @@ from cocotb.clock import Clock
 from cocotb.task import bridge, resume
 from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
 
-from snnhw.boards.protocol import CMD_SAMPLE, decode_result, result_size
+from snnhw.boards.protocol import CMD_SAMPLE, decode_result, encode_sample, result_size
 from snnhw.host import Device, HostError
+from snnhw.network import load
 
 CLOCK_NS = 10
 
@@ -101,12 +102,17 @@ async def _sleep(ns: int) -> None:
 
 def host_session(port: SimulatedPort, inputs: np.ndarray, job: dict, read_pred) -> dict:
     """What a user's program does with a board (runs in a bridged thread)."""
-    device = Device(port)
+    device = Device(port, network=load(job["model"]))
     identity = device.identify()
     errors: list[str] = []
     out = {"identity": np.array([identity.version, identity.input_size, identity.output_size,
-                                 identity.timesteps, identity.lanes, identity.network_id],
-                                np.int64)}
+                                 identity.timesteps, identity.lanes, identity.network_id,
+                                 identity.large_ram_mask, identity.loaded], np.int64)}
+    if not identity.loaded:
+        # A sample before the synapses are loaded runs, but its answer says it is garbage.
+        port.write(encode_sample(inputs[0]))
+        reply = port.read(result_size(identity.output_size))
+        out["unloaded_status"] = np.array(int(decode_result(reply, identity.output_size).status))
     if job["abandon"]:
         # A host that stops half-way through a sample: after a silence the board starts afresh.
         port.write(bytes([CMD_SAMPLE, 4, 0, 1, 0, 0x00, 0x80]))

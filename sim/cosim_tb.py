@@ -112,6 +112,29 @@ class ProbeMonitor:
             self.step += 1
 
 
+async def load_synapses(dut, image: bytes, gap: float, rng: random.Random) -> None:
+    """Stream the load image into the core's ``load`` port (random idle cycles), then wait for
+    ``loaded``."""
+    dut.load_begin.value = 1
+    await RisingEdge(dut.clk)
+    dut.load_begin.value = 0
+    position = 0
+    while position < len(image):
+        valid = rng.random() >= gap
+        dut.load__valid.value = int(valid)
+        dut.load__payload.value = image[position]
+        await FallingEdge(dut.clk)
+        if valid and int(dut.load__ready.value):
+            position += 1
+        await RisingEdge(dut.clk)
+    dut.load__valid.value = 0
+    await FallingEdge(dut.clk)
+    if not int(dut.loaded.value):
+        raise AssertionError(f"the core took all {len(image)} bytes of the load image but "
+                             f"does not say it is loaded")
+    await RisingEdge(dut.clk)
+
+
 @cocotb.test()
 async def cosim(dut):
     """Run every sample of the job through the core and save what it did."""
@@ -128,9 +151,14 @@ async def cosim(dut):
     dut.start.value = 0
     dut.i__valid.value = 0
     dut.o__ready.value = 0
+    if job["load_image"] is not None:
+        dut.load__valid.value = 0
+        dut.load_begin.value = 0
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     dut.rst.value = 0
+    if job["load_image"] is not None:
+        await load_synapses(dut, open(job["load_image"], "rb").read(), job["gap"], rng)
 
     samples, timesteps, _ = inputs.shape
     out = {f"probe_spikes/{m['name']}": np.zeros((samples, timesteps, m["size"]), np.uint8)

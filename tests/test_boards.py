@@ -1,5 +1,6 @@
 """Board files, the fit check, the byte protocol and the host driver (no simulator, no tools)."""
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import yaml
 from snnhw.boards.config import (BOARDS_DIR, BoardError, Family, Toolchain, board_names,
                                  find_board, load_board)
 from snnhw.boards.fit import FitError, check_fit, estimate
-from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, decode_result,
-                                   encode_sample, identity_bytes, network_id, result_size)
+from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, decode_identity,
+                                   decode_result, encode_sample, identity_bytes,
+                                   large_ram_layers, network_id, result_size)
+from snnhw.hw.layout import synapse_image
 from snnhw.cli import main
 from snnhw.compiler import core_report
 from snnhw.golden import simulate
@@ -126,31 +129,70 @@ def test_too_large_network_is_refused_with_what_would_help():
     net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
     board = find_board("icebreaker")
     with pytest.raises(FitError) as error:
-        check_fit(core_report(net, 1), board)
+        check_fit(core_report(net, 1), board, synapses="block")
     text = str(error.value)
     assert "\n" not in text
     assert text.startswith("big at 1 lane(s) does not fit icebreaker (iCE40UP5K): block RAM ")
     used = estimate(core_report(net, 1), board).used["bram"]
     assert f"block RAM {used}/30 blocks (over by {used - 30}), the largest being fc1's " \
            f"synapse memory" in text
-    assert "more pruning" in text and "weight bits" in text and "SPRAM" in text
-    # The same network pruned to a tenth fits.
+    assert "more pruning" in text and "weight bits" in text
+    assert "--synapses auto or large (the 4 large RAMs can hold synapses)" in text
+    # The same network pruned to a tenth fits block RAM.
     pruned = random_network(np.random.default_rng(0), 256, [256, 10], density=0.1, name="big")
-    assert check_fit(core_report(pruned, 1), board).fits
+    assert check_fit(core_report(pruned, 1), board, synapses="block").fits
+
+
+def test_synapses_go_to_large_ram_when_block_ram_is_not_enough():
+    board = find_board("icebreaker")
+    # Dense 256 x 256 at 2-bit indices: 65,536 words of 2 bits, 4 SPRAMs (one 16K-word bank
+    # each, a word per 16-bit row), and only fc2 and the rest in block RAM.
+    net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
+    fit = check_fit(core_report(net, 1), board)
+    assert fit.large_ram == ["fc1"] and fit.used["large_ram"] == 4
+    synapse = next(m for m in fit.memories if (m.layer, m.kind) == ("fc1", "synapse"))
+    assert synapse.blocks == 0 and synapse.large_blocks == 4 and not synapse.rom
+    assert fit.used["bram"] <= 30 and fit.per_layer["fc1"]["large_ram"] == 4
+    # What fits in block RAM stays there unless asked otherwise.
+    small = load(EXAMPLE)
+    assert check_fit(core_report(small, 1), board).large_ram == []
+    assert check_fit(core_report(small, 1), board, synapses="large").large_ram == ["fc1", "fc2"]
+    # Boards without large RAM refuse the request by name.
+    with pytest.raises(FitError, match=r"^ulx3s-85f has no large RAM \(budget.large_ram_blocks "):
+        check_fit(core_report(small, 1), find_board("ulx3s-85f"), synapses="large")
+    with pytest.raises(ValueError, match="one of auto, block, large"):
+        check_fit(core_report(small, 1), board, synapses="spram")
+
+
+def test_network_too_large_even_for_large_ram_is_refused():
+    # 784 x 512 dense: 401,408 synapses; neither 30 block RAMs nor 4 SPRAMs hold them.
+    net = random_network(np.random.default_rng(0), 784, [512, 10], density=1.0, name="huge")
+    with pytest.raises(FitError, match=r"^huge at 1 lane\(s\) does not fit icebreaker "
+                                       r"\(iCE40UP5K\): block RAM \d+/30 blocks"):
+        check_fit(core_report(net, 1), find_board("icebreaker"))
 
 
 def test_fit_error_names_the_lane_count_that_fits():
     net = load(EXAMPLE)
+    board = find_board("icebreaker")
     with pytest.raises(FitError, match=r"what would help: --lanes 4 fits"):
-        check_fit(core_report(net, 16), find_board("icebreaker"),
-                  lambda lanes: core_report(net, lanes))
+        check_fit(core_report(net, 16), board, lambda lanes: core_report(net, lanes), "block")
+    # With synapses in SPRAM, block RAM no longer limits the lanes: logic does.
+    with pytest.raises(FitError, match=r"what would help: --lanes 8 fits"):
+        check_fit(core_report(net, 16), board, lambda lanes: core_report(net, lanes))
+    # More lanes can help too: dense 784 x 128 at one lane has 100,352 4-bit words, a 16-bit
+    # SPRAM row each (7 SPRAMs); two lanes pack 8 bits a word into half as many rows.
+    dense = random_network(np.random.default_rng(0), 784, [128, 10], density=1.0,
+                           codebook_size=16, name="dense")
+    with pytest.raises(FitError, match=r"what would help: --lanes 2 fits"):
+        check_fit(core_report(dense, 1), board, lambda lanes: core_report(dense, lanes))
 
 
 def test_cli_build_refuses_before_synthesis(tmp_path, capsys):
     net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
     save(net, tmp_path / "big")
-    code = main(["build", str(tmp_path / "big"), "--board", "icebreaker", "-o",
-                 str(tmp_path / "out")])
+    code = main(["build", str(tmp_path / "big"), "--board", "icebreaker", "--synapses", "block",
+                 "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err.splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("snnhw: error: big at 1 lane(s) does not fit")
@@ -181,7 +223,10 @@ def test_identity_and_network_id():
     net = load(EXAMPLE)
     data = identity_bytes(net, 2)
     assert len(data) == IDENTITY_SIZE and data[:1] == b"I"
-    assert struct.unpack("<BBHHHBI", data)[2:] == (64, 10, 16, 2, network_id(net))
+    assert struct.unpack("<BBHHHBIHB", data)[1:] == (2, 64, 10, 16, 2, network_id(net), 0, 1)
+    identity = decode_identity(identity_bytes(net, 1, ["fc2"], loaded=False))
+    assert identity.large_ram_mask == 2 and not identity.loaded
+    assert large_ram_layers(net, identity.large_ram_mask) == ["fc2"]
     other = load(EXAMPLE)
     other.layers[1].index[0, 0] = (other.layers[1].index[0, 0] + 1) % 4
     assert network_id(other) != network_id(net)
@@ -190,15 +235,28 @@ def test_identity_and_network_id():
 class ModelPort:
     """A byte stream with a device behind it that answers from the golden model."""
 
-    def __init__(self, net, lanes=1, *, drop_after=None, status=0):
+    def __init__(self, net, lanes=1, *, drop_after=None, status=0, large_ram=()):
         self.net, self.lanes, self.drop_after, self.status = net, lanes, drop_after, status
+        self.large_ram = list(large_ram)
+        self.loaded = not large_ram
+        self.image = None  # bytes of a load in progress
         self.pending = b""
         self.written = b""
 
     def write(self, data):
         self.written += data
-        if data[:1] == b"I":
-            self.pending += identity_bytes(self.net, self.lanes)
+        if self.image is not None:
+            self.image += data
+            want = len(synapse_image(self.net, self.lanes, self.large_ram))
+            if len(self.image) >= want:
+                self.loaded = self.image == synapse_image(self.net, self.lanes, self.large_ram)
+                self.image = None
+                self.pending += bytes([ord("W"), self.loaded])
+        elif data[:1] == b"W":
+            self.image = b""
+            self.write(data[1:])
+        elif data[:1] == b"I":
+            self.pending += identity_bytes(self.net, self.lanes, self.large_ram, self.loaded)
         elif data[:1] == b"S":
             steps, *words = struct.unpack(f"<H{(len(data) - 3) // 2}H", data[1:])
             spikes = np.zeros((1, steps, self.net.input_size), np.uint8)
@@ -209,7 +267,8 @@ class ModelPort:
                 else:
                     spikes[0, t, word] = 1
             golden = simulate(self.net, spikes)
-            reply = struct.pack(f"<cB{self.net.output_size}HHI", b"R", self.status,
+            status = self.status | (0 if self.loaded else int(Status.NOT_LOADED))
+            reply = struct.pack(f"<cB{self.net.output_size}HHI", b"R", status,
                                 *golden.counts[0], golden.pred[0], 1234)
             self.pending += reply[:self.drop_after]
 
@@ -230,6 +289,26 @@ def test_host_runs_a_batch_against_a_model_device():
     np.testing.assert_array_equal(result.counts, golden.counts)
     np.testing.assert_array_equal(result.pred, golden.pred)
     assert device.identity.lanes == 1 and (result.cycles == 1234).all()
+
+
+def test_host_loads_large_ram_synapses_before_the_first_sample():
+    net = load(EXAMPLE)
+    inputs = np.load(EXAMPLE / "inputs.npy")[:2]
+    port = ModelPort(net, 2, large_ram=["fc1"])
+    sent = []
+    device = Device(port, network=net, progress=lambda done, total: sent.append((done, total)))
+    result = device.run_batch(inputs)
+    np.testing.assert_array_equal(result.counts, simulate(net, inputs).counts)
+    image = synapse_image(net, 2, ["fc1"])
+    assert port.loaded and port.written.count(b"W" + image) == 1
+    assert sent[-1] == (len(image), len(image)) and device.identity.loaded
+    # Without the network the host cannot load, and says so; a garbage answer is refused.
+    with pytest.raises(HostError, match=r"^the board's synapses in large RAM are not loaded"):
+        Device(ModelPort(net, 2, large_ram=["fc1"])).run(inputs[0])
+    unloaded = Device(ModelPort(net, 2, large_ram=["fc1"]))
+    unloaded.identity = dataclasses.replace(unloaded.identify(), loaded=True)  # a stale belief
+    with pytest.raises(HostError, match=r"^the board reports NOT_LOADED for this sample"):
+        unloaded.run(inputs[0])
 
 
 def test_host_errors_are_one_line():
@@ -303,6 +382,6 @@ def test_docs_protocol_examples():
 def test_docs_fit_example(tmp_path, capsys):
     net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
     save(net, tmp_path / "big")
-    assert main(["build", str(tmp_path / "big"), "--board", "icebreaker", "-o",
-                 str(tmp_path / "out")]) == 2
+    assert main(["build", str(tmp_path / "big"), "--board", "icebreaker", "--synapses", "block",
+                 "-o", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == _doc_block("fit-example")

@@ -14,6 +14,7 @@ from snnhw.boards.build import BuildError, build, parse_nextpnr_report, parse_yo
 from snnhw.boards.config import BoardError, Family, find_board
 from snnhw.cli import main
 from snnhw.compiler import top_name
+from snnhw.hw.layout import synapse_image
 from snnhw.network import save
 from snnhw.network.random import random_network
 
@@ -57,6 +58,24 @@ def test_real_ice40_build(small, capsys):
     assert sorted(p.name for p in (out / "logs").iterdir()) == [
         "1-yosys.log", "2-nextpnr-ice40.log", "3-icepack.log"]
     assert "Max frequency for clock" in (out / "logs" / "2-nextpnr-ice40.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.fpga
+def test_real_ice40_build_with_synapses_in_spram(small, capsys):
+    """The same network with every synapse memory in SPRAM (about 30 s)."""
+    root, net = small
+    out = root / "icebreaker-spram"
+    assert main(["build", str(root / "small"), "--board", "icebreaker", "--synapses", "large",
+                 "-o", str(out)]) == 0
+    assert "synapses of fc1, fc2 in large RAM" in capsys.readouterr().out
+    util = json.loads((out / "utilization.json").read_text())
+    # One SPRAM per layer: each synapse memory is narrower than 16 bits and shallower than 16K.
+    assert util["resources"]["large_ram"]["used"] == 2
+    assert util["resources"]["large_ram"]["estimate"] == 2
+    assert util["large_ram_layers"] == ["fc1", "fc2"] and util["timing_met"] is True
+    assert (out / "synapses.bin").read_bytes() == synapse_image(net, 1, ["fc1", "fc2"])
+    assert json.loads((out / "fit.json").read_text())["large_ram_layers"] == ["fc1", "fc2"]
 
 
 def _fake_tool(path, body: str) -> str:

@@ -20,11 +20,11 @@ pytestmark = pytest.mark.verilator
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
 
 
-def _check(net, lanes, run, inputs):
+def _check(net, lanes, run, inputs, mask=0):
     golden = simulate(net, inputs)
     assert run.errors == [] and run.framing_errors == 0
-    assert run.identity.tolist() == [1, net.input_size, net.output_size, net.timesteps, lanes,
-                                     network_id(net)]
+    assert run.identity.tolist() == [2, net.input_size, net.output_size, net.timesteps, lanes,
+                                     network_id(net), mask, int(mask == 0)]
     np.testing.assert_array_equal(run.counts, golden.counts)
     np.testing.assert_array_equal(run.pred, golden.pred)
     np.testing.assert_array_equal(run.leds, golden.pred)  # the LED output shows the class
@@ -42,6 +42,20 @@ def test_uart_top_bit_exact_and_recovers(tmp_path, lanes):
     run = sim.run(inputs, abandon=True, bad_input=True)
     assert run.bad_input_status == int(Status.BAD_INPUT)
     _check(net, lanes, run, inputs)
+
+
+@pytest.mark.parametrize("spram", [False, True], ids=["ram", "spram"])
+def test_uart_top_loads_synapses_into_large_ram(tmp_path, spram):
+    # The host finds the board unloaded, sees a sample before loading flagged, loads the
+    # synapse image over the UART ('W'), then every sample is bit-exact.
+    rng = np.random.default_rng(11)
+    net = random_network(rng, 30, [20, 5], density=0.5, timesteps=4, name="loaded")
+    inputs = random_inputs(rng, net, 4, rate=0.4)
+    large_ram = ["fc1", "fc2"] if spram else ["fc2"]
+    run = BoardSimulator(net, tmp_path / "work", lanes=2, divisor=6, large_ram=large_ram,
+                         spram=spram).run(inputs)
+    assert run.unloaded_status == int(Status.NOT_LOADED)
+    _check(net, 2, run, inputs, mask=3 if spram else 2)
 
 
 @pytest.mark.slow

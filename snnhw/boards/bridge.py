@@ -28,7 +28,8 @@ class Bridge(wiring.Component):
     event to the core, and counts the core's output spikes as they come; once the core is done it
     finds the most frequent output (ties to the lowest index) and sends the result. ``'I'`` is
     answered from a constant. While a command's bytes are expected, ``timeout`` cycles without a
-    byte abandon it (the core is restarted with zero timesteps).
+    byte abandon it (the core is restarted with zero timesteps). ``'W'`` restarts the core's
+    synapse loader and forwards the load image to it.
 
     Parameters
     ----------
@@ -38,6 +39,9 @@ class Bridge(wiring.Component):
         The core's lane count (reported by ``'I'``).
     timeout : int
         Cycles of silence that abandon a command.
+    large_ram : collection of str
+        The layers whose synapses the core loads at run time (their image is what ``'W'``
+        forwards).
 
     Members
     -------
@@ -61,9 +65,15 @@ class Bridge(wiring.Component):
         From the core's ``cycles``.
     pred : Out(range(output_size))
         The last predicted class (for LEDs).
+    load : Out(stream.Signature(8))
+        To the core's ``load``.
+    load_begin : Out(1)
+        To the core's ``load_begin``.
+    loaded : In(1)
+        From the core's ``loaded`` (tie to 1 when nothing is loaded at run time).
     """
 
-    def __init__(self, network: Network, lanes: int, timeout: int):
+    def __init__(self, network: Network, lanes: int, timeout: int, large_ram=()):
         if not isinstance(network, Network):
             raise TypeError(f"Network must be a Network, not {network!r}")
         if not isinstance(timeout, int) or timeout < 1:
@@ -72,6 +82,8 @@ class Bridge(wiring.Component):
             raise ValueError(f"Input size must be at most {protocol.MAX_INPUTS}, "
                              f"not {network.input_size!r}")
         self.network, self.lanes, self.timeout = network, lanes, timeout
+        self.large_ram = list(large_ram)
+        self.load_size = protocol.load_size(network, lanes, self.large_ram)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
@@ -84,12 +96,17 @@ class Bridge(wiring.Component):
             "done": In(1),
             "cycles": In(CYCLE_BITS),
             "pred": Out(max(1, bits_for(network.output_size))),
+            "load": Out(stream.Signature(8)),
+            "load_begin": Out(1),
+            "loaded": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         outputs, inputs = self.network.output_size, self.network.input_size
-        identity = protocol.identity_bytes(self.network, self.lanes)
+        # The identity's last byte is the loaded flag; the rest is constant.
+        identity = protocol.identity_bytes(self.network, self.lanes, self.large_ram)[:-1]
+        identity_size = protocol.IDENTITY_SIZE
 
         m.submodules.counts = counts = Memory(shape=COUNT_BITS, depth=max(2, outputs), init=[])
         count_wr = counts.write_port()
@@ -98,14 +115,15 @@ class Bridge(wiring.Component):
         steps = Signal(TIMESTEP_BITS)  # timesteps of the sample; then end-of-timesteps to go
         low = Signal(8)  # first byte of a u16
         # Status flags (protocol.Status), sticky until the next sample.
-        bad_input, overrun, framing = Signal(), Signal(), Signal()
-        status = Cat(bad_input, overrun, framing)
+        bad_input, overrun, framing, not_loaded = Signal(), Signal(), Signal(), Signal()
+        status = Cat(bad_input, overrun, framing, not_loaded)
         index = Signal(range(outputs + 1))  # clear / argmax / send sweeps over the outputs
         best = Signal(COUNT_BITS)
         pred = Signal.like(self.pred)
         compare = Signal()  # count_rd.data holds the count of output `compared`
         compared = Signal.like(index)
-        word = Signal(8 * max(protocol.IDENTITY_SIZE, 6))  # bytes to send, LSB first
+        word = Signal(8 * max(identity_size, 6))  # bytes to send, LSB first
+        load_left = Signal(range(max(2, self.load_size + 1)))  # bytes of the load image to come
         left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
         silence = Signal(range(self.timeout + 1))
 
@@ -159,14 +177,39 @@ class Bridge(wiring.Component):
                 m.d.comb += self.rx.ready.eq(1)
                 m.d.sync += silence.eq(0)
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_SAMPLE)):
-                    m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0)]
+                    m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
+                                 not_loaded.eq(~self.loaded)]
                     m.next = "STEPS_LOW"
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_IDENTIFY)):
-                    m.d.sync += [word.eq(int.from_bytes(identity, "little")),
-                                 left.eq(len(identity))]
+                    m.d.sync += [word.eq(Cat(Const(int.from_bytes(identity, "little"),
+                                                   8 * len(identity)), self.loaded)),
+                                 left.eq(identity_size)]
                     m.next = "SEND_IDENTITY"
+                with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_LOAD)):
+                    m.d.comb += self.load_begin.eq(1)
+                    m.d.sync += load_left.eq(self.load_size)
+                    m.next = "LOAD_BYTE" if self.load_size else "LOAD_REPLY"
 
             send("SEND_IDENTITY", "IDLE")
+
+            with receive("LOAD_BYTE") as byte:
+                m.d.sync += self.load.payload.eq(byte)
+                m.next = "LOAD_PUSH"
+
+            with m.State("LOAD_PUSH"):
+                m.d.comb += self.load.valid.eq(1)
+                with m.If(self.load.ready):
+                    m.d.sync += load_left.eq(load_left - 1)
+                    m.next = "LOAD_BYTE"
+                    with m.If(load_left == 1):
+                        m.next = "LOAD_REPLY"
+
+            with m.State("LOAD_REPLY"):
+                # The loader takes a cycle to say it is done after its last byte.
+                m.d.sync += [word.eq(Cat(Const(protocol.CMD_LOAD, 8), self.loaded)), left.eq(2)]
+                m.next = "SEND_LOAD_REPLY"
+
+            send("SEND_LOAD_REPLY", "IDLE")
 
             with receive("STEPS_LOW") as byte:
                 m.d.sync += low.eq(byte)

@@ -11,6 +11,7 @@ constraints and the vendor script, to run where the tool is installed.
 
 ``OUT`` receives ``<top>.bin``/``<top>.bit`` (the bitstream), ``utilization.json`` (used and
 available per resource, the fit estimate beside it, Fmax against the board clock),
+``synapses.bin`` when synapses sit in large RAM (the load image the host sends after power-up),
 ``fit.json`` (the estimate per layer and per memory), ``report.json`` (the compile report),
 ``build/`` (the plan and the tools' outputs) and ``logs/`` (one log per tool run).
 """
@@ -33,7 +34,8 @@ from ..compiler import check_lanes, core_report, top_name
 from ..errors import SnnhwError
 from ..network.format import Network
 from .config import Board, BoardError, Family, Toolchain, check_baud
-from .fit import RESOURCES, FitReport, check_fit, estimate
+from ..hw.layout import synapse_image
+from .fit import RESOURCES, FitReport, check_fit, estimate, plan_synapses
 from .protocol import network_id
 from .top import BoardTop, check_resources
 
@@ -78,21 +80,27 @@ class BuildResult:
 
 
 def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int = 1,
-          baud: int | None = None, fit_check: bool = True, allow_timing_fail: bool = False,
-          echo: Callable[[str], None] = print) -> BuildResult:
-    """Build ``net`` for ``board`` into ``out_dir``; raise a one-line error if anything fails."""
+          baud: int | None = None, synapses: str = "auto", fit_check: bool = True,
+          allow_timing_fail: bool = False, echo: Callable[[str], None] = print) -> BuildResult:
+    """Build ``net`` for ``board`` into ``out_dir``; raise a one-line error if anything fails.
+
+    ``synapses`` says where synapse memories go (:data:`snnhw.boards.fit.SYNAPSE_PLACES`).
+    """
     check_lanes(lanes)
     out_dir = Path(out_dir)
     top = top_name(net)
     report = core_report(net, lanes)
     if fit_check:
-        fit = check_fit(report, board, lambda other: core_report(net, other))
+        fit = check_fit(report, board, lambda other: core_report(net, other), synapses)
     else:
-        fit = estimate(report, board)
+        fit = estimate(report, board, plan_synapses(report, board, synapses))
+    shown = ("logic", "ff", "bram") + (("large_ram",) if fit.large_ram else ())
     echo(f"{net.name} on {board.name} ({board.fpga.device}) at {lanes} lane(s), "
          f"{board.clock_hz / 1e6:g} MHz; estimate: " + ", ".join(
-             f"{RESOURCES[name]} {fit.used[name]}/{fit.available[name]}"
-             for name in ("logic", "ff", "bram")))
+             f"{RESOURCES[name]} {fit.used[name]}/{fit.available[name]}" for name in shown))
+    if fit.large_ram:
+        echo(f"synapses of {', '.join(fit.large_ram)} in large RAM: the host loads them after "
+             f"power-up (snnhw.host does it; image in OUT/synapses.bin)")
 
     platform = _platform(board)
     if baud is not None:
@@ -103,11 +111,13 @@ def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int 
         # Report utilisation and Fmax as JSON; finish the build when timing fails, so that the
         # report exists and the failure can be explained below.
         overrides["nextpnr_opts"] = f"--report {top}.report.json --timing-allow-fail"
-    plan = platform.prepare(BoardTop(board, net, lanes, baud), name=top, **overrides)
+    plan = platform.prepare(BoardTop(board, net, lanes, baud, fit.large_ram), name=top,
+                            **overrides)
     # Nothing of an earlier build may pass for this one's result if this one fails.
     bitstream = out_dir / f"{top}{board.bitstream_suffix}"
     log_dir = out_dir / "logs"
-    for stale in (bitstream, out_dir / "utilization.json", *log_dir.glob("*.log")):
+    image = out_dir / "synapses.bin"
+    for stale in (bitstream, image, out_dir / "utilization.json", *log_dir.glob("*.log")):
         stale.unlink(missing_ok=True)
     build_dir = plan.extract(out_dir / "build")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -117,8 +127,10 @@ def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int 
     utilization = {
         "board": board.name, "device": board.fpga.device, "network": net.name,
         "network_id": f"{network_id(net):#010x}", "lanes": lanes, "baud": baud,
-        "clock_mhz": board.clock_hz / 1e6,
+        "clock_mhz": board.clock_hz / 1e6, "large_ram_layers": fit.large_ram,
     }
+    if fit.large_ram:
+        image.write_bytes(synapse_image(net, lanes, fit.large_ram))
     if board.toolchain is not Toolchain.YOWASP:
         utilization["resources"] = {name: {"used": None, "available": fit.available[name],
                                            "estimate": fit.used[name]} for name in RESOURCES}

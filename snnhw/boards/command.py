@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .fit import SYNAPSE_PLACES
+
 
 def add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build a bitstream for a board (fit check, UART top level)",
@@ -20,6 +22,11 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lanes", default="1", metavar="P", help="synapses per cycle per layer")
     p.add_argument("--baud", type=int, metavar="RATE",
                    help="UART bit rate (default: the board file's uart.baud)")
+    p.add_argument("--synapses", choices=SYNAPSE_PLACES, default="auto",
+                   help="where synapse memories go: block RAM (initialised with the bitstream) "
+                        "or the board's large RAM (iCE40 SPRAM, loaded by the host after "
+                        "power-up); auto: large RAM only for what block RAM cannot hold "
+                        "(default: auto)")
     p.add_argument("--no-fit-check", action="store_true",
                    help="build even if the estimate says the network does not fit")
     p.add_argument("--allow-timing-fail", action="store_true",
@@ -32,7 +39,7 @@ def add_build(sub: argparse._SubParsersAction) -> None:
         board = find_board(args.board)
         net = _network(args.model)
         result = build(net, board, args.out, lanes=_lanes(args.lanes), baud=args.baud,
-                       fit_check=not args.no_fit_check,
+                       synapses=args.synapses, fit_check=not args.no_fit_check,
                        allow_timing_fail=args.allow_timing_fail,
                        echo=lambda line: print(line, flush=True))
         util = result.utilization

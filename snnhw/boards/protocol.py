@@ -4,13 +4,20 @@ Host to device (multi-byte fields little-endian):
 
 - ``'I'`` (0x49): identify. The device answers with :data:`IDENTITY_SIZE` bytes: ``'I'``,
   protocol version (u8), input size (u16), output size (u16), the network's default timesteps
-  (u16), lanes (u8), network id (u32, :func:`network_id`).
+  (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded
+  at run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream),
+  and whether they are loaded (u8, 1 or 0; 1 when nothing needs loading).
+- ``'W'`` (0x57), then the load image (:func:`snnhw.hw.layout.synapse_image`, exactly
+  :func:`load_size` bytes): writes the synapses of the masked layers (large RAM such as iCE40
+  SPRAM, which a bitstream cannot initialise; they keep them until power is lost). The device
+  answers ``'W'`` and the loaded flag (u8).
 - ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16:
   bits 0..14 the index of a spiking input, bit 15 clear; each timestep ends with ``0x8000``
   (end of timestep). The device answers after the last timestep with :func:`result_size` bytes:
   ``'R'``, status (u8, :class:`Status`), one u16 spike count per output neuron, the predicted
   class (u16: argmax of the counts, ties to the lowest index), and the core's cycle count for
-  the sample (u32).
+  the sample (u32). A sample run before the synapses are loaded computes garbage and says so
+  in the status.
 
 Other bytes where a command is expected are ignored. A pause of more than
 :data:`TIMEOUT_S` seconds inside a command abandons it, so a host that lost its place resynchronises
@@ -28,22 +35,26 @@ import numpy as np
 
 from ..network.format import Network
 
-__all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "RESP_RESULT", "EOT", "MAX_INPUTS",
-           "TIMEOUT_S", "IDENTITY_SIZE", "Status", "Identity", "SampleResult", "network_id",
-           "identity_bytes", "encode_sample", "result_size", "decode_result", "decode_identity",
-           "ProtocolError"]
+__all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_LOAD", "RESP_RESULT", "EOT",
+           "MAX_INPUTS", "MAX_LOADED_LAYERS", "TIMEOUT_S", "IDENTITY_SIZE", "LOAD_REPLY_SIZE",
+           "Status", "Identity", "SampleResult", "network_id", "large_ram_mask",
+           "large_ram_layers", "load_size", "identity_bytes", "encode_sample", "result_size",
+           "decode_result", "decode_identity", "decode_load_reply", "ProtocolError"]
 
-VERSION = 1
+VERSION = 2
 CMD_IDENTIFY = ord("I")
 CMD_SAMPLE = ord("S")
+CMD_LOAD = ord("W")
 RESP_RESULT = ord("R")
 EOT = 0x8000  #: the end-of-timestep event
 MAX_INPUTS = 0x8000  #: input indices must fit in 15 bits
 MAX_TIMESTEPS = 0xFFFF
 TIMEOUT_S = 0.1  #: a silence this long inside a command abandons it
-IDENTITY_SIZE = 13
+IDENTITY_SIZE = 16
+LOAD_REPLY_SIZE = 2
+MAX_LOADED_LAYERS = 16  #: the identity's layer mask is a u16
 
-_IDENTITY = struct.Struct("<BBHHHBI")
+_IDENTITY = struct.Struct("<BBHHHBIHB")
 
 
 class ProtocolError(ValueError):
@@ -56,6 +67,7 @@ class Status(enum.IntFlag):
     BAD_INPUT = 1  #: an input index >= input size was received and dropped
     RX_OVERRUN = 2  #: a received byte was lost (the host sent faster than the device could take)
     RX_FRAMING = 4  #: a byte had no stop bit (baud rate mismatch or line noise)
+    NOT_LOADED = 8  #: the synapses in large RAM were not loaded ('W'): the answer is garbage
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ class Identity:
     timesteps: int
     lanes: int
     network_id: int
+    large_ram_mask: int  #: bit k: layer k's synapses are loaded at run time
+    loaded: bool  #: those synapses have been loaded
 
 
 @dataclass(frozen=True)
@@ -91,10 +105,39 @@ def network_id(net: Network) -> int:
     return crc
 
 
-def identity_bytes(net: Network, lanes: int) -> bytes:
-    """The device's answer to ``'I'`` for a core of ``net`` with ``lanes`` lanes."""
+def large_ram_mask(net: Network, layers) -> int:
+    """The identity's mask of the layers named in ``layers``."""
+    chosen = set(layers)
+    mask = sum(1 << k for k, layer in enumerate(net.layers) if layer.name in chosen)
+    if mask >> MAX_LOADED_LAYERS:
+        raise ProtocolError(f"only the first {MAX_LOADED_LAYERS} layers can keep their "
+                            f"synapses in large RAM")
+    return mask
+
+
+def large_ram_layers(net: Network, mask: int) -> list[str]:
+    """The names of the layers in an identity's mask."""
+    return [layer.name for k, layer in enumerate(net.layers) if mask >> k & 1]
+
+
+def load_size(net: Network, lanes: int, layers) -> int:
+    """Bytes of the load image that ``'W'`` takes."""
+    from ..hw.layout import LayerLayout
+
+    total, chosen = 0, set(layers)
+    for layer in net.layers:
+        if layer.name in chosen:
+            lay = LayerLayout.build(layer, lanes)
+            total += lay.total_words * lay.word_bytes
+    return total
+
+
+def identity_bytes(net: Network, lanes: int, large_ram=(), loaded: bool = True) -> bytes:
+    """The device's answer to ``'I'`` for a core of ``net`` with ``lanes`` lanes whose
+    ``large_ram`` layers are loaded at run time (``loaded``: they have been)."""
     return _IDENTITY.pack(CMD_IDENTIFY, VERSION, net.input_size, net.output_size,
-                          net.timesteps, lanes, network_id(net))
+                          net.timesteps, lanes, network_id(net), large_ram_mask(net, large_ram),
+                          int(loaded))
 
 
 def decode_identity(data: bytes) -> Identity:
@@ -102,8 +145,16 @@ def decode_identity(data: bytes) -> Identity:
     if len(data) != IDENTITY_SIZE or data[0] != CMD_IDENTIFY:
         raise ProtocolError(f"identity: expected {IDENTITY_SIZE} bytes starting with 'I', "
                             f"got {bytes(data[:IDENTITY_SIZE])!r}")
-    _, *fields = _IDENTITY.unpack(data)
-    return Identity(*fields)
+    _, *fields, loaded = _IDENTITY.unpack(data)
+    return Identity(*fields, loaded=bool(loaded))
+
+
+def decode_load_reply(data: bytes) -> bool:
+    """Parse the answer to ``'W'``: whether the device is now loaded."""
+    if len(data) != LOAD_REPLY_SIZE or data[0] != CMD_LOAD:
+        raise ProtocolError(f"load reply: expected {LOAD_REPLY_SIZE} bytes starting with 'W', "
+                            f"got {bytes(data)!r}")
+    return bool(data[1] & 1)
 
 
 def encode_sample(spikes: np.ndarray) -> bytes:

@@ -12,7 +12,7 @@ from ..hw.core import Core
 from ..hw.layout import bits_for
 from ..network.format import Network
 from .bridge import Bridge
-from .config import Board, BoardError, check_baud
+from .config import Board, BoardError, Family, check_baud
 from .protocol import TIMEOUT_S
 from .uart import UARTRx, UARTTx
 
@@ -34,6 +34,10 @@ class UARTTop(wiring.Component):
         Clock cycles per UART bit.
     timeout : int
         Cycles of silence that abandon a half-received command.
+    large_ram : collection of str
+        Layers whose synapses the core loads at run time (the host sends them with ``'W'``).
+    spram : bool
+        Build those memories from iCE40 SPRAM.
 
     Members
     -------
@@ -45,9 +49,10 @@ class UARTTop(wiring.Component):
         The last predicted class.
     """
 
-    def __init__(self, network: Network, lanes: int = 1, *, divisor: int, timeout: int):
-        self.core = Core(network, lanes)
-        self.bridge = Bridge(network, lanes, timeout)
+    def __init__(self, network: Network, lanes: int = 1, *, divisor: int, timeout: int,
+                 large_ram=(), spram: bool = False):
+        self.core = Core(network, lanes, large_ram=large_ram, spram=spram)
+        self.bridge = Bridge(network, lanes, timeout, self.core.large_ram)
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         super().__init__({
@@ -81,6 +86,11 @@ class UARTTop(wiring.Component):
             bridge.done.eq(core.done),
             bridge.cycles.eq(core.cycles),
         ]
+        if core.large_ram:
+            wiring.connect(m, bridge.load, core.load)
+            m.d.comb += [core.load_begin.eq(bridge.load_begin), bridge.loaded.eq(core.loaded)]
+        else:
+            m.d.comb += bridge.loaded.eq(1)
         return m
 
 
@@ -101,13 +111,20 @@ class BoardTop(Elaboratable):
         The core's lanes per layer.
     baud : int
         UART bit rate.
+    large_ram : collection of str
+        Layers whose synapses go to the board's large RAM (iCE40 SPRAM), loaded at run time.
     """
 
-    def __init__(self, board: Board, network: Network, lanes: int = 1, baud: int | None = None):
+    def __init__(self, board: Board, network: Network, lanes: int = 1, baud: int | None = None,
+                 large_ram=()):
+        if large_ram and not board.budget.large_ram_blocks:
+            raise BoardError(f"{board.path}: budget.large_ram_blocks: {board.name} has no large "
+                             f"RAM for the synapses of {', '.join(large_ram)}")
         self.board = board
         baud = baud or board.uart.baud
         self.top = UARTTop(network, lanes, divisor=check_baud(board.clock_hz, baud, "baud"),
-                           timeout=int(TIMEOUT_S * board.clock_hz))
+                           timeout=int(TIMEOUT_S * board.clock_hz), large_ram=large_ram,
+                           spram=board.fpga.family is Family.ICE40)
 
     def elaborate(self, platform):
         m = Module()

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..network.format import Layer
 from .layout import LayerLayout, bits_for
 from .lif import LIFUnit, state_shape, zero_state
+from .synapses import SynapseStore, WriteSignature
 
 __all__ = ["EventLayout", "ProbeSignature", "LayerEngine"]
 
@@ -50,6 +51,11 @@ class LayerEngine(wiring.Component):
         Synapses processed per cycle (P).
     queue_depth : int
         Depth of the output event queue (at least 4).
+    loaded : bool
+        The synapse memory is a RAM written through ``write`` before the first sample, not a
+        ROM (:class:`~snnhw.hw.synapses.SynapseStore`).
+    spram : bool
+        A loaded synapse memory is built from iCE40 SPRAM primitives.
 
     Members
     -------
@@ -59,9 +65,12 @@ class LayerEngine(wiring.Component):
         This layer's spike events, each timestep closed by ``eot``.
     probe : Out(ProbeSignature(size, v_bits))
         Every neuron's new membrane potential and spike, as the sweep computes them.
+    write : In(WriteSignature)
+        Only when ``loaded``: writes synapse words. Never while a sample runs.
     """
 
-    def __init__(self, layer: Layer, lanes: int = 1, queue_depth: int = 16):
+    def __init__(self, layer: Layer, lanes: int = 1, queue_depth: int = 16, *,
+                 loaded: bool = False, spram: bool = False):
         if not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
         if not isinstance(queue_depth, int) or queue_depth < 4:
@@ -69,11 +78,16 @@ class LayerEngine(wiring.Component):
         self.layer = layer
         self.layout = LayerLayout.build(layer, lanes)
         self.queue_depth = queue_depth
-        super().__init__({
+        self.synapses = SynapseStore(self.layout.packed_words(), self.layout.word_bits,
+                                     loaded=loaded, spram=spram)
+        members = {
             "i": In(stream.Signature(EventLayout(layer.fan_in))),
             "o": Out(stream.Signature(EventLayout(layer.size))),
             "probe": Out(ProbeSignature(layer.size, layer.neuron.v_bits)),
-        })
+        }
+        if loaded:
+            members["write"] = In(WriteSignature(self.synapses.depth, self.synapses.width))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -83,9 +97,9 @@ class LayerEngine(wiring.Component):
         depth = max(2, lay.bank_depth)  # memories of depth 1 would have 0-bit addresses
 
         # -- memories -------------------------------------------------------------------------
-        m.submodules.synapses = synapses = Memory(
-            shape=lay.word_bits, depth=max(2, lay.total_words), init=lay.packed_words())
-        syn_rd = synapses.read_port()
+        m.submodules.synapses = synapses = self.synapses
+        if synapses.loaded:
+            wiring.connect(m, wiring.flipped(self.write), synapses.write)
         m.submodules.codebook = codebook = Memory(
             shape=signed(layer.weight_bits), depth=max(2, len(layer.codebook)),
             init=list(layer.codebook))
@@ -158,7 +172,7 @@ class LayerEngine(wiring.Component):
                 issue_offset.eq(offset),
                 left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
             ]
-        m.d.comb += syn_rd.addr.eq(issue_addr)
+        m.d.comb += synapses.addr.eq(issue_addr)
 
         # -- accumulate pipeline: S1 (slot decode, codebook + accumulator reads), S2 (add) ----
         s1_valid = Signal()
@@ -170,7 +184,7 @@ class LayerEngine(wiring.Component):
         slot_addr = [Signal(range(depth), name=f"slot_addr{p}") for p in range(lanes)]
         slot_index = [Signal(max(1, lay.index_bits), name=f"slot_index{p}") for p in range(lanes)]
         for p in range(lanes):
-            slot = syn_rd.data[p * lay.slot_bits:(p + 1) * lay.slot_bits]
+            slot = synapses.data[p * lay.slot_bits:(p + 1) * lay.slot_bits]
             if lay.addressed:
                 m.d.comb += slot_valid[p].eq(s1_valid & slot[0])
                 if lay.index_bits:

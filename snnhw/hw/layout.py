@@ -22,7 +22,8 @@ import numpy as np
 
 from ..network.format import Layer, Network, Neuron
 
-__all__ = ["LayerLayout", "bits_for", "signed_bits_for", "membrane_bits", "cycle_bounds"]
+__all__ = ["LayerLayout", "bits_for", "signed_bits_for", "membrane_bits", "cycle_bounds",
+           "synapse_image"]
 
 
 def bits_for(count: int) -> int:
@@ -120,6 +121,15 @@ class LayerLayout:
         return [sum(int(slot) << (p * self.slot_bits) for p, slot in enumerate(row))
                 for row in self.words]
 
+    @property
+    def word_bytes(self) -> int:
+        """Bytes a synapse word takes in the load image."""
+        return -(-self.word_bits // 8)
+
+    def image(self) -> bytes:
+        """The synapse words as loaded at run time: each little-endian in whole bytes."""
+        return b"".join(word.to_bytes(self.word_bytes, "little") for word in self.packed_words())
+
     def packed_pointers(self) -> list[int]:
         """Pointer memory init (addressed layout): ``start | count << start_bits``."""
         return [int(s) | (int(c) << self.start_bits)
@@ -135,6 +145,14 @@ class LayerLayout:
             "membrane": self.lanes * self.bank_depth * state_bits,
             "accumulator": self.lanes * self.bank_depth * self.acc_bits,
         }
+
+
+def synapse_image(net: Network, lanes: int, layers) -> bytes:
+    """The load image of a core whose ``layers`` (names) keep their synapses in run-time RAM:
+    those layers' synapse words, in network order (see :mod:`snnhw.hw.synapses`)."""
+    chosen = set(layers)
+    return b"".join(LayerLayout.build(layer, lanes).image() for layer in net.layers
+                    if layer.name in chosen)
 
 
 def cycle_bounds(net: Network, inputs: np.ndarray, spikes: dict[str, np.ndarray],

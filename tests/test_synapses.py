@@ -1,0 +1,89 @@
+"""Synapses in RAM loaded at run time (large RAM such as iCE40 SPRAM), co-simulated.
+
+The core loads the synapse image through its ``load`` port and must then compute every spike
+and membrane potential exactly as the golden model does, whether the RAM is a generic memory or
+a grid of SB_SPRAM256KA primitives (simulated with Yosys' own model).
+"""
+
+import numpy as np
+import pytest
+
+from snnhw.boards.protocol import load_size
+from snnhw.compiler import generate_verilog, lint
+from snnhw.golden import simulate
+from snnhw.hw.core import Core
+from snnhw.hw.layout import LayerLayout, synapse_image
+from snnhw.hw.synapses import spram_tiles
+from snnhw.network.random import random_inputs, random_network
+from snnhw.sim.runner import Simulator, compare
+
+pytestmark = pytest.mark.verilator
+
+
+@pytest.fixture(scope="module")
+def net():
+    # fc1 at 3 lanes: 21-bit addressed words (two 16-bit SPRAM slices); fc2 dense.
+    net = random_network(np.random.default_rng(1), 24, [40, 7], codebook_size=4, weight_bits=4,
+                         density=0.4, timesteps=6, name="loaded")
+    net.layers[1].index[net.layers[1].index < 0] = 0
+    return net
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["ram", "spram"])
+def simulator(request, net, tmp_path_factory):
+    return Simulator(net, tmp_path_factory.mktemp("synapses"), lanes=3,
+                     large_ram=["fc1", "fc2"], spram=request.param)
+
+
+def test_image_is_the_layers_words_in_order(net):
+    image = synapse_image(net, 3, ["fc2", "fc1"])  # network order, whatever the order asked
+    first, second = (LayerLayout.build(layer, 3) for layer in net.layers)
+    assert first.word_bits == 21 and first.word_bytes == 3
+    assert image == first.image() + second.image()
+    assert image[:3] == first.packed_words()[0].to_bytes(3, "little")
+    assert load_size(net, 3, ["fc1", "fc2"]) == len(image)
+    assert synapse_image(net, 3, []) == b""
+    assert spram_tiles(first.total_words, 21) == 2 and spram_tiles(20000, 4) == 2
+
+
+def test_loaded_synapses_are_bit_exact(net, simulator):
+    inputs = random_inputs(np.random.default_rng(5), net, 4, rate=0.4)
+    rtl, out, errors = simulator.run(inputs, gap=0.3, backpressure=0.3, seed=2)
+    assert errors == []
+    assert compare(simulate(net, inputs), rtl, out) == []
+
+
+def test_a_wrong_image_is_caught(net, simulator):
+    # The comparison is sharp: one flipped codebook index in the image changes the result.
+    inputs = np.ones((2, net.timesteps, net.input_size), np.uint8)
+    image = bytearray(synapse_image(net, 3, ["fc1", "fc2"]))
+    first = LayerLayout.build(net.layers[0], 3)
+    image[first.total_words * first.word_bytes] ^= 0b11  # fc2's first word, lane 0's index
+    rtl, out, errors = simulator.run(inputs, load_image=bytes(image))
+    assert errors == []
+    assert compare(simulate(net, inputs), rtl, out) != []
+
+
+def test_unknown_large_ram_layer_is_refused(net):
+    with pytest.raises(ValueError, match=r"^Large-RAM layers must be layers of the network "
+                                         r"\(fc1, fc2\), not fc3$"):
+        Core(net, 1, large_ram=["fc3"])
+
+
+def test_loaded_core_lints_clean(net, tmp_path):
+    path = tmp_path / "core.v"
+    path.write_text(generate_verilog(net, 3, large_ram=["fc1"]))
+    lint(path)
+
+
+@pytest.mark.slow
+def test_spram_banks_in_depth(tmp_path):
+    """20,000 words: two SPRAM banks, the second selected by the top address bit."""
+    rng = np.random.default_rng(2)
+    net = random_network(rng, 200, [100, 10], codebook_size=4, weight_bits=4, density=1.0,
+                         timesteps=4)
+    assert LayerLayout.build(net.layers[0], 1).total_words == 20000
+    inputs = random_inputs(rng, net, 3)
+    simulator = Simulator(net, tmp_path, lanes=1, large_ram=["fc1"], spram=True)
+    rtl, out, errors = simulator.run(inputs)
+    assert errors == [] and compare(simulate(net, inputs), rtl, out) == []
