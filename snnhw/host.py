@@ -211,6 +211,11 @@ class Device:
             raise HostError(f"garbled answer from the board: {error}") from None
 
 
+def _show_load_progress(sent: int, total: int) -> None:
+    print(f"\rloading the synapses kept in SPRAM: {sent}/{total} bytes",
+          end="\n" if sent == total else "", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run samples on a board and compare its answers with the golden model."""
     parser = argparse.ArgumentParser(prog="python -m snnhw.host", description=main.__doc__)
@@ -226,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net = load(args.model)
         inputs = load_inputs(net, args.inputs)
-        with Device.open(args.port, args.baud, network=net) as board:
+        with Device.open(args.port, args.baud, network=net,
+                         progress=_show_load_progress) as board:
             identity = board.identify()
             print(f"{args.port}: {net.name}, {identity.lanes} lane(s), network id "
                   f"{identity.network_id:#010x}")
