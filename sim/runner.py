@@ -115,7 +115,6 @@ class Simulator:
         verilog = generate_verilog(net, lanes, large_ram=large_ram, spram=spram)
         self.large_ram = [layer.name for layer in net.layers if layer.name in set(large_ram)]
         self.verilog_path = self.work_dir / f"{self.top}.v"
-        sources = [self.verilog_path]
         if spram and self.large_ram:
             verilog += ice40_spram_model()
         if not self.verilog_path.exists() or self.verilog_path.read_text() != verilog:
@@ -126,7 +125,7 @@ class Simulator:
         self._runner = get_runner("verilator")
         try:
             self._runner.build(
-                sources=sources, hdl_toplevel=self.top, build_dir=self.build_dir,
+                sources=[self.verilog_path], hdl_toplevel=self.top, build_dir=self.build_dir,
                 # -Wno-fatal: lint is a separate, stricter step (snnhw.compiler.lint).
                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3"],
                 waves=waves, log_file=self.build_log)

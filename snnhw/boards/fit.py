@@ -226,13 +226,14 @@ def plan_synapses(report: dict, board: Board, synapses: str = "auto") -> list[st
     chosen: list[str] = []
     by_size = sorted(report["layers"], reverse=True,
                      key=lambda layer: layer["synapse_words"] * layer["synapse_word_bits"])
+    fit = estimate(report, board, chosen)
     for layer in by_size:
-        fit = estimate(report, board, chosen)
         if fit.used["bram"] <= fit.available["bram"]:
             break
         tried = estimate(report, board, chosen + [layer["name"]])
         if tried.used["large_ram"] <= tried.available["large_ram"]:
             chosen.append(layer["name"])
+            fit = tried
     return [name for name in names if name in chosen]
 
 
