@@ -27,7 +27,8 @@ from snnhw.boards.config import find_board
 from snnhw.boards.protocol import encode_sample, result_size
 from snnhw.golden import simulate
 from snnhw.network import load
-from snnhw.network.random import random_network
+from snnhw.random_networks import random_network
+from snnhw.plan import CorePlan
 from snnhw.sim.runner import Simulator, compare
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
@@ -52,10 +53,11 @@ def mnist_shaped(samples: int):
     return net, inputs, [("icebreaker", "auto")]
 
 
-def cycles_per_timestep(net, inputs, lanes: int) -> float:
+def cycles_per_timestep(plan: CorePlan, inputs) -> float:
     """Mean cycles per timestep of the core, co-simulated; checked bit-exact on the way."""
+    net = plan.network
     with tempfile.TemporaryDirectory() as work:
-        rtl, out, errors = Simulator(net, work, lanes=lanes).run(inputs)
+        rtl, out, errors = Simulator(plan, work).run(inputs)
     assert not errors and not compare(simulate(net, inputs), rtl, out), "co-simulation mismatch"
     return float(rtl.cycles.mean())
 
@@ -84,13 +86,14 @@ def main():
                   f"{inputs.mean():.2f}; {wire:.0f} UART bytes a sample, so at most "
                   f"{115200 / (10 * wire):.1f} samples/s over 115200 baud\n{header}", flush=True)
             for lanes in args.lanes:
-                cycles = cycles_per_timestep(net, inputs, lanes)
+                plan = CorePlan.build(net, lanes)
+                cycles = cycles_per_timestep(plan, inputs)
                 per_sample = cycles * timesteps
                 for name, synapses in configurations:
                     board = find_board(name)
                     start = time.monotonic()
-                    result = build(net, board, root / f"{net.name}-{name}-{synapses}-p{lanes}",
-                                   lanes=lanes, synapses=synapses, echo=lambda line: None,
+                    result = build(plan, board, root / f"{net.name}-{name}-{synapses}-p{lanes}",
+                                   synapses=synapses, echo=lambda line: None,
                                    allow_timing_fail=True)
                     took = time.monotonic() - start
                     util = result.utilization

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.network import save
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
 
 HERE = Path(__file__).parent
 

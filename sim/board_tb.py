@@ -4,7 +4,7 @@ The host side is the real driver, :class:`snnhw.host.Device`, running in a bridg
 byte stream is a UART model (a source driving ``rx`` and a sink decoding ``tx``, both timed in
 bit periods), so the test exercises everything between a serial port and the core. It runs
 inside the simulator (started by ``snnhw.sim.board_runner``), reads a job file named by
-``SNNHW_BOARD_JOB`` and writes the device's answers to ``SNNHW_BOARD_RESULT``.
+``SNNHW_JOB`` and writes the device's answers to ``SNNHW_RESULT``.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def host_session(port: SimulatedPort, inputs: np.ndarray, job: dict, read_pred) 
 @cocotb.test()
 async def board(dut):
     """Identify the board, then run every sample of the job through it with the host driver."""
-    job = json.loads(Path(os.environ["SNNHW_BOARD_JOB"]).read_text())
+    job = json.loads(Path(os.environ["SNNHW_JOB"]).read_text())
     inputs = np.load(job["inputs"])
     bit_ns = job["bit_ns"]
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
@@ -163,4 +163,4 @@ async def board(dut):
     port = SimulatedPort(source, sink, timeout_ns=job["reply_timeout_ns"])
     out = await bridge(host_session)(port, inputs, job, resume(pred))
     out["framing_errors"] = np.array(sink.framing_errors)
-    np.savez(os.environ["SNNHW_BOARD_RESULT"], **out)
+    np.savez(os.environ["SNNHW_RESULT"], **out)

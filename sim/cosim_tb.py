@@ -1,7 +1,7 @@
 """cocotb testbench for a generated core: drive input spikes, record everything the core does.
 
 It runs inside the simulator (started by ``snnhw.sim.runner``), reads a job file named by
-``SNNHW_COSIM_JOB`` and writes what it observed to ``SNNHW_COSIM_RESULT``; the runner compares
+``SNNHW_JOB`` and writes what it observed to ``SNNHW_RESULT``; the runner compares
 that with the golden model. Driver, sink and monitor are small classes stepped from one clock
 loop (one Python wake-up per clock edge keeps the simulation fast).
 """
@@ -138,7 +138,7 @@ async def load_synapses(dut, image: bytes, gap: float, rng: random.Random) -> No
 @cocotb.test()
 async def cosim(dut):
     """Run every sample of the job through the core and save what it did."""
-    job = json.loads(open(os.environ["SNNHW_COSIM_JOB"]).read())
+    job = json.loads(open(os.environ["SNNHW_JOB"]).read())
     inputs = np.load(job["inputs"])
     rng = random.Random(job["seed"])
     layers = job["layers"]  # [{"name", "size"}]
@@ -209,4 +209,4 @@ async def cosim(dut):
             errors.append(f"sample {first + s}: output stream carried {len(sink.cycles)} "
                           f"end-of-timestep events, expected {timesteps}")
     out["samples_done"] = np.array(s + 1 if not errors else s)
-    np.savez(os.environ["SNNHW_COSIM_RESULT"], errors=np.array(errors, dtype=str), **out)
+    np.savez(os.environ["SNNHW_RESULT"], errors=np.array(errors, dtype=str), **out)

@@ -29,8 +29,7 @@ import math
 
 import numpy as np
 
-from .hw.layout import LayerLayout, membrane_bits
-from .network.format import Network
+from .plan import CorePlan
 from .results import Result
 
 __all__ = ["add_pj", "read_pj", "energy_per_inference"]
@@ -57,31 +56,27 @@ def read_pj(word_bits: int, memory_bits: int) -> float:
     return per_64 * word_bits / 64
 
 
-def energy_per_inference(net: Network, inputs: np.ndarray, golden: Result,
-                         lanes: int = 1) -> dict:
-    """Mean energy per inference (pJ) by layer and by kind of operation."""
+def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> dict:
+    """Mean energy per inference (pJ) of the planned core, by layer and kind of operation."""
     samples = inputs.shape[0]
     pre = inputs.astype(np.int64)
     layers = []
-    for layer in net.layers:
-        lay = LayerLayout.build(layer, lanes)
-        bits = lay.memory_bits(membrane_bits(layer.neuron),
-                                len(layer.codebook) * layer.weight_bits)
+    for lp in plan.layers:
+        layer, lay, bits = lp.layer, lp.synapses, lp.memory_bits
         spikes_in = pre.sum(axis=(1, 2)).mean()
-        per_pre_synapses = (layer.index >= 0).sum(axis=0)
-        synapse_events = (pre.sum(axis=1) @ per_pre_synapses).mean()
+        synapse_events = (pre.sum(axis=1) @ layer.connectivity.fan_out()).mean()
         words = (pre.sum(axis=1) @ lay.col_words).mean()
         updates = inputs.shape[1] * layer.size
-        acc_rw = read_pj(lay.acc_bits, bits["accumulator"])
-        v_rw = read_pj(membrane_bits(layer.neuron), bits["membrane"])
+        acc_rw = read_pj(lp.acc_bits, bits["accumulator"])
+        v_rw = read_pj(lp.state_bits, bits["membrane"])
         parts = {
-            "pointer reads": spikes_in * (read_pj(lay.start_bits + lay.count_bits,
-                                                  bits["pointer"]) if lay.addressed else 0.0),
+            "pointer reads": spikes_in * (read_pj(lay.pointer_bits, bits["pointer"])
+                                          if lay.addressed else 0.0),
             "synapse reads": words * read_pj(lay.word_bits, bits["synapse"]),
             "codebook reads": synapse_events * read_pj(layer.weight_bits, bits["codebook"]),
-            "accumulates": synapse_events * (2 * acc_rw + add_pj(lay.acc_bits)),
+            "accumulates": synapse_events * (2 * acc_rw + add_pj(lp.acc_bits)),
             "neuron updates": updates * (2 * v_rw + 2 * acc_rw
-                                         + 3 * add_pj(max(layer.neuron.v_bits, lay.acc_bits))),
+                                         + 3 * add_pj(max(layer.neuron.v_bits, lp.acc_bits))),
         }
         layers.append({
             "name": layer.name,

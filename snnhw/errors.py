@@ -15,3 +15,15 @@ class NetworkFormatError(SnnhwError, ValueError):
 
 class CosimMismatch(SnnhwError):
     """The RTL computed something other than the golden model."""
+
+
+class ParameterError(SnnhwError, ValueError):
+    """A parameter of a library call with a value it cannot take.
+
+    The message starts with the parameter's name (``lanes: expected ...``); the CLI, which knows
+    which flag set the parameter, puts the flag there instead (``--lanes: expected ...``).
+    """
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter

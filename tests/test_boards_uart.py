@@ -88,4 +88,6 @@ def test_divisor_checked():
         with pytest.raises(ValueError, match=r"^Clocks per bit must be an integer of at least "
                                              r"4, not 3$"):
             UARTRx(3)
+        with pytest.raises(TypeError, match=r"^Clocks per bit must be an integer, not 4.0$"):
+            UARTRx(4.0)
         gc.collect()

@@ -7,7 +7,7 @@ import snnhw.sim.runner as runner
 from snnhw.cli import main
 from snnhw.golden import simulate
 from snnhw.network import save
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
 from snnhw.results import Result
 
 pytestmark = pytest.mark.verilator

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from snnhw.cli import main
-from snnhw.compiler import compile_network, core_report, generate_verilog, lint, top_name
+from snnhw.compiler import compile_network, generate_verilog, lint
 from snnhw.errors import SnnhwError
-from snnhw.hw.layout import LayerLayout
 from snnhw.network import save
-from snnhw.network.random import random_network
+from snnhw.plan import CorePlan, core_report, top_name
+from snnhw.random_networks import random_network
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +21,20 @@ def net():
 
 
 def test_compile_writes_every_file(net, tmp_path):
-    report = compile_network(net, tmp_path / "out", lanes=2)
+    plan = CorePlan.build(net, 2)
+    compile_network(plan, tmp_path / "out")
     out = tmp_path / "out"
     top = top_name(net)
+    report = json.loads((out / "report.json").read_text())
     assert sorted(report["files"]) == sorted(
         [f"{top}.v", f"{top}_inst.v", "report.json", "mem/fc1.synapses.hex",
          "mem/fc1.pointers.hex", "mem/fc1.codebook.hex", "mem/fc2.synapses.hex",
          "mem/fc2.pointers.hex", "mem/fc2.codebook.hex"])
     for name in report["files"]:
         assert (out / name).is_file()
-    assert json.loads((out / "report.json").read_text()) == report
+    assert report == core_report(plan).to_json() | {"files": report["files"]}
     # The hex images hold the layout's words, one per line.
-    lay = LayerLayout.build(net.layers[0], 2)
+    lay = plan.layers[0].synapses
     words = [int(line, 16) for line in (out / "mem/fc1.synapses.hex").read_text().split()]
     assert words == lay.packed_words()
     codebook = (out / "mem/fc1.codebook.hex").read_text().split()
@@ -43,22 +45,23 @@ def test_compile_writes_every_file(net, tmp_path):
 
 
 def test_report_counts_memory_bits(net):
-    report = core_report(net, lanes=1)
+    plan = CorePlan.build(net, 1)
+    report = core_report(plan).to_json()
     fc1 = report["layers"][0]
-    lay = LayerLayout.build(net.layers[0], 1)
     assert fc1["synapses"] == net.layers[0].synapse_count
     # One lane: one word per synapse, each {valid, 2-bit index, 5-bit address}.
     assert fc1["memory_bits"]["synapse"] == net.layers[0].synapse_count * (1 + 2 + 5)
     assert fc1["memory_bits"]["codebook"] == 3 * net.layers[0].weight_bits
     assert fc1["memory_bits"]["membrane"] == 20 * net.layers[0].neuron.v_bits
-    assert fc1["memory_bits"]["accumulator"] == 20 * lay.acc_bits
+    # Two accumulator banks: timestep t+1 accumulates while t is swept.
+    assert fc1["memory_bits"]["accumulator"] == 2 * 20 * plan.layers[0].acc_bits
     assert report["memory_bits"]["total"] == sum(
         sum(layer["memory_bits"].values()) for layer in report["layers"])
 
 
 def test_dense_layer_stores_no_addresses():
     net = random_network(np.random.default_rng(1), 16, [8], density=1.0, codebook_size=4)
-    fc1 = core_report(net, lanes=1)["layers"][0]
+    fc1 = core_report(CorePlan.build(net, 1)).to_json()["layers"][0]
     assert fc1["layout"] == "implicit"
     assert fc1["memory_bits"]["synapse"] == 16 * 8 * 2 and fc1["memory_bits"]["pointer"] == 0
 
@@ -70,7 +73,7 @@ def test_verilog_lints_clean(tmp_path, lanes, density, codebook_size):
     net = random_network(np.random.default_rng(2), 12, [9, 3], density=density,
                          codebook_size=codebook_size, weight_bits=9)
     path = tmp_path / "core.v"
-    path.write_text(generate_verilog(net, lanes))
+    path.write_text(generate_verilog(CorePlan.build(net, lanes)))
     lint(path)
 
 
@@ -83,8 +86,8 @@ def test_lint_reports_a_real_problem(tmp_path):
 
 
 def test_verilog_is_reproducible(net):
-    assert generate_verilog(net, 2) == generate_verilog(net, 2)
-    assert "/work/" not in generate_verilog(net, 1)
+    assert generate_verilog(CorePlan.build(net, 2)) == generate_verilog(CorePlan.build(net, 2))
+    assert "/work/" not in generate_verilog(CorePlan.build(net, 1))
 
 
 def test_bad_lanes_write_nothing(net, tmp_path, capsys):
@@ -108,3 +111,29 @@ def test_cli_compile(net, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "lint clean" in result.stdout
     assert (tmp_path / "out" / f"{top_name(net)}.v").is_file()
+
+
+def test_sparsity_has_one_definition(tmp_path):
+    """A zero codebook entry adds nothing, as a pruned synapse does: the compile report, the
+    layer and the training export all count both (regression: compile counted pruned only)."""
+    from snnhw.train.export import layer_memory
+
+    net = random_network(np.random.default_rng(4), 10, [6], density=0.5, codebook_size=3)
+    layer = net.layers[0]
+    layer.codebook = (0,) + layer.codebook[1:]
+    zeros = np.count_nonzero(layer.index == 0) + np.count_nonzero(layer.index < 0)
+    fc1 = core_report(CorePlan.build(net, 1)).layers[0]
+    assert fc1.sparsity == layer.sparsity == zeros / layer.index.size
+    assert layer_memory(layer)["sparsity"] == layer.sparsity
+    assert fc1.sparsity > 1 - layer.synapse_count / layer.index.size
+
+
+def test_compile_leaves_no_stale_memory_images(tmp_path):
+    """Compiling a dense network where a pruned one was compiled removes its pointer images."""
+    pruned = random_network(np.random.default_rng(6), 12, [5], density=0.5)
+    dense = random_network(np.random.default_rng(6), 12, [5], density=1.0)
+    compile_network(CorePlan.build(pruned, 1), tmp_path / "out")
+    assert (tmp_path / "out" / "mem" / "fc1.pointers.hex").exists()
+    compile_network(CorePlan.build(dense, 1), tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "mem").iterdir()) == [
+        "fc1.codebook.hex", "fc1.synapses.hex"]

@@ -5,7 +5,8 @@ import pytest
 
 from snnhw.energy import add_pj, energy_per_inference, read_pj
 from snnhw.golden import simulate
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
+from snnhw.plan import CorePlan
 
 
 def test_published_figures():
@@ -21,8 +22,9 @@ def test_energy_follows_spikes():
     net = random_network(np.random.default_rng(0), 32, [16, 4], density=0.5, timesteps=4)
     silent = np.zeros((2, 4, 32), np.uint8)
     busy = random_inputs(np.random.default_rng(1), net, samples=2, rate=0.5)
-    quiet = energy_per_inference(net, silent, simulate(net, silent))
-    loud = energy_per_inference(net, busy, simulate(net, busy))
+    plan = CorePlan.build(net, 1)
+    quiet = energy_per_inference(plan, silent, simulate(net, silent))
+    loud = energy_per_inference(plan, busy, simulate(net, busy))
     # Silence: only the neuron sweeps cost energy.
     assert quiet["by_kind_pj"]["synapse reads"] == 0 == quiet["by_kind_pj"]["accumulates"]
     assert quiet["by_kind_pj"]["neuron updates"] == loud["by_kind_pj"]["neuron updates"] > 0

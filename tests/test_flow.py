@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_RECIPE
 
 import snnhw.compiler
 from snnhw.cli import main
@@ -12,21 +13,11 @@ from snnhw.errors import SnnhwError
 
 pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 
-TINY = """\
-name: tiny
-data: {dataset: digits, timesteps: 6}
-model: {hidden: [16]}
-train: {epochs: 1, progress: false}
-compress:
-  - prune: {sparsity: 0.5, rounds: 1, epochs: 1}
-  - cluster: {values: 4, epochs: 1}
-"""
-
 
 @pytest.fixture(scope="module")
 def flow_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("flow")
-    (root / "tiny.yaml").write_text(TINY)
+    (root / "tiny.yaml").write_text(TINY_RECIPE)
     return root
 
 

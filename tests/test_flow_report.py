@@ -5,13 +5,12 @@ import json
 
 import numpy as np
 
-from snnhw.compiler import core_report
 from snnhw.energy import energy_per_inference
 from snnhw.flow.report import ReportData, write_report
 from snnhw.flow.stages import Stages, StageFailed
 from snnhw.golden import simulate
-from snnhw.hw.layout import cycle_bounds
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
+from snnhw.plan import CorePlan, cycle_bounds
 
 
 def _data():
@@ -23,10 +22,11 @@ def _data():
     rtl.spikes = {k: v[:3] for k, v in rtl.spikes.items()}
     rtl.v_trace = {k: v[:3] for k, v in rtl.v_trace.items()}
     labels = np.random.default_rng(2).integers(0, 4, size=10)
-    return ReportData(network=net, core=core_report(net, 2),
+    plan = CorePlan.build(net, 2)
+    return ReportData(plan=plan,
                       accuracy={"float": 0.9, "compressed": 0.85, "golden": 0.85, "RTL": 1.0},
                       labels=labels, golden=golden, rtl=rtl, rtl_inputs=inputs[:3],
-                      energy=energy_per_inference(net, inputs, golden, 2),
+                      energy=energy_per_inference(plan, inputs, golden),
                       board={"board": "icebreaker", "fmax_mhz": 30.1, "clock_mhz": 12,
                              "resources": {"logic": {"used": 10, "available": 5280}}})
 
@@ -46,7 +46,7 @@ def test_report_has_every_section(tmp_path):
     numbers = json.loads((tmp_path / "report.json").read_text())
     assert np.array(numbers["confusion_matrix"]).sum() == 10
     assert numbers["layers"][0]["fp32_bits"] == 32 * 12 * 20
-    bound = cycle_bounds(data.network, data.rtl_inputs, data.golden.spikes, 2).max(axis=0)
+    bound = cycle_bounds(data.plan, data.rtl_inputs, data.golden.spikes).max(axis=0)
     assert numbers["cycles"]["bound_mean"] == bound.mean()
 
 

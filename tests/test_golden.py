@@ -3,11 +3,15 @@
 The hand-computed cases write every expected number out; the property test compares ``simulate``
 with a deliberately naive per-sample, per-neuron, per-synapse loop written from the text of §2
 (floor division instead of shifts, Python ints instead of numpy), so neither checks the model
-against itself.
+against itself. The property test covers every way ``simulate`` computes currents (exact float32
+or float64 products, packed or not, the int64 fallback); further tests drive currents beyond
+float32's exact range, and show that a wrong neuron model does fail the comparison.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,9 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snnhw.cli import main
-from snnhw.golden import lif_step, simulate
+from snnhw.errors import SnnhwError
+from snnhw.golden import NEURON_MODELS, lif_step, simulate
+from snnhw.golden import model as golden_model
+from snnhw.golden.model import FLOAT_TYPES, UNPACK_COST, plan_currents
 from snnhw.network import Layer, Network, Neuron, Reset, save
-from snnhw.network.random import random_network
+from snnhw.random_networks import random_inputs, random_network
 from snnhw.results import Result
 
 SUB, ZERO = Reset.SUBTRACT, Reset.ZERO
@@ -351,6 +358,8 @@ def naive_simulate(net: Network, inputs: np.ndarray) -> dict[str, list]:
                         v = v - neuron.threshold
                     elif s:
                         v = 0
+                    if neuron.state_levels is not None:  # nearest level, ties to the lower
+                        v = min(neuron.state_levels, key=lambda level: (abs(level - v), level))
                     V[number][j] = v
                     post.append(s)
                 spikes_n[layer.name].append(post)
@@ -377,6 +386,7 @@ def networks_and_inputs(draw):
         leak_shift=draw(st.integers(0, v_bits - 1)),
         reset=draw(st.sampled_from(Reset)),
         threshold=draw(st.none() | st.integers(1, 2 ** (v_bits - 1) - 1)),
+        state_levels=draw(st.none() | st.integers(2, 8)),
     )
     net.validate()
     samples, timesteps = draw(st.integers(1, 3)), draw(st.integers(1, 8))
@@ -386,17 +396,134 @@ def networks_and_inputs(draw):
     return net, inputs
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(networks_and_inputs())
-def test_simulate_matches_naive_reference(case):
+def mismatches(got: Result, want: dict[str, list]) -> list[str]:
+    """What ``got`` computed differently from the naive reference (empty when bit-exact)."""
+    return [f"{what}/{name}" for name, spikes in got.spikes.items()
+            for what, ours in (("spikes", spikes), ("trace", got.v_trace[name]),
+                               ("final", got.v_final[name]))
+            if ours.tolist() != want[what][name]]
+
+
+# Every way simulate may compute currents: the cheapest exact float, float64 only, int64 only.
+PRODUCTS = [FLOAT_TYPES, (np.float64,), ()]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks_and_inputs(), st.sampled_from(PRODUCTS), st.booleans())
+def test_simulate_matches_naive_reference(case, float_types, pack_always):
+    # Small layers are not worth packing; pack_always makes unpacking free, so they are packed.
     net, inputs = case
-    got = simulate(net, inputs)
+    with mock.patch.object(golden_model, "UNPACK_COST", 0 if pack_always else UNPACK_COST):
+        got = simulate(net, inputs, float_types=float_types)
     want = naive_simulate(net, inputs)
-    for layer in net.layers:
-        assert got.spikes[layer.name].tolist() == want["spikes"][layer.name], layer.name
-        assert got.v_trace[layer.name].tolist() == want["trace"][layer.name], layer.name
-        assert got.v_final[layer.name].tolist() == want["final"][layer.name], layer.name
+    assert mismatches(got, want) == []
+    assert all(s.dtype == np.uint8 for s in got.spikes.values())
+    assert all(v.dtype == np.int64 for v in [*got.v_trace.values(), *got.v_final.values()])
     counts = [[sum(s[t][j] for t in range(inputs.shape[1])) for j in range(net.output_size)]
               for s in want["spikes"][net.layers[-1].name]]
     assert got.counts.tolist() == counts
     assert got.pred.tolist() == [row.index(max(row)) for row in counts]
+
+
+# -- the fast path: exact float products, packed fields, the int64 fallback ----------------------
+
+
+def test_benchmark_sized_layers_pack_two_neurons_per_float32_column():
+    # 784-128 at 20 % density, 4-bit weights: every |current| <= B < 2**10, so a field of 11 bits
+    # holds one neuron's current plus the offset, and float32 (24 bits) holds two fields.
+    net = random_network(np.random.default_rng(1), 784, [128, 10], density=0.2)
+    plan = plan_currents(net.layers[0])
+    assert plan.bound == int(np.abs(net.layers[0].dense_weights()).sum(axis=1).max()) < 1 << 10
+    assert (plan.product, plan.fields, plan.field_bits) == (np.float32, 2, 11)
+    assert plan.weights.shape == (784, 64) and plan.state == np.int32
+    assert plan_currents(net.layers[0], ()).product == np.int64
+
+
+def wide_layer(fan_in: int, *, v_bits: int = 32, size: int = 3) -> Layer:
+    """Every synapse present, 90 % of them 32767, the others -32768."""
+    index = (np.random.default_rng(0).random((size, fan_in)) < 0.9).astype(int)
+    return dense("wide", index, [-32768, 32767], threshold=2 ** (v_bits - 2), v_bits=v_bits,
+                 weight_bits=16)
+
+
+def test_a_layer_beyond_float32_falls_back_to_float64_then_int64():
+    layer = wide_layer(1100)  # sum |w| >= 1100 * 32767 > 2**25
+    assert np.abs(layer.dense_weights()).sum(axis=1).min() > 1 << 25
+    assert plan_currents(layer).product == np.float64 and plan_currents(layer).fields == 1
+    assert plan_currents(layer, (np.float32,)).product == np.int64  # refused, not rounded
+    assert plan_currents(layer).state == np.int64  # v_bits 32: V + I needs more than int32
+    # The refusal matters: summed one by one in float32, 1100 weights of 32767 do round.
+    assert np.cumsum(np.full(1100, 32767, np.float32))[-1] != 1100 * 32767
+
+
+@pytest.mark.parametrize("float_types", [*PRODUCTS, (np.float32,)])
+@pytest.mark.parametrize("reset", [SUB, ZERO])
+def test_wide_layers_match_naive_reference(float_types, reset):
+    # Currents near +-2**24 and above, V in 32 bits, and a second layer that saturates. The
+    # first layer's bound fails float32, so float32 alone falls back to the int64 product.
+    first = wide_layer(1100)
+    first = dataclasses.replace(first, neuron=dataclasses.replace(
+        first.neuron, reset=reset, leak_shift=5, threshold=2 ** 24))
+    second = dense("out", np.random.default_rng(3).integers(-1, 2, (4, 3)), [-32768, 32767],
+                   threshold=40000, v_bits=17, leak_shift=0, reset=reset, weight_bits=16)
+    net = network(1100, first, second)
+    inputs = (np.random.default_rng(4).random((3, 5, 1100)) < 0.6).astype(np.uint8)
+    got = simulate(net, inputs, float_types=float_types)
+    assert mismatches(got, naive_simulate(net, inputs)) == []
+    assert (np.abs(inputs.astype(np.int64) @ first.dense_weights().T) > 1 << 24).any()
+    assert got.spikes["wide"].any() and got.spikes["out"].any()
+
+
+@pytest.mark.parametrize("reset", [SUB, ZERO])
+@pytest.mark.parametrize("leak_shift", [0, 3])
+def test_blocks_and_packing_match_the_integer_product(monkeypatch, reset, leak_shift):
+    # Samples split over several blocks and product chunks (neither a multiple of the other),
+    # packed fields with padding (size 37 is no multiple of the field count), state levels.
+    monkeypatch.setattr(golden_model, "BLOCK_SAMPLES", 7)
+    monkeypatch.setattr(golden_model, "PRODUCT_SAMPLES", 3)
+    rng = np.random.default_rng(leak_shift)
+    net = random_network(rng, 700, [37, 20, 5], density=0.5, reset=reset, leak_shift=leak_shift,
+                         weight_bits=5, v_bits=14, state_levels=12)
+    net.validate()
+    assert [plan_currents(layer).fields for layer in net.layers][0] > 1
+    inputs = random_inputs(rng, net, 17, 6)
+    fast, exact = simulate(net, inputs), simulate(net, inputs, float_types=())
+    for name in fast.spikes:
+        assert np.array_equal(fast.spikes[name], exact.spikes[name]), name
+        assert np.array_equal(fast.v_trace[name], exact.v_trace[name]), name
+
+
+def test_lif_step_leaves_its_arguments_alone():
+    layer = dense("l", [[0]], [1], threshold=4, leak_shift=1, v_bits=5)
+    v, current = np.array([3, 9]), np.array([2, 0])
+    # 3 - 1 + 2 = 4: spike, 0;  9 - 4 + 0 = 5: spike, 1.
+    assert [a.tolist() for a in lif_step(v, current, layer)] == [[0, 1], [True, True]]
+    assert v.tolist() == [3, 9] and current.tolist() == [2, 0]
+
+
+# -- neuron models --------------------------------------------------------------------------------
+
+
+def test_a_neuron_model_the_golden_model_lacks_is_refused_in_one_line():
+    net = random_network(np.random.default_rng(0), 4, [3, 2])
+    net.layers[1].neuron = dataclasses.replace(net.layers[1].neuron, model="izhikevich")
+    with pytest.raises(SnnhwError) as error:
+        simulate(net, np.zeros((1, 2, 4), np.uint8))
+    assert str(error.value) == \
+        "layer fc2: the golden model has no neuron model 'izhikevich' (it knows lif)"
+
+
+def test_a_wrong_neuron_model_fails_the_comparison(monkeypatch):
+    # The comparison with the naive reference is no tautology: a LIF that fires one below the
+    # threshold, looked up through the same table, is caught.
+    def off_by_one(v, current, layer, **kwargs):
+        neuron = dataclasses.replace(layer.neuron, threshold=layer.neuron.threshold - 1)
+        return lif_step(v, current, dataclasses.replace(layer, neuron=neuron), **kwargs)
+
+    rng = np.random.default_rng(5)
+    net = random_network(rng, 20, [8, 4], density=0.6, threshold=6)
+    inputs = random_inputs(rng, net, 4, 8, rate=0.4)
+    want = naive_simulate(net, inputs)
+    assert mismatches(simulate(net, inputs), want) == []
+    monkeypatch.setitem(NEURON_MODELS, "lif", off_by_one)
+    assert "spikes/fc1" in mismatches(simulate(net, inputs), want)

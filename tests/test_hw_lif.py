@@ -2,10 +2,12 @@
 
 import gc
 import itertools
+import time
 import warnings
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
@@ -31,7 +33,12 @@ def _layer(neuron: Neuron) -> Layer:
 def test_lif_unit_matches_golden_on_every_input(v_bits, threshold, leak_shift, reset, levels):
     neuron = Neuron(threshold=threshold, leak_shift=leak_shift, reset=reset, v_bits=v_bits,
                     state_levels=levels)
-    current_bits = v_bits + 2
+    _check_every_input(neuron, v_bits + 2)
+
+
+def _check_every_input(neuron: Neuron, current_bits: int) -> None:
+    """Simulate the unit on every stored state and every current; compare with lif_step."""
+    levels = neuron.state_levels
     dut = LIFUnit(neuron, current_bits)
     # The stored state: every V, or (with state levels) every level index.
     states = range(neuron.v_min, neuron.v_max + 1) if levels is None else range(len(levels))
@@ -55,6 +62,23 @@ def test_lif_unit_matches_golden_on_every_input(v_bits, threshold, leak_shift, r
     sim.run()
     assert [v for v, _ in got] == want_v.tolist()
     assert [s for _, s in got] == want_s.astype(int).tolist()
+
+
+def test_lif_unit_with_256_levels_generates_in_seconds_and_matches_golden():
+    # The documented maximum: 256 levels at random gaps (odd and even, so V lands on midpoints),
+    # every level index as the state, every current of a 4-bit input. Generating the unit used
+    # to take minutes at 256 levels (one comparator per midpoint, summed); the search is a tree.
+    rng = np.random.default_rng(256)
+    others = rng.choice(np.setdiff1d(np.arange(-256, 256), [0]), 255, replace=False)
+    levels = tuple(sorted(int(level) for level in [0, *others]))
+    neuron = Neuron(threshold=40, leak_shift=2, reset=Reset.SUBTRACT, v_bits=9,
+                    state_levels=levels)
+    start = time.monotonic()
+    rtlil.convert(LIFUnit(neuron, 4))
+    took = time.monotonic() - start
+    print(f"256-level LIF unit generated in {took:.2f} s")
+    assert took < 20
+    _check_every_input(neuron, 4)
 
 
 def test_lif_unit_rejects_bad_parameters():

@@ -7,9 +7,11 @@ field and what was expected is the point of it.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -180,7 +182,8 @@ def test_missing_top_level_field(model, field):
     ("input_size", 3.0, "an integer >= 1"),
     ("timesteps", 0, "an integer >= 1"),
     ("timesteps", False, "an integer >= 1"),
-    ("name", "", "a non-empty string"),
+    ("name", "", "a non-empty name of letters, digits, '_', '.' and '-'"),
+    ("name", "a\nb", "a non-empty name of letters, digits, '_', '.' and '-'"),
     ("readout", "membrane", "'spike_count'"),
 ])
 def test_bad_top_level_value(model, field, value, expected):
@@ -504,7 +507,8 @@ def test_corrupt_member_in_arrays_file(model):
     for i in range(32, 40):
         data[i] ^= 0x55
     Path(model.npz).write_bytes(bytes(data))
-    assert model.error().startswith(f"{model.npz}: not a readable .npz of integer arrays (")
+    assert model.error() == \
+        f"{model.npz}: fc1.index: not a readable array (corrupt or unsupported zip member)"
 
 
 def test_npy_instead_of_npz(model):
@@ -516,7 +520,50 @@ def test_npy_instead_of_npz(model):
 
 def test_pickled_array_is_refused(model):
     model.edit_arrays(_set("fc1.index", np.array([[0, 1, None], [0, 0, 0]], dtype=object)))
-    assert model.error().startswith(f"{model.npz}: not a readable .npz of integer arrays (")
+    assert model.error() == (f"{model.npz}: fc1.index: expected an array of numbers, got one of "
+                             f"Python objects (dtype object)")
+
+
+def _npz_with_member(path, key: str, member: bytes) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{key}.npy", member)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_member_with_a_huge_shape_is_refused_before_loading(model):
+    # The header asks for 10**12 int64 elements (8 TB); numpy would raise MemoryError.
+    header = _npy_bytes(np.zeros((2, 3), np.int64)).replace(b"(2, 3)", b"(1000000, 1000000)")
+    _npz_with_member(model.npz, "fc1.index", header)
+    assert model.error() == (f"{model.npz}: fc1.index: expected at most 2147483648 elements, "
+                             f"but its header declares shape (1000000, 1000000) (8e+12 bytes)")
+
+
+@pytest.mark.parametrize("member,why", [
+    (b"", "the file is empty"),
+    (b"\x93NUMPY\x01\x00\x10\x00{garbage}       \n", "its header cannot be read"),
+    (b"PK not numpy at all", "no .npy magic string at its start"),
+])
+def test_member_with_a_bad_header(model, member, why):
+    _npz_with_member(model.npz, "fc1.index", member)
+    assert model.error() == f"{model.npz}: fc1.index: not a .npy array ({why})"
+
+
+def test_member_shorter_than_its_header(model):
+    _npz_with_member(model.npz, "fc1.index", _npy_bytes(np.zeros((2, 3), np.int8))[:-2])
+    assert model.error() == \
+        f"{model.npz}: fc1.index: not a readable array (corrupt or truncated data)"
+
+
+def test_a_huge_codebook_is_quoted_in_one_short_line(model):
+    model.edit(lambda m: m["layers"][0].update(codebook=list(range(70_000))))
+    message = model.error()
+    assert "\n" not in message and len(message) < 400
+    assert message.endswith("...")
 
 
 # -- save -----------------------------------------------------------------------------------------
@@ -658,7 +705,8 @@ def test_cli_missing_inputs_file(model, tmp_path, capsys):
     out = tmp_path / "r.npz"
     status, _, stderr = _simulate(capsys, model.path, tmp_path / "none.npy", out)
     assert status == 2
-    assert stderr.startswith(f"snnhw: error: {tmp_path / 'none.npy'}: cannot read as a .npy array")
+    assert stderr == \
+        f"snnhw: error: {tmp_path / 'none.npy'}: cannot read: No such file or directory\n"
     assert stderr.count("\n") == 1
     assert not out.exists()
 
@@ -667,4 +715,6 @@ def test_cli_unwritable_out_is_one_line(model, good_inputs, tmp_path, capsys):
     out = tmp_path / "no-such-dir" / "r.npz"
     status, _, stderr = _simulate(capsys, model.path, good_inputs, out)
     assert status == 2
-    assert stderr == f"snnhw: error: {out}: cannot write: No such file or directory\n"
+    # Checked while parsing the flags, before the golden model runs.
+    assert stderr == (f"snnhw: error: --out: cannot write '{out}': directory '{out.parent}' "
+                      f"does not exist\n")

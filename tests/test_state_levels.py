@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import yaml
 
-from snnhw.compiler import core_report
+from snnhw.plan import CorePlan, core_report
 from snnhw.errors import NetworkFormatError
 from snnhw.golden.model import lif_step, snap_to_levels
 from snnhw.network import load, save
-from snnhw.network.random import random_network
+from snnhw.random_networks import random_network
 
 
 @pytest.fixture
@@ -58,5 +58,5 @@ def test_snap_comes_after_the_reset(model):
 
 
 def test_membrane_memory_holds_level_indices(model):
-    fc1 = core_report(load(model), lanes=1)["layers"][0]
+    fc1 = core_report(CorePlan.build(load(model), 1)).to_json()["layers"][0]
     assert fc1["memory_bits"]["membrane"] == 5 * 3  # 5 levels -> 3-bit indices, 5 neurons

@@ -8,13 +8,10 @@ a grid of SB_SPRAM256KA primitives (simulated with Yosys' own model).
 import numpy as np
 import pytest
 
-from snnhw.boards.protocol import load_size
 from snnhw.compiler import generate_verilog, lint
 from snnhw.golden import simulate
-from snnhw.hw.core import Core
-from snnhw.hw.layout import LayerLayout, synapse_image
-from snnhw.hw.synapses import spram_tiles
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
+from snnhw.plan import CorePlan, PlanError, SynapseLayout, spram_tiles
 from snnhw.sim.runner import Simulator, compare
 
 pytestmark = pytest.mark.verilator
@@ -31,18 +28,19 @@ def net():
 
 @pytest.fixture(scope="module", params=[False, True], ids=["ram", "spram"])
 def simulator(request, net, tmp_path_factory):
-    return Simulator(net, tmp_path_factory.mktemp("synapses"), lanes=3,
-                     large_ram=["fc1", "fc2"], spram=request.param)
+    return Simulator(CorePlan.build(net, 3, large=["fc1", "fc2"], spram=request.param),
+                     tmp_path_factory.mktemp("synapses"))
 
 
 def test_image_is_the_layers_words_in_order(net):
-    image = synapse_image(net, 3, ["fc2", "fc1"])  # network order, whatever the order asked
-    first, second = (LayerLayout.build(layer, 3) for layer in net.layers)
+    plan = CorePlan.build(net, 3, large=["fc2", "fc1"])  # network order, whatever the order asked
+    image = plan.load_image()
+    first, second = (layer.synapses for layer in plan.layers)
     assert first.word_bits == 21 and first.word_bytes == 3
     assert image == first.image() + second.image()
     assert image[:3] == first.packed_words()[0].to_bytes(3, "little")
-    assert load_size(net, 3, ["fc1", "fc2"]) == len(image)
-    assert synapse_image(net, 3, []) == b""
+    assert plan.load_size == len(image)
+    assert CorePlan.build(net, 3).load_image() == b""
     assert spram_tiles(first.total_words, 21) == 2 and spram_tiles(20000, 4) == 2
 
 
@@ -56,8 +54,9 @@ def test_loaded_synapses_are_bit_exact(net, simulator):
 def test_a_wrong_image_is_caught(net, simulator):
     # The comparison is sharp: one flipped codebook index in the image changes the result.
     inputs = np.ones((2, net.timesteps, net.input_size), np.uint8)
-    image = bytearray(synapse_image(net, 3, ["fc1", "fc2"]))
-    first = LayerLayout.build(net.layers[0], 3)
+    plan = simulator.plan
+    image = bytearray(plan.load_image())
+    first = plan.layers[0].synapses
     image[first.total_words * first.word_bytes] ^= 0b11  # fc2's first word, lane 0's index
     rtl, out, errors = simulator.run(inputs, load_image=bytes(image))
     assert errors == []
@@ -65,14 +64,14 @@ def test_a_wrong_image_is_caught(net, simulator):
 
 
 def test_unknown_large_ram_layer_is_refused(net):
-    with pytest.raises(ValueError, match=r"^Large-RAM layers must be layers of the network "
-                                         r"\(fc1, fc2\), not fc3$"):
-        Core(net, 1, large_ram=["fc3"])
+    with pytest.raises(PlanError, match=r"^placement: fc3 is not a layer of loaded "
+                                        r"\(fc1, fc2\)$"):
+        CorePlan.build(net, 1, large=["fc3"])
 
 
 def test_loaded_core_lints_clean(net, tmp_path):
     path = tmp_path / "core.v"
-    path.write_text(generate_verilog(net, 3, large_ram=["fc1"]))
+    path.write_text(generate_verilog(CorePlan.build(net, 3, large=["fc1"])))
     lint(path)
 
 
@@ -82,8 +81,8 @@ def test_spram_banks_in_depth(tmp_path):
     rng = np.random.default_rng(2)
     net = random_network(rng, 200, [100, 10], codebook_size=4, weight_bits=4, density=1.0,
                          timesteps=4)
-    assert LayerLayout.build(net.layers[0], 1).total_words == 20000
+    assert SynapseLayout.build(net.layers[0], 1).total_words == 20000
     inputs = random_inputs(rng, net, 3)
-    simulator = Simulator(net, tmp_path, lanes=1, large_ram=["fc1"], spram=True)
+    simulator = Simulator(CorePlan.build(net, 1, large=["fc1"], spram=True), tmp_path)
     rtl, out, errors = simulator.run(inputs)
     assert errors == [] and compare(simulate(net, inputs), rtl, out) == []

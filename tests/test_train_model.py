@@ -12,7 +12,7 @@ import torch
 
 from snnhw.golden import simulate
 from snnhw.network import Reset
-from snnhw.network.random import random_inputs, random_network
+from snnhw.random_networks import random_inputs, random_network
 from snnhw.train.export import exact_spikes, to_network
 from snnhw.train.model import SNN, from_network, spike
 from snnhw.train.quant import make_quantizer

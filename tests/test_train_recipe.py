@@ -75,6 +75,46 @@ def test_cli_rejects_bad_recipe_in_one_line_without_torch(tmp_path, capsys):
         assert "torch" not in sys.modules
 
 
+@pytest.mark.parametrize("stages, message", [
+    ("[{ptq: {}}, {qat: {}}]", "compress[1].qat: cannot follow compress[0].ptq, which froze the "
+                               "weights; put ptq last, or use qat in its place"),
+    ("[{qat: {}}, {ptq: {}}, {cluster: {}}]",
+     "compress[2].cluster: cannot follow compress[1].ptq, which froze the weights; put ptq last"),
+    ("[{ptq: {}}, {state: {bits: 8}}]", "compress[1].state: cannot follow compress[0].ptq, which "
+                                        "froze the weights; put ptq last, or use qat in its place"),
+    ("[{ptq: {}}, {ptq: {bits: 4}}]", "compress[1].ptq: cannot follow compress[0].ptq, which "
+                                      "froze the weights; keep one ptq, last"),
+    ("[{ptq: {}}, {prune: {}}, {qat: {}}]", "compress[1].prune: cannot follow compress[0].ptq"),
+    ("[{ptq: {}}, {hessian: {}}]", "compress[1].hessian: cannot follow compress[0].ptq"),
+])
+def test_stage_order_is_checked_before_training(tmp_path, capsys, stages, message):
+    path = write(tmp_path, f"train: {{epochs: 1000}}\ncompress: {stages}\n")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    assert str(error.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(error.value)
+    # The CLI refuses it at once: no data loaded, no float training, no traceback.
+    had_torch = "torch" in sys.modules
+    assert main(["train", str(path), "-o", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err == f"snnhw: error: {error.value}\n"
+    assert not (tmp_path / "m").exists()
+    if not had_torch:
+        assert "torch" not in sys.modules
+
+
+def test_ptq_last_is_a_valid_order():
+    recipe = parse_recipe({"compress": [{"prune": {}}, {"qat": {}}, {"ptq": {}}]})
+    assert [type(stage).__name__ for stage in recipe.compress] == ["PruneStage", "QatStage",
+                                                                   "PtqStage"]
+
+
+def test_floats_must_be_finite(tmp_path):
+    for text in ("train: {lr: .nan}", "train: {lr: .inf}", "compress: [{qat: {lr: -.inf}}]"):
+        with pytest.raises(RecipeError, match=r": (train|compress\[0\]\.qat)\.lr: expected a "
+                                              r"finite number"):
+            load_recipe(write(tmp_path, text))
+
+
 def test_rounding_values():
     assert [r.value for r in Rounding] == ["truncate", "nearest", "stochastic"]
 

@@ -18,8 +18,8 @@ import torch
 from snnhw.golden import simulate
 from snnhw.golden.model import snap_to_levels as golden_snap
 from snnhw.network import Reset, load
-from snnhw.network.random import random_inputs, random_network
-from snnhw.train.cli import summary
+from snnhw.random_networks import random_inputs, random_network
+from snnhw.cli.train import summary
 from snnhw.train.export import exact_run, to_network
 from snnhw.train.model import SNN, from_network, snap_to_levels
 from snnhw.train.pipeline import compress, finish, prepare

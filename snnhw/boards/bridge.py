@@ -10,10 +10,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..hw.core import CYCLE_BITS, TIMESTEP_BITS
 from ..hw.engine import EventLayout
-from ..hw.layout import bits_for
-from ..network.format import Network
+from ..plan import CYCLE_BITS, TIMESTEP_BITS, CorePlan
 from . import protocol
 
 __all__ = ["Bridge"]
@@ -33,15 +31,11 @@ class Bridge(wiring.Component):
 
     Parameters
     ----------
-    network : Network
-        The network the core computes (sizes and the identity answer).
-    lanes : int
-        The core's lane count (reported by ``'I'``).
+    plan : CorePlan
+        The core's plan: the network's sizes, the lane count and the large-RAM layers for the
+        identity answer, and the size of the load image that ``'W'`` forwards.
     timeout : int
         Cycles of silence that abandon a command.
-    large_ram : collection of str
-        The layers whose synapses the core loads at run time (their image is what ``'W'``
-        forwards).
 
     Members
     -------
@@ -51,9 +45,9 @@ class Bridge(wiring.Component):
         Bytes to the host.
     overrun, framing : In(1)
         Receive errors (pulses), reported in the status byte.
-    events : Out(stream.Signature(EventLayout(input_size)))
+    events : Out(stream.Signature(EventLayout(plan.input_addr_bits)))
         Input events to the core's ``i``.
-    spikes : In(stream.Signature(EventLayout(output_size)))
+    spikes : In(stream.Signature(EventLayout(plan.output_addr_bits)))
         Output events from the core's ``o``.
     start : Out(1)
         To the core's ``start``.
@@ -73,29 +67,30 @@ class Bridge(wiring.Component):
         From the core's ``loaded`` (tie to 1 when nothing is loaded at run time).
     """
 
-    def __init__(self, network: Network, lanes: int, timeout: int, large_ram=()):
-        if not isinstance(network, Network):
-            raise TypeError(f"Network must be a Network, not {network!r}")
-        if not isinstance(timeout, int) or timeout < 1:
+    def __init__(self, plan: CorePlan, timeout: int):
+        if not isinstance(plan, CorePlan):
+            raise TypeError(f"Plan must be a CorePlan, not {plan!r}")
+        if not isinstance(timeout, int):
+            raise TypeError(f"Timeout must be an integer, not {timeout!r}")
+        if timeout < 1:
             raise ValueError(f"Timeout must be a positive integer, not {timeout!r}")
+        network = plan.network
         if network.input_size > protocol.MAX_INPUTS:
             raise ValueError(f"Input size must be at most {protocol.MAX_INPUTS}, "
                              f"not {network.input_size!r}")
-        self.network, self.lanes, self.timeout = network, lanes, timeout
-        self.large_ram = list(large_ram)
-        self.load_size = protocol.load_size(network, lanes, self.large_ram)
+        self.plan, self.network, self.timeout = plan, network, timeout
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "overrun": In(1),
             "framing": In(1),
-            "events": Out(stream.Signature(EventLayout(network.input_size))),
-            "spikes": In(stream.Signature(EventLayout(network.output_size))),
+            "events": Out(stream.Signature(EventLayout(plan.input_addr_bits))),
+            "spikes": In(stream.Signature(EventLayout(plan.output_addr_bits))),
             "start": Out(1),
             "timesteps": Out(TIMESTEP_BITS),
             "done": In(1),
             "cycles": In(CYCLE_BITS),
-            "pred": Out(max(1, bits_for(network.output_size))),
+            "pred": Out(plan.output_addr_bits),
             "load": Out(stream.Signature(8)),
             "load_begin": Out(1),
             "loaded": In(1),
@@ -105,7 +100,7 @@ class Bridge(wiring.Component):
         m = Module()
         outputs, inputs = self.network.output_size, self.network.input_size
         # The identity's last byte is the loaded flag; the rest is constant.
-        identity = protocol.identity_bytes(self.network, self.lanes, self.large_ram)[:-1]
+        identity = protocol.identity_bytes(self.plan)[:-1]
         identity_size = protocol.IDENTITY_SIZE
 
         m.submodules.counts = counts = Memory(shape=COUNT_BITS, depth=max(2, outputs), init=[])
@@ -123,7 +118,8 @@ class Bridge(wiring.Component):
         compare = Signal()  # count_rd.data holds the count of output `compared`
         compared = Signal.like(index)
         word = Signal(8 * max(identity_size, 6))  # bytes to send, LSB first
-        load_left = Signal(range(max(2, self.load_size + 1)))  # bytes of the load image to come
+        load_size = self.plan.load_size
+        load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
         left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
         silence = Signal(range(self.timeout + 1))
 
@@ -187,8 +183,8 @@ class Bridge(wiring.Component):
                     m.next = "SEND_IDENTITY"
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_LOAD)):
                     m.d.comb += self.load_begin.eq(1)
-                    m.d.sync += load_left.eq(self.load_size)
-                    m.next = "LOAD_BYTE" if self.load_size else "LOAD_REPLY"
+                    m.d.sync += load_left.eq(load_size)
+                    m.next = "LOAD_BYTE" if load_size else "LOAD_REPLY"
 
             send("SEND_IDENTITY", "IDLE")
 

@@ -18,6 +18,7 @@ available per resource, the fit estimate beside it, Fmax against the board clock
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -30,16 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compiler import check_lanes, core_report, top_name
 from ..errors import SnnhwError
-from ..network.format import Network
+from ..plan import CorePlan, core_report
 from .config import Board, BoardError, Family, Toolchain, check_baud
-from ..hw.layout import synapse_image
-from .fit import RESOURCES, FitReport, check_fit, estimate, plan_synapses
+from .fit import RESOURCES, FitReport, check_fit, estimate, place_synapses
 from .protocol import network_id
 from .top import BoardTop, check_resources
 
-__all__ = ["BuildError", "BuildResult", "build", "parse_nextpnr_report", "parse_yosys_ffs"]
+__all__ = ["BuildError", "BuildResult", "board_plan", "build", "parse_nextpnr_report",
+           "parse_yosys_ffs"]
 
 #: The YoWASP executable and package of each tool named in an Amaranth build plan.
 YOWASP = {
@@ -79,21 +79,27 @@ class BuildResult:
     utilization: dict  #: the contents of utilization.json
 
 
-def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int = 1,
+def board_plan(plan: CorePlan, board: Board) -> CorePlan:
+    """The plan as ``board`` builds it: large RAM is SPRAM on iCE40."""
+    return dataclasses.replace(plan, spram=board.fpga.family is Family.ICE40)
+
+
+def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
           baud: int | None = None, synapses: str = "auto", fit_check: bool = True,
           allow_timing_fail: bool = False, echo: Callable[[str], None] = print) -> BuildResult:
-    """Build ``net`` for ``board`` into ``out_dir``; raise a one-line error if anything fails.
+    """Build the planned core for ``board`` into ``out_dir``; raise a one-line error if anything
+    fails.
 
-    ``synapses`` says where synapse memories go (:data:`snnhw.boards.fit.SYNAPSE_PLACES`).
+    ``synapses`` says where synapse memories go (:data:`snnhw.boards.fit.SYNAPSE_CHOICES`).
     """
-    check_lanes(lanes)
     out_dir = Path(out_dir)
-    top = top_name(net)
-    report = core_report(net, lanes)
+    net, lanes, top = plan.network, plan.lanes, plan.top
+    plan = board_plan(plan, board)
     if fit_check:
-        fit = check_fit(report, board, lambda other: core_report(net, other), synapses)
+        fit = check_fit(plan, board, synapses, lambda other: CorePlan.build(net, other))
     else:
-        fit = estimate(report, board, plan_synapses(report, board, synapses))
+        fit = estimate(place_synapses(plan, board, synapses), board)
+    plan = fit.plan
     shown = ("logic", "ff", "bram") + (("large_ram",) if fit.large_ram else ())
     echo(f"{net.name} on {board.name} ({board.fpga.device}) at {lanes} lane(s), "
          f"{board.clock_hz / 1e6:g} MHz; estimate: " + ", ".join(
@@ -104,24 +110,23 @@ def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int 
 
     platform = _platform(board)
     if baud is not None:
-        check_baud(board.clock_hz, baud, "--baud")
+        check_baud(board.clock_hz, baud)
     baud = baud or board.uart.baud
     overrides = {"emit_src": False}
     if board.toolchain is Toolchain.YOWASP:
         # Report utilisation and Fmax as JSON; finish the build when timing fails, so that the
         # report exists and the failure can be explained below.
         overrides["nextpnr_opts"] = f"--report {top}.report.json --timing-allow-fail"
-    plan = platform.prepare(BoardTop(board, net, lanes, baud, fit.large_ram), name=top,
-                            **overrides)
+    prepared = platform.prepare(BoardTop(board, plan, baud), name=top, **overrides)
     # Nothing of an earlier build may pass for this one's result if this one fails.
     bitstream = out_dir / f"{top}{board.bitstream_suffix}"
     log_dir = out_dir / "logs"
     image = out_dir / "synapses.bin"
     for stale in (bitstream, image, out_dir / "utilization.json", *log_dir.glob("*.log")):
         stale.unlink(missing_ok=True)
-    build_dir = plan.extract(out_dir / "build")
+    build_dir = prepared.extract(out_dir / "build")
     log_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / "report.json", report)
+    _write_json(out_dir / "report.json", core_report(plan).to_json())
     _write_json(out_dir / "fit.json", fit.to_json())
 
     utilization = {
@@ -129,8 +134,8 @@ def build(net: Network, board: Board, out_dir: str | os.PathLike, *, lanes: int 
         "network_id": f"{network_id(net):#010x}", "lanes": lanes, "baud": baud,
         "clock_mhz": board.clock_hz / 1e6, "large_ram_layers": fit.large_ram,
     }
-    if fit.large_ram:
-        image.write_bytes(synapse_image(net, lanes, fit.large_ram))
+    if plan.large:
+        image.write_bytes(plan.load_image())
     if board.toolchain is not Toolchain.YOWASP:
         utilization["resources"] = {name: {"used": None, "available": fit.available[name],
                                            "estimate": fit.used[name]} for name in RESOURCES}
@@ -221,7 +226,16 @@ def _platform(board: Board):
                          f"pip install amaranth-boards)") from None
     except AttributeError:
         raise BoardError(f"{board.path}: platform: {module_name} has no {class_name}") from None
-    platform = cls()
+    from amaranth.build import Platform
+    if not (isinstance(cls, type) and issubclass(cls, Platform)):
+        what = "a class, but not a Platform" if isinstance(cls, type) else type(cls).__name__
+        raise BoardError(f"{board.path}: platform: expected an Amaranth platform class, but "
+                         f"{board.platform} is {what}")
+    try:
+        platform = cls()
+    except TypeError as error:  # an abstract platform, or one that needs arguments
+        raise BoardError(f"{board.path}: platform: cannot instantiate {board.platform} "
+                         f"({str(error).splitlines()[0][:80]})") from None
     for name, value in board.platform_attrs.items():
         setattr(platform, name, value)
     for field in ("device", "package"):

@@ -1,6 +1,7 @@
 """Board descriptions (``boards/*.yaml``): the FPGA, its platform, clock, UART, LEDs and budget.
 
-A board file is loaded into typed, frozen dataclasses. Every field is checked against its type,
+A board file is loaded into typed, frozen dataclasses by the typed-config loader
+(:mod:`snnhw.config`, which recipes share). Every field is checked against its type,
 unknown fields are rejected (a typo must not be silently ignored), and any problem is reported as
 one :class:`BoardError` line naming the file and the field, e.g.
 ``boards/icebreaker.yaml: budget.bram_blocks: expected an integer >= 0, got 'thirty'``.
@@ -12,13 +13,13 @@ import dataclasses
 import enum
 import os
 import re
-import types
 import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import SnnhwError
+from ..config import LOADED, Converter, Loader, load_config, shown
+from ..errors import ParameterError, SnnhwError
 from ..yamlfile import read_yaml
 
 __all__ = ["FORMAT", "VERSION", "BoardError", "Family", "Toolchain", "Fpga", "UartPins", "Uart",
@@ -38,6 +39,10 @@ _MODE = re.compile(r"(\d+)x(\d+)\Z")
 
 class BoardError(SnnhwError, ValueError):
     """A board file that cannot be used; the message names the file and the field."""
+
+
+class BoardParameterError(BoardError, ParameterError):
+    """A board asked for by a name that no board file has."""
 
 
 class Family(enum.Enum):
@@ -124,7 +129,8 @@ class Board:
     platform_attrs: dict[str, int] = dataclasses.field(default_factory=dict)  #: attributes set
     #: on the platform instance (``hfosc_div: 1`` halves the UPduino's 48 MHz oscillator)
     notes: str = ""  #: wiring or programming notes printed after a build
-    path: Path | None = None  #: the file it was loaded from
+    #: the file it was loaded from (set by :func:`load_board`, never read from the file)
+    path: Path | None = dataclasses.field(default=None, metadata={LOADED: False})
 
     @property
     def bitstream_suffix(self) -> str:
@@ -135,67 +141,21 @@ class Board:
 # -- loading -------------------------------------------------------------------------------------
 
 def _fail(where: str, expected: str, got: Any) -> typing.NoReturn:
-    raise BoardError(f"{where}: expected {expected}, got {got!r}")
+    raise BoardError(f"{where}: expected {expected}, got {shown(got)}")
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _convert(where: str, hint: Any, value: Any) -> Any:
-    """Check ``value`` against the type ``hint`` and convert it (enums, tuples, dataclasses)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return _convert(where, inner, value)
-    if dataclasses.is_dataclass(hint):
-        return _dataclass(where, hint, value)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        try:
-            return hint(value)
-        except ValueError:
-            _fail(where, " or ".join(repr(m.value) for m in hint), value)
-    if hint is int:
-        if not _is_int(value) or value < 0:
-            _fail(where, "an integer >= 0", value)
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            _fail(where, "a string", value)
-        return value
-    if origin is tuple:
-        if not isinstance(value, list):
-            _fail(where, "a list", value)
-        return tuple(_convert(f"{where}[{k}]", args[0], item) for k, item in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            _fail(where, "a mapping", value)
-        return {_convert(f"{where} (key)", args[0], key): _convert(f"{where}.{key}", args[1], item)
-                for key, item in value.items()}
-    raise TypeError(f"Board field type {hint!r} is not supported")  # a bug in this module
+def _natural(loader: Loader, value: Any, where: str) -> int:
+    if not _is_int(value) or value < 0:
+        loader.mismatch(where, "an integer >= 0", value)
+    return value
 
 
-def _dataclass(where: str, cls: type, mapping: Any) -> Any:
-    if not isinstance(mapping, dict):
-        _fail(where, "a mapping", mapping)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
-    prefix = f"{where}." if not where.endswith(": ") else where
-    for key in mapping:
-        if key not in fields:
-            raise BoardError(f"{prefix}{key}: unknown field (expected one of "
-                             f"{', '.join(fields)})")
-    values = {}
-    for name, field in fields.items():
-        if name not in mapping:
-            if (field.default is dataclasses.MISSING
-                    and field.default_factory is dataclasses.MISSING):
-                raise BoardError(f"{prefix}{name}: missing field")
-            continue
-        values[name] = _convert(f"{prefix}{name}", hints[name], mapping[name])
-    return cls(**values)
+#: every integer in a board file counts something or is a frequency: none is negative
+_CONVERTERS = {int: Converter("an integer >= 0", _natural)}
 
 
 def _check(board: Board, where: str) -> None:
@@ -229,15 +189,22 @@ def _check(board: Board, where: str) -> None:
               board.toolchain.value)
 
 
-def check_baud(clock_hz: int, baud: object, where: str) -> int:
-    """Return the clock cycles per bit of ``baud``; raise if the clock cannot make the rate."""
+def check_baud(clock_hz: int, baud: object, where: str | None = None) -> int:
+    """Return the clock cycles per bit of ``baud``; raise if the clock cannot make the rate.
+
+    The error names ``where`` (a board file's field), or else the parameter ``baud``.
+    """
+    expected = None
     if not _is_int(baud) or baud < 300:
-        _fail(where, "a baud rate >= 300", baud)
-    divisor = round(clock_hz / baud)
-    if divisor < 4 or abs(clock_hz / divisor - baud) > 0.02 * baud:
-        _fail(where, f"a rate that {clock_hz} Hz divides to within 2 % (at least 4 clocks a "
-                     f"bit)", baud)
-    return divisor
+        expected = "a baud rate >= 300"
+    elif not (4 <= round(clock_hz / baud)
+              and abs(clock_hz / round(clock_hz / baud) - baud) <= 0.02 * baud):
+        expected = f"a rate that {clock_hz} Hz divides to within 2 % (at least 4 clocks a bit)"
+    if expected is None:
+        return round(clock_hz / baud)
+    if where is None:
+        raise ParameterError("baud", f"expected {expected}, got {shown(baud)}")
+    _fail(where, expected, baud)
 
 
 def load_board(path: str | os.PathLike) -> Board:
@@ -250,11 +217,11 @@ def load_board(path: str | os.PathLike) -> Board:
     document = dict(document)
     for key, want in (("format", FORMAT), ("version", VERSION)):
         if key not in document:
-            raise BoardError(f"{where}{key}: missing field")
+            raise BoardError(f"{where}{key}: missing field (expected {want!r})")
         value = document.pop(key)
         if value != want or type(value) is not type(want):
             _fail(f"{where}{key}", repr(want), value)
-    board = _dataclass(where, Board, document)
+    board = load_config(Board, document, str(path), error=BoardError, converters=_CONVERTERS)
     _check(board, where)
     return dataclasses.replace(board, path=path)
 
@@ -272,6 +239,6 @@ def find_board(name: str | os.PathLike, directory: Path = BOARDS_DIR) -> Board:
     path = directory / f"{text}.yaml"
     if not path.exists():
         known = ", ".join(board_names(directory)) or "none"
-        raise BoardError(f"--board: unknown board {text!r} (known: {known}; or give the path "
-                         f"of a board file)")
+        raise BoardParameterError("board", f"unknown board {text!r} (known: {known}; or give "
+                                           f"the path of a board file)")
     return load_board(path)

@@ -1,8 +1,8 @@
 """Fit check before synthesis: the core's memories and an estimate of its logic against a board.
 
-Input is the compile report (:func:`snnhw.compiler.core_report`): from its per-layer shapes this
-module lists every memory of the core (synapse, pointer and codebook ROMs, membrane and
-accumulator RAMs per lane, the output event queue) plus those of the UART bridge, maps each onto
+Input is the core's plan (:class:`snnhw.plan.CorePlan`): it lists every memory of the core
+(synapse, pointer and codebook ROMs, membrane and accumulator RAMs per lane, the output event
+queue); this module adds those of the UART bridge, maps each onto
 the board's block RAM modes the way Yosys does (the cheapest tiling of one mode; small memories
 go to logic), and estimates LUTs and flip-flops from a per-layer model calibrated on iCE40
 builds (a rough figure, typically within 30 %: the build's ``utilization.json`` has the real
@@ -10,8 +10,9 @@ ones). The check refuses a design whose estimate is over the budget, saying what
 how much, and what would help.
 
 On boards with large single-port RAM (iCE40 SPRAM) a layer's synapse memory can go there
-instead (loaded at run time, :mod:`snnhw.hw.synapses`): :func:`plan_synapses` picks the layers,
-by default only when block RAM would not suffice, largest synapse memory first.
+instead (:attr:`snnhw.plan.Placement.LARGE`, loaded at run time): :func:`place_synapses` picks
+the layers, by default (``auto``) only when block RAM would not suffice, largest synapse memory
+first.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from ..errors import SnnhwError
-from ..hw.layout import bits_for
-from ..hw.synapses import SPRAM_DEPTH, spram_tiles
+from ..plan import SPRAM_DEPTH, CorePlan, MemorySpec, Placement, spram_tiles
 from .config import Board, Family
+from .top import RX_FIFO_DEPTH
 
-__all__ = ["FitError", "Memory", "FitReport", "estimate", "check_fit", "plan_synapses",
-           "RESOURCES", "SYNAPSE_PLACES"]
+__all__ = ["FitError", "Memory", "FitReport", "estimate", "check_fit", "place_synapses",
+           "RESOURCES", "SYNAPSE_CHOICES"]
 
 #: Resources compared, with the words used in reports.
 RESOURCES = {"logic": "logic", "ff": "flip-flops", "bram": "block RAM", "large_ram": "large RAM",
@@ -44,12 +45,11 @@ _LAYER_FFS, _LANE_FFS = 180, 100
 _BRIDGE_LUTS, _BRIDGE_FFS = 450, 300
 # The synapse loader's share per loaded layer, and the read multiplexer per extra SPRAM bank.
 _LOADER_LUTS, _LOADER_FFS = 40, 30
-_QUEUE_DEPTH = 16  # the core's output event queues (Core's default queue_depth)
-_RX_FIFO = (16, 8)
 
-#: Where synapse memories go: ``auto`` (block RAM, then large RAM for the largest ones while
-#: block RAM is over budget), ``block`` (all in block RAM), ``large`` (all in large RAM).
-SYNAPSE_PLACES = ("auto", "block", "large")
+#: Where synapse memories go: a :class:`~snnhw.plan.Placement` for all of them (``block``,
+#: ``large``), or ``auto``: block RAM, then large RAM for the largest ones while block RAM is
+#: over budget.
+SYNAPSE_CHOICES = ("auto",) + tuple(placement.value for placement in Placement)
 
 
 class FitError(SnnhwError):
@@ -61,7 +61,7 @@ class Memory:
     """One memory of the design and where it goes."""
 
     layer: str  #: layer name, or "bridge"
-    kind: str  #: synapse, pointer, codebook, membrane, accumulator, queue, counts, rx_fifo
+    kind: str  #: a :class:`~snnhw.plan.MemoryKind` value, or the bridge's counts, rx_fifo
     depth: int
     width: int
     rom: bool  #: read-only (initialised at configuration)
@@ -82,9 +82,14 @@ class FitReport:
     lanes: int
     used: dict[str, int]  #: resource -> estimate
     available: dict[str, int]  #: resource -> budget
+    plan: CorePlan  #: the core estimated, its synapses placed
     memories: list[Memory] = field(default_factory=list)
     per_layer: dict[str, dict[str, int]] = field(default_factory=dict)
-    large_ram: list[str] = field(default_factory=list)  #: layers with synapses in large RAM
+
+    @property
+    def large_ram(self) -> list[str]:
+        """Layers with synapses in large RAM."""
+        return self.plan.large
 
     @property
     def over(self) -> dict[str, int]:
@@ -122,28 +127,12 @@ def _memory(board: Board, layer: str, kind: str, depth: int, width: int, rom: bo
     return Memory(layer, kind, depth, width, rom, blocks)
 
 
-def _layer_memories(board: Board, layer: dict, lanes: int, large: bool) -> list[Memory]:
-    name, bits = layer["name"], layer["memory_bits"]
-    bank_depth = math.ceil(layer["size"] / lanes)
-    depth, width = layer["synapse_words"], layer["synapse_word_bits"]
-    if large:
-        synapses = Memory(name, "synapse", max(2, depth), width, False, 0,
-                          spram_tiles(depth, width))
-    else:
-        synapses = _memory(board, name, "synapse", depth, width, True)
-    memories = [
-        synapses,
-        _memory(board, name, "codebook", layer["codebook_entries"], layer["weight_bits"], True),
-        _memory(board, name, "queue", _QUEUE_DEPTH, max(1, bits_for(layer["size"])) + 1, False),
-    ]
-    if bits["pointer"]:
-        memories.append(_memory(board, name, "pointer", layer["fan_in"],
-                                bits["pointer"] // layer["fan_in"], True))
-    for _ in range(lanes):
-        memories.append(_memory(board, name, "membrane", bank_depth, layer["v_bits"], False))
-        memories.append(_memory(board, name, "accumulator", bank_depth,
-                                layer["accumulator_bits"], False))
-    return memories
+def _place(board: Board, layer: str, spec: MemorySpec) -> Memory:
+    """Where one of the plan's memories goes on the board."""
+    if spec.placement is Placement.LARGE:
+        return Memory(layer, spec.kind.value, spec.hw_depth, spec.width, False, 0,
+                      spram_tiles(spec.depth, spec.width))
+    return _memory(board, layer, spec.kind.value, spec.depth, spec.width, spec.rom)
 
 
 def _logic(board: Board, memories: list[Memory], luts: int, ffs: int) -> tuple[int, int]:
@@ -169,28 +158,28 @@ def _logic_units(board: Board, luts: int, ffs: int) -> int:
     return luts
 
 
-def estimate(report: dict, board: Board, large_ram=()) -> FitReport:
-    """Estimate the resources of the board design for a compile report, with the synapses of
-    the ``large_ram`` layers in large RAM."""
-    lanes = report["lanes"]
+def estimate(plan: CorePlan, board: Board) -> FitReport:
+    """Estimate the resources of the board design of a planned core (synapses placed as the
+    plan says)."""
+    lanes = plan.lanes
     memories, per_layer = [], {}
     logic_total = ff_total = 0
-    for layer in report["layers"]:
-        mems = _layer_memories(board, layer, lanes, layer["name"] in large_ram)
+    for layer in plan.layers:
+        mems = [_place(board, layer.name, spec) for spec in layer.memories]
         luts, ffs = _logic(board, mems, _LAYER_LUTS + _LANE_LUTS * (lanes - 1),
                            _LAYER_FFS + _LANE_FFS * (lanes - 1))
-        if layer["name"] in large_ram:
-            banks = -(-max(2, layer["synapse_words"]) // SPRAM_DEPTH)
-            luts += _LOADER_LUTS + (banks - 1) * layer["synapse_word_bits"]
+        if layer.placement is Placement.LARGE:
+            banks = -(-max(2, layer.synapses.total_words) // SPRAM_DEPTH)
+            luts += _LOADER_LUTS + (banks - 1) * layer.synapses.word_bits
             ffs += _LOADER_FFS
-        per_layer[layer["name"]] = {"logic": _logic_units(board, luts, ffs), "ff": ffs,
-                                    "bram": sum(m.blocks for m in mems),
-                                    "large_ram": sum(m.large_blocks for m in mems)}
+        per_layer[layer.name] = {"logic": _logic_units(board, luts, ffs), "ff": ffs,
+                                 "bram": sum(m.blocks for m in mems),
+                                 "large_ram": sum(m.large_blocks for m in mems)}
         memories += mems
         logic_total += luts
         ff_total += ffs
-    bridge = [_memory(board, "bridge", "counts", report["output_size"], 16, False),
-              _memory(board, "bridge", "rx_fifo", *_RX_FIFO, False)]
+    bridge = [_memory(board, "bridge", "counts", plan.network.output_size, 16, False),
+              _memory(board, "bridge", "rx_fifo", RX_FIFO_DEPTH, 8, False)]
     luts, ffs = _logic(board, bridge, _BRIDGE_LUTS, _BRIDGE_FFS)
     per_layer["bridge"] = {"logic": _logic_units(board, luts, ffs), "ff": ffs,
                            "bram": sum(m.blocks for m in bridge), "large_ram": 0}
@@ -199,54 +188,53 @@ def estimate(report: dict, board: Board, large_ram=()) -> FitReport:
     ff_total += ffs
     budget = board.budget
     return FitReport(
-        board=board.name, network=report["network"], lanes=lanes,
+        board=board.name, network=plan.name, lanes=lanes, plan=plan,
         used={"logic": _logic_units(board, logic_total, ff_total), "ff": ff_total,
               "bram": sum(m.blocks for m in memories),
               "large_ram": sum(m.large_blocks for m in memories), "dsp": 0},
         available={"logic": budget.logic, "ff": budget.ff, "bram": budget.bram_blocks,
                    "large_ram": budget.large_ram_blocks, "dsp": budget.dsp},
-        memories=memories, per_layer=per_layer,
-        large_ram=[layer["name"] for layer in report["layers"] if layer["name"] in large_ram])
+        memories=memories, per_layer=per_layer)
 
 
-def plan_synapses(report: dict, board: Board, synapses: str = "auto") -> list[str]:
-    """The layers whose synapse memories go to large RAM (``synapses``: see
-    :data:`SYNAPSE_PLACES`)."""
-    if synapses not in SYNAPSE_PLACES:
-        raise ValueError(f"Synapse placement must be one of {', '.join(SYNAPSE_PLACES)}, "
+def place_synapses(plan: CorePlan, board: Board, synapses: str = "auto") -> CorePlan:
+    """The plan with its synapse memories placed on ``board`` (``synapses``: one of
+    :data:`SYNAPSE_CHOICES`)."""
+    if synapses not in SYNAPSE_CHOICES:
+        raise ValueError(f"Synapse placement must be one of {', '.join(SYNAPSE_CHOICES)}, "
                          f"not {synapses!r}")
-    names = [layer["name"] for layer in report["layers"]]
-    if synapses == "block" or (synapses == "auto" and not board.budget.large_ram_blocks):
-        return []
-    if synapses == "large":
-        if not board.budget.large_ram_blocks:
-            raise FitError(f"{board.name} has no large RAM (budget.large_ram_blocks in "
-                           f"{board.path}) for the synapses: use --synapses block")
-        return names
-    chosen: list[str] = []
-    by_size = sorted(report["layers"], reverse=True,
-                     key=lambda layer: layer["synapse_words"] * layer["synapse_word_bits"])
-    fit = estimate(report, board, chosen)
+    names = [layer.name for layer in plan.layers]
+    if synapses == Placement.LARGE.value and not board.budget.large_ram_blocks:
+        raise FitError(f"{board.name} has no large RAM (budget.large_ram_blocks in "
+                       f"{board.path}) for the synapses: use --synapses block")
+    if synapses != "auto":
+        return plan.with_placement({name: Placement(synapses) for name in names})
+    placed = plan.with_placement({name: Placement.BLOCK for name in names})
+    if not board.budget.large_ram_blocks:
+        return placed
+    by_size = sorted(plan.layers, reverse=True,
+                     key=lambda layer: layer.synapses.total_words * layer.synapses.word_bits)
+    fit = estimate(placed, board)
     for layer in by_size:
         if fit.used["bram"] <= fit.available["bram"]:
             break
-        tried = estimate(report, board, chosen + [layer["name"]])
+        tried_plan = placed.with_placement({layer.name: Placement.LARGE})
+        tried = estimate(tried_plan, board)
         if tried.used["large_ram"] <= tried.available["large_ram"]:
-            chosen.append(layer["name"])
-            fit = tried
-    return [name for name in names if name in chosen]
+            placed, fit = tried_plan, tried
+    return placed
 
 
-def check_fit(report: dict, board: Board,
-              report_at: Callable[[int], dict] | None = None,
-              synapses: str = "auto") -> FitReport:
-    """Return the estimate, or raise :class:`FitError` (one line) if it is over the budget.
+def check_fit(plan: CorePlan, board: Board, synapses: str = "auto",
+              plan_at: Callable[[int], CorePlan] | None = None) -> FitReport:
+    """Return the estimate of ``plan`` with its synapses placed by :func:`place_synapses` (the
+    placed plan is the report's ``plan``), or raise :class:`FitError` (one line) if it is over
+    the budget.
 
-    ``synapses`` places the synapse memories (:func:`plan_synapses`). ``report_at(lanes)``
-    gives the compile report at another lane count; with it the error names the nearest lane
-    count that would fit.
+    ``plan_at(lanes)`` plans the core at another lane count; with it the error names the
+    nearest lane count that would fit.
     """
-    fit = estimate(report, board, plan_synapses(report, board, synapses))
+    fit = estimate(place_synapses(plan, board, synapses), board)
     if fit.fits:
         return fit
     units = {"logic": board.budget.logic_unit, "ff": "FFs", "bram": "blocks",
@@ -262,14 +250,13 @@ def check_fit(report: dict, board: Board,
                         f"({biggest.bits} bits, {blocks(biggest)} blocks)")
         problems.append(problem)
     hints = []
-    if report_at is not None:
+    if plan_at is not None:
         # Fewer lanes need less logic; more lanes make wider synapse words, which fill large
         # RAM (16 bits wide) better. Name the nearest lane count that fits.
         candidates = sorted((p for p in (1, 2, 4, 8, 16) if p != fit.lanes),
                             key=lambda p: (abs(math.log2(p / fit.lanes)), p))
         for lanes in candidates:
-            other = report_at(lanes)
-            if estimate(other, board, plan_synapses(other, board, synapses)).fits:
+            if estimate(place_synapses(plan_at(lanes), board, synapses), board).fits:
                 hints.append(f"--lanes {lanes} fits")
                 break
         else:

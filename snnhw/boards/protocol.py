@@ -7,10 +7,10 @@ Host to device (multi-byte fields little-endian):
   (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded
   at run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream),
   and whether they are loaded (u8, 1 or 0; 1 when nothing needs loading).
-- ``'W'`` (0x57), then the load image (:func:`snnhw.hw.layout.synapse_image`, exactly
-  :func:`load_size` bytes): writes the synapses of the masked layers (large RAM such as iCE40
-  SPRAM, which a bitstream cannot initialise; they keep them until power is lost). The device
-  answers ``'W'`` and the loaded flag (u8).
+- ``'W'`` (0x57), then the load image (:meth:`snnhw.plan.CorePlan.load_image`, exactly
+  :attr:`~snnhw.plan.CorePlan.load_size` bytes): writes the synapses of the masked layers (large
+  RAM such as iCE40 SPRAM, which a bitstream cannot initialise; they keep them until power is
+  lost). The device answers ``'W'`` and the loaded flag (u8).
 - ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16:
   bits 0..14 the index of a spiking input, bit 15 clear; each timestep ends with ``0x8000``
   (end of timestep). The device answers after the last timestep with :func:`result_size` bytes:
@@ -34,11 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..network.format import Network
+from ..plan import CorePlan
 
 __all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_LOAD", "RESP_RESULT", "EOT",
            "MAX_INPUTS", "MAX_LOADED_LAYERS", "TIMEOUT_S", "IDENTITY_SIZE", "LOAD_REPLY_SIZE",
            "Status", "Identity", "SampleResult", "network_id", "large_ram_mask",
-           "large_ram_layers", "load_size", "identity_bytes", "encode_sample", "result_size",
+           "large_ram_layers", "identity_bytes", "encode_sample", "result_size",
            "decode_result", "decode_identity", "decode_load_reply", "ProtocolError"]
 
 VERSION = 2
@@ -99,16 +100,16 @@ def network_id(net: Network) -> int:
     crc = zlib.crc32(f"{net.name}|{net.input_size}|{net.timesteps}".encode())
     for layer in net.layers:
         n = layer.neuron
-        crc = zlib.crc32(f"|{layer.name}|{layer.codebook}|{layer.weight_bits}|{n.threshold}|"
-                         f"{n.leak_shift}|{n.reset.value}|{n.v_bits}".encode(), crc)
+        crc = zlib.crc32(f"|{layer.name}|{layer.kind}|{layer.codebook}|{layer.weight_bits}|"
+                         f"{n.model}|{n.threshold}|{n.leak_shift}|{n.reset.value}|{n.v_bits}|"
+                         f"{n.state_levels}".encode(), crc)
         crc = zlib.crc32(np.ascontiguousarray(layer.index, dtype="<i4").tobytes(), crc)
     return crc
 
 
-def large_ram_mask(net: Network, layers) -> int:
-    """The identity's mask of the layers named in ``layers``."""
-    chosen = set(layers)
-    mask = sum(1 << k for k, layer in enumerate(net.layers) if layer.name in chosen)
+def large_ram_mask(plan: CorePlan) -> int:
+    """The identity's mask of the layers whose synapses sit in large RAM."""
+    mask = sum(1 << k for k, layer in enumerate(plan.layers) if layer.name in plan.large)
     if mask >> MAX_LOADED_LAYERS:
         raise ProtocolError(f"only the first {MAX_LOADED_LAYERS} layers can keep their "
                             f"synapses in large RAM")
@@ -120,23 +121,12 @@ def large_ram_layers(net: Network, mask: int) -> list[str]:
     return [layer.name for k, layer in enumerate(net.layers) if mask >> k & 1]
 
 
-def load_size(net: Network, lanes: int, layers) -> int:
-    """Bytes of the load image that ``'W'`` takes."""
-    from ..hw.layout import LayerLayout
-
-    total, chosen = 0, set(layers)
-    for layer in net.layers:
-        if layer.name in chosen:
-            lay = LayerLayout.build(layer, lanes)
-            total += lay.total_words * lay.word_bytes
-    return total
-
-
-def identity_bytes(net: Network, lanes: int, large_ram=(), loaded: bool = True) -> bytes:
-    """The device's answer to ``'I'`` for a core of ``net`` with ``lanes`` lanes whose
-    ``large_ram`` layers are loaded at run time (``loaded``: they have been)."""
+def identity_bytes(plan: CorePlan, loaded: bool = True) -> bytes:
+    """The device's answer to ``'I'`` for the planned core (``loaded``: its large-RAM layers
+    have been loaded)."""
+    net = plan.network
     return _IDENTITY.pack(CMD_IDENTIFY, VERSION, net.input_size, net.output_size,
-                          net.timesteps, lanes, network_id(net), large_ram_mask(net, large_ram),
+                          net.timesteps, plan.lanes, network_id(net), large_ram_mask(plan),
                           int(loaded))
 
 

@@ -9,8 +9,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..hw.core import Core
-from ..hw.layout import bits_for
-from ..network.format import Network
+from ..plan import CorePlan
 from .bridge import Bridge
 from .config import Board, BoardError, Family, check_baud
 from .protocol import TIMEOUT_S
@@ -26,18 +25,13 @@ class UARTTop(wiring.Component):
 
     Parameters
     ----------
-    network : Network
-        The network to compute.
-    lanes : int
-        The core's lanes per layer.
+    plan : CorePlan
+        The core (its large-RAM layers are loaded at run time: the host sends them with
+        ``'W'``).
     divisor : int
         Clock cycles per UART bit.
     timeout : int
         Cycles of silence that abandon a half-received command.
-    large_ram : collection of str
-        Layers whose synapses the core loads at run time (the host sends them with ``'W'``).
-    spram : bool
-        Build those memories from iCE40 SPRAM.
 
     Members
     -------
@@ -49,16 +43,15 @@ class UARTTop(wiring.Component):
         The last predicted class.
     """
 
-    def __init__(self, network: Network, lanes: int = 1, *, divisor: int, timeout: int,
-                 large_ram=(), spram: bool = False):
-        self.core = Core(network, lanes, large_ram=large_ram, spram=spram)
-        self.bridge = Bridge(network, lanes, timeout, self.core.large_ram)
+    def __init__(self, plan: CorePlan, *, divisor: int, timeout: int):
+        self.core = Core(plan)
+        self.bridge = Bridge(plan, timeout)
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
-            "pred": Out(max(1, bits_for(network.output_size))),
+            "pred": Out(plan.output_addr_bits),
         })
 
     def elaborate(self, platform):
@@ -86,7 +79,7 @@ class UARTTop(wiring.Component):
             bridge.done.eq(core.done),
             bridge.cycles.eq(core.cycles),
         ]
-        if core.large_ram:
+        if core.plan.large:
             wiring.connect(m, bridge.load, core.load)
             m.d.comb += [core.load_begin.eq(bridge.load_begin), bridge.loaded.eq(core.loaded)]
         else:
@@ -105,26 +98,25 @@ class BoardTop(Elaboratable):
     ----------
     board : Board
         The board description.
-    network : Network
-        The network to compute.
-    lanes : int
-        The core's lanes per layer.
+    plan : CorePlan
+        The core, its synapses placed for the board (:func:`snnhw.boards.fit.place_synapses`);
+        on iCE40 its large RAM is SPRAM.
     baud : int
         UART bit rate.
-    large_ram : collection of str
-        Layers whose synapses go to the board's large RAM (iCE40 SPRAM), loaded at run time.
     """
 
-    def __init__(self, board: Board, network: Network, lanes: int = 1, baud: int | None = None,
-                 large_ram=()):
-        if large_ram and not board.budget.large_ram_blocks:
+    def __init__(self, board: Board, plan: CorePlan, baud: int | None = None):
+        if plan.large and not board.budget.large_ram_blocks:
             raise BoardError(f"{board.path}: budget.large_ram_blocks: {board.name} has no large "
-                             f"RAM for the synapses of {', '.join(large_ram)}")
+                             f"RAM for the synapses of {', '.join(plan.large)}")
+        if plan.large and plan.spram != (board.fpga.family is Family.ICE40):
+            raise ValueError(f"Large RAM on {board.fpga.family.value} must "
+                             f"{'' if plan.spram else 'not '}be SPRAM: plan with spram="
+                             f"{board.fpga.family is Family.ICE40}")
         self.board = board
         baud = baud or board.uart.baud
-        self.top = UARTTop(network, lanes, divisor=check_baud(board.clock_hz, baud, "baud"),
-                           timeout=int(TIMEOUT_S * board.clock_hz), large_ram=large_ram,
-                           spram=board.fpga.family is Family.ICE40)
+        self.top = UARTTop(plan, divisor=check_baud(board.clock_hz, baud),
+                           timeout=int(TIMEOUT_S * board.clock_hz))
 
     def elaborate(self, platform):
         m = Module()

@@ -9,7 +9,9 @@ __all__ = ["UARTRx", "UARTTx", "check_divisor"]
 
 
 def check_divisor(divisor: object) -> int:
-    if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 4:
+    if not isinstance(divisor, int) or isinstance(divisor, bool):
+        raise TypeError(f"Clocks per bit must be an integer, not {divisor!r}")
+    if divisor < 4:
         raise ValueError(f"Clocks per bit must be an integer of at least 4, not {divisor!r}")
     return divisor
 

@@ -1,152 +1,379 @@
-"""``snnhw flow``: train -> compress -> export -> golden -> compile -> co-simulate -> (board) -> report.
+"""``snnhw flow``: train, compress, export -> golden -> compile -> co-simulate -> (board) -> report.
 
-Each stage is skipped on a re-run when its inputs have not changed (see :mod:`.stages`).
+The flow is FINN's shape: a typed :class:`FlowConfig`, a :class:`FlowContext` carrying paths,
+the network and the results of earlier steps, and :data:`STEPS`, an ordered list of named steps,
+each a function ``step_x(context, config)`` returning a JSON-able result. :func:`run_flow` runs
+them through :class:`~.stages.Stages`, which skips a step whose inputs have not changed since
+its last run (see :mod:`.stages`); ``first_step``/``last_step`` run a slice of the list.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import SnnhwError
+from ..errors import CosimMismatch, ParameterError, SnnhwError
 from ..results import Result
 from .stages import Stages
 
-__all__ = ["DEFAULT_RECIPE", "run_flow"]
+if TYPE_CHECKING:  # for annotations only: the steps import these when they run
+    from ..network.format import Network
+    from ..plan import CorePlan
+    from ..train.recipe import Recipe
+
+__all__ = ["DEFAULT_RECIPE", "STEPS", "STEP_NAMES", "FlowConfig", "FlowContext", "run_flow",
+           "step_train", "step_golden", "step_compile", "step_cosim", "step_board",
+           "step_report"]
 
 DEFAULT_RECIPE = "default_recipe.yaml"
-DEFAULT_SAMPLES = 20
+#: Test samples to co-simulate by default: all of them (the whole test split).
+DEFAULT_SAMPLES = None
 DEFAULT_LANES = 2
 
 
-def _recipe_text(recipe: str | Path | None) -> tuple[str, str]:
-    if recipe is None:
-        text = resources.files("snnhw.flow").joinpath(DEFAULT_RECIPE).read_text()
-        return text, f"built-in {DEFAULT_RECIPE}"
-    try:
-        return Path(recipe).read_text(), str(recipe)
-    except OSError as error:
-        raise SnnhwError(f"{recipe}: cannot read the recipe ({error.strerror})") from None
+@dataclass(frozen=True)
+class FlowConfig:
+    """What the flow is asked to do; checked when made, so a bad value fails before any work.
+
+    Parameters
+    ----------
+    recipe_text : str
+        The training recipe, as YAML text.
+    recipe_source : str
+        Where the recipe came from (a path, or "built-in default_recipe.yaml"), for messages.
+    out : Path
+        Output directory of the whole flow.
+    samples : int or None
+        Test samples to co-simulate (the first ones of the test split); ``None``: all of them.
+    lanes : int
+        Synapses per cycle per layer of the core.
+    board : str or None
+        Board to build a bitstream for; ``None`` skips the ``board`` step.
+    first_step : str or None
+        Name of the first step to run (a name in :data:`STEP_NAMES`); the steps before it must
+        have run into ``out`` already. ``None``: the first step.
+    last_step : str or None
+        Name of the last step to run; later steps are not run. ``None``: the last step.
+    """
+
+    recipe_text: str
+    recipe_source: str
+    out: Path
+    samples: int | None = DEFAULT_SAMPLES
+    lanes: int = DEFAULT_LANES
+    board: str | None = None
+    first_step: str | None = None
+    last_step: str | None = None
+
+    def __post_init__(self) -> None:
+        from ..plan import check_lanes
+        check_lanes(self.lanes)
+        if self.samples is not None and (isinstance(self.samples, bool)
+                                         or not isinstance(self.samples, int)
+                                         or self.samples < 1):
+            raise ParameterError("samples", f"expected a positive integer or None (the whole "
+                                            f"test split), got {self.samples!r}")
+        object.__setattr__(self, "out", Path(self.out))
+        for param in ("first_step", "last_step"):
+            name = getattr(self, param)
+            if name is not None and name not in STEP_NAMES:
+                raise ParameterError(param, f"unknown step {name!r}; the steps are "
+                                            f"{', '.join(STEP_NAMES)}")
+            if name == "board" and self.board is None:
+                raise ParameterError(param, "step 'board' runs only with a board")
+        if self._indices()[0] > self._indices()[1]:
+            raise ParameterError("first_step", f"{self.first_step!r} comes after the last step "
+                                               f"{self.last_step!r}; the steps are "
+                                               f"{', '.join(STEP_NAMES)}")
+        _ = self.recipe  # parse now: a bad recipe fails before anything is written
+
+    @classmethod
+    def load(cls, recipe: str | Path | None, out: str | Path, **options: Any) -> FlowConfig:
+        """Read the recipe file (``None``: the built-in one) and check everything."""
+        if recipe is None:
+            text = resources.files("snnhw.flow").joinpath(DEFAULT_RECIPE).read_text()
+            return cls(text, f"built-in {DEFAULT_RECIPE}", Path(out), **options)
+        try:
+            text = Path(recipe).read_text()
+        except OSError as error:
+            raise SnnhwError(f"{recipe}: cannot read the recipe ({error.strerror})") from None
+        return cls(text, str(recipe), Path(out), **options)
+
+    @cached_property
+    def recipe(self) -> Recipe:
+        """The parsed recipe."""
+        from ..train.recipe import RecipeError, parse_recipe
+        from ..yamlfile import parse_yaml
+        return parse_recipe(parse_yaml(self.recipe_text, self.recipe_source, RecipeError) or {},
+                            self.recipe_source)
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Names of the steps to run, in order (``board`` only with a board)."""
+        first, last = self._indices()
+        return tuple(name for name in STEP_NAMES[first:last + 1]
+                     if name != "board" or self.board is not None)
+
+    def _indices(self) -> tuple[int, int]:
+        return (STEP_NAMES.index(self.first_step or STEP_NAMES[0]),
+                STEP_NAMES.index(self.last_step or STEP_NAMES[-1]))
 
 
-def run_flow(recipe: str | Path | None, out: str | Path, *, samples: int = DEFAULT_SAMPLES,
-             lanes: int = DEFAULT_LANES, board: str | None = None,
-             echo: Callable[[str], None] = print) -> dict:
-    """Run the whole flow into ``out``; return the report's numbers."""
-    from ..compiler import check_lanes
-    from ..train.recipe import RecipeError, parse_recipe
-    from ..yamlfile import parse_yaml
+@dataclass
+class FlowContext:
+    """The state the steps share: paths under ``out``, the network, earlier steps' results.
 
-    check_lanes(lanes)
-    if not isinstance(samples, int) or samples < 1:
-        raise SnnhwError(f"--samples: expected a positive integer, got {samples!r}")
-    text, source = _recipe_text(recipe)
-    parsed = parse_recipe(parse_yaml(text, source, RecipeError) or {}, source)
-    out = Path(out)
-    model_dir, core_dir = out / "model", out / "core"
-    stages = Stages(out, echo=echo)
-    echo(f"snnhw flow: recipe {source} -> {out}")
+    Members
+    -------
+    out, model_dir, golden_path, core_dir, cosim_dir, rtl_path, board_dir : Path
+        Where the steps write (the layout of ``OUT``).
+    stages : Stages
+        Runs and records the steps; ``stages.log(name)`` is a step's log file.
+    results : dict
+        Step name -> the result that step returned (or recorded in an earlier run).
+    """
 
-    def train(log: Path) -> dict:
-        from ..train.pipeline import run_recipe
-        return run_recipe(parsed, model_dir, recipe_text=text)
+    out: Path
+    stages: Stages
+    lanes: int
+    echo: Callable[[str], None] = print
+    results: dict[str, Any] = field(default_factory=dict)
 
-    metrics = stages.run("train", train, params={"recipe": text},
-                         outputs=[model_dir / "network.yaml", model_dir / "metrics.json",
-                                  model_dir / "test_inputs.npy", model_dir / "test_labels.npy"])
+    @property
+    def model_dir(self) -> Path:
+        return self.out / "model"
 
+    @property
+    def golden_path(self) -> Path:
+        return self.out / "golden.npz"
+
+    @property
+    def core_dir(self) -> Path:
+        return self.out / "core"
+
+    @property
+    def cosim_dir(self) -> Path:
+        return self.out / "cosim"
+
+    @property
+    def rtl_path(self) -> Path:
+        return self.out / "rtl.npz"
+
+    @property
+    def board_dir(self) -> Path:
+        return self.out / "board"
+
+    def log(self, step: str) -> Path:
+        """Return the log file of ``step``."""
+        return self.stages.log(step)
+
+    # Loaded on first use, after the train step has written the model.
+    @cached_property
+    def network(self) -> Network:
+        """The exported integer network."""
+        from ..network import load
+        return load(self.model_dir)
+
+    @cached_property
+    def plan(self) -> CorePlan:
+        """The core at the flow's lane count: planned once, used by every step after golden."""
+        from ..plan import CorePlan
+        return CorePlan.build(self.network, self.lanes)
+
+    @cached_property
+    def test_inputs(self) -> np.ndarray:
+        return np.load(self.model_dir / "test_inputs.npy")
+
+    @cached_property
+    def test_labels(self) -> np.ndarray:
+        return np.load(self.model_dir / "test_labels.npy")
+
+
+# --- the steps -------------------------------------------------------------------------------
+
+def step_train(context: FlowContext, config: FlowConfig) -> dict:
+    """Train and compress per the recipe; export the network and the test split."""
+    from ..train.pipeline import run_recipe
+    return run_recipe(config.recipe, context.model_dir, recipe_text=config.recipe_text)
+
+
+def step_golden(context: FlowContext, config: FlowConfig) -> dict:
+    """Run the golden model on the whole test split."""
     from ..golden import simulate
-    from ..network import load
-    net = load(model_dir)
-    test_inputs = np.load(model_dir / "test_inputs.npy")
-    labels = np.load(model_dir / "test_labels.npy")
+    result = simulate(context.network, context.test_inputs)
+    result.save(context.golden_path)
+    return {"accuracy": float(np.mean(result.pred == context.test_labels))}
 
-    def golden_stage(log: Path) -> dict:
-        result = simulate(net, test_inputs)
-        result.save(out / "golden.npz")
-        return {"accuracy": float(np.mean(result.pred == labels))}
 
-    golden_info = stages.run("golden model", golden_stage, inputs=[model_dir],
-                             outputs=[out / "golden.npz"])
-    golden = Result.load(out / "golden.npz")
+def step_compile(context: FlowContext, config: FlowConfig) -> dict:
+    """Generate the core's Verilog and memory images; lint the Verilog."""
+    from ..compiler import compile_network, lint
+    report = compile_network(context.plan, context.core_dir)
+    context.log("compile").write_text(lint(context.core_dir / f"{report.top}.v"))
+    return report.to_json()
 
-    def compile_stage(log: Path) -> dict:
-        from ..compiler import compile_network, lint
-        report = compile_network(net, core_dir, lanes=lanes)
-        log.write_text(lint(core_dir / f"{report['top']}.v"))
-        return report
 
-    core = stages.run("compile", compile_stage, params={"lanes": lanes}, inputs=[model_dir],
-                      outputs=[core_dir / "report.json"])
+def step_cosim(context: FlowContext, config: FlowConfig) -> dict:
+    """Co-simulate the first ``samples`` test samples (default: all); fail unless bit-exact with
+    the golden model."""
+    from ..sim.runner import cosim
+    inputs = context.test_inputs[:config.samples]
+    report = cosim(context.plan, inputs, context.cosim_dir)
+    problems = report.errors + [str(m) for m in report.mismatches]
+    context.log("cosim").write_text("\n".join(problems) + "\n")
+    if not report.ok:
+        raise CosimMismatch(f"RTL differs from the golden model in {len(report.mismatches)} "
+                            f"value(s), first: {problems[0]}")
+    report.rtl.save(context.rtl_path)
+    return {"samples": int(len(inputs)), "test_samples": int(len(context.test_inputs)),
+            "accuracy": float(np.mean(report.rtl.pred == context.test_labels[:len(inputs)])),
+            "cycles_per_timestep": float(report.rtl.cycles.mean())}
 
-    rtl_inputs = test_inputs[:samples]
 
-    def cosim_stage(log: Path) -> dict:
-        from ..sim.runner import Simulator, compare
-        sim = Simulator(net, out / "cosim", lanes=lanes)
-        rtl, out_spikes, errors = sim.run(rtl_inputs)
-        subset = simulate(net, rtl_inputs)
-        mismatches = compare(subset, rtl, out_spikes)
-        with log.open("w") as f:
-            f.write("\n".join(errors + [str(m) for m in mismatches]) + "\n")
-        if errors or mismatches:
-            first = (errors + [str(m) for m in mismatches])[0]
-            raise SnnhwError(f"RTL differs from the golden model in {len(mismatches)} value(s), "
-                             f"first: {first}")
-        rtl.save(out / "rtl.npz")
-        return {"samples": int(len(rtl_inputs)),
-                "accuracy": float(np.mean(rtl.pred == labels[:samples])),
-                "cycles_per_timestep": float(rtl.cycles.mean())}
+def step_board(context: FlowContext, config: FlowConfig) -> dict:
+    """Build a bitstream for the board; return its utilisation and timing."""
+    from ..boards import find_board
+    from ..boards.build import build
+    return build(context.plan, find_board(config.board), context.board_dir,
+                 echo=context.echo).utilization
 
-    cosim_info = stages.run("co-simulation", cosim_stage, params={"lanes": lanes,
-                                                                  "samples": samples},
-                            inputs=[model_dir], outputs=[out / "rtl.npz"])
-    rtl = Result.load(out / "rtl.npz")
-    echo(f"    RTL bit-exact with the golden model on {cosim_info['samples']} test samples, "
-         f"{cosim_info['cycles_per_timestep']:.0f} cycles per timestep")
 
-    board_info = None
-    if board is not None:
-        board_info = stages.run("board", _board_stage(net, board, out / "board", lanes, echo),
-                                params={"board": board, "lanes": lanes}, inputs=[model_dir],
-                                outputs=[out / "board" / "utilization.json"])
-
+def step_report(context: FlowContext, config: FlowConfig) -> str:
+    """Write report.html, report.json and the figures; return the page's path."""
     from ..energy import energy_per_inference
     from .report import ReportData, write_report
+    metrics, golden_info = context.results["train"], context.results["golden"]
+    cosim_info = context.results["cosim"]
+    golden = Result.load(context.golden_path)
     accuracy = {"float": metrics["float_accuracy"]}
     for stage in metrics["stages"][1:]:
         accuracy[f"after {stage['stage']}"] = stage["accuracy"]
     accuracy["golden model"] = golden_info["accuracy"]
-    accuracy[f"RTL ({cosim_info['samples']} samples)"] = cosim_info["accuracy"]
-    data = ReportData(network=net, core=core, accuracy=accuracy, labels=labels, golden=golden,
-                      rtl=rtl, rtl_inputs=rtl_inputs,
-                      energy=energy_per_inference(net, test_inputs, golden, lanes),
-                      board=board_info, training=metrics)
-    verdict = (f"The RTL computed every spike and membrane potential of {cosim_info['samples']} "
-               f"test samples exactly as the golden model did; the golden model agrees with the "
+    everything = cosim_info["samples"] == cosim_info["test_samples"]
+    accuracy["RTL" if everything else f"RTL ({cosim_info['samples']} samples)"] = \
+        cosim_info["accuracy"]
+    data = ReportData(
+        plan=context.plan, accuracy=accuracy,
+        labels=context.test_labels, golden=golden, rtl=Result.load(context.rtl_path),
+        rtl_inputs=context.test_inputs[:cosim_info["samples"]],
+        energy=energy_per_inference(context.plan, context.test_inputs, golden),
+        board=context.results.get("board"), training=metrics)
+    which = (f"all {cosim_info['samples']} test samples (the whole test split, so the RTL's "
+             f"accuracy is the golden model's, measured on the same samples)" if everything
+             else f"the first {cosim_info['samples']} of {cosim_info['test_samples']} test "
+                  f"samples")
+    verdict = (f"The RTL computed every spike and membrane potential of {which} exactly as the "
+               f"golden model did; the golden model agrees with the "
                f"torch integer model on {100 * metrics['agreement']:.1f} % of test predictions "
                f"({metrics['spike_mismatches']} of {metrics['spikes_compared']} spikes and "
                f"{metrics.get('v_mismatches', 0)} membrane potentials differ).")
-    page = stages.run("report", lambda log: str(write_report(out, data, verdict)),
-                      params={"metrics": metrics, "golden": golden_info, "core": core,
-                              "cosim": cosim_info, "board": board_info}, inputs=[model_dir],
-                      outputs=[out / "report.html", out / "report.json"])
-    numbers = json.loads((out / "report.json").read_text())
-    echo(f"report: {page}")
-    echo("stage times: " + ", ".join(f"{name} {t:.1f} s" + (" (skipped)" if name in
-                                                             stages.skipped else "")
-                                      for name, t in stages.timings.items()))
-    return numbers
+    return str(write_report(context.out, data, verdict))
 
 
-def _board_stage(net, board: str, out: Path, lanes: int, echo: Callable[[str], None]):
-    def action(log: Path) -> dict:
-        from ..boards import find_board
-        from ..boards.build import build
-        result = build(net, find_board(board), out, lanes=lanes, echo=echo)
-        return result.utilization
-    return action
+#: The flow, in order: (name, step). Names are what ``first_step``/``last_step`` (``--from``,
+#: ``--to``) take.
+STEPS: list[tuple[str, Callable[[FlowContext, FlowConfig], Any]]] = [
+    ("train", step_train),
+    ("golden", step_golden),
+    ("compile", step_compile),
+    ("cosim", step_cosim),
+    ("board", step_board),
+    ("report", step_report),
+]
+STEP_NAMES: tuple[str, ...] = tuple(name for name, _ in STEPS)
+
+
+def _model(context: FlowContext) -> list[Path]:
+    return [context.model_dir]
+
+
+@dataclass(frozen=True)
+class _Record:
+    """How :class:`Stages` fingerprints, checks and shows one step."""
+
+    label: str  #: the step's name in what is printed
+    outputs: Callable[[FlowContext], list[Path]]  #: files that must exist for a skip
+    params: tuple[str, ...] = ()  #: FlowConfig fields the step depends on
+    results: tuple[str, ...] = ()  #: earlier steps whose results the step depends on
+    inputs: Callable[[FlowContext], list[Path]] = _model  #: files whose contents it reads
+    summary: Callable[[Any], str] | None = None  #: a line printed once the result is known
+
+    def fingerprint_params(self, context: FlowContext, config: FlowConfig) -> dict:
+        return ({field: getattr(config, field) for field in self.params}
+                | {f"{step} result": context.results.get(step) for step in self.results})
+
+
+def _bit_exact(info: dict) -> str:
+    return (f"    RTL bit-exact with the golden model on {info['samples']} test samples, "
+            f"{info['cycles_per_timestep']:.0f} cycles per timestep")
+
+
+_RECORDS: dict[str, _Record] = {
+    "train": _Record("train", params=("recipe_text",), inputs=lambda context: [],
+                     outputs=lambda context: [context.model_dir / name for name in (
+                         "network.yaml", "metrics.json", "test_inputs.npy", "test_labels.npy")]),
+    "golden": _Record("golden model", outputs=lambda context: [context.golden_path]),
+    "compile": _Record("compile", params=("lanes",),
+                       outputs=lambda context: [context.core_dir / "report.json"]),
+    "cosim": _Record("co-simulation", params=("lanes", "samples"), summary=_bit_exact,
+                     outputs=lambda context: [context.rtl_path]),
+    "board": _Record("board", params=("board", "lanes"),
+                     outputs=lambda context: [context.board_dir / "utilization.json"]),
+    "report": _Record("report", results=("train", "golden", "compile", "cosim", "board"),
+                      outputs=lambda context: [context.out / "report.html",
+                                               context.out / "report.json"],
+                      summary=lambda page: f"report: {page}"),
+}
+
+
+def run_flow(recipe: str | Path | None, out: str | Path, *,
+             samples: int | None = DEFAULT_SAMPLES,
+             lanes: int = DEFAULT_LANES, board: str | None = None,
+             first_step: str | None = None, last_step: str | None = None,
+             echo: Callable[[str], None] = print) -> dict:
+    """Run the flow (or the steps ``first_step`` to ``last_step`` of it) into ``out``.
+
+    Returns the report's numbers (``report.json``) when the report step ran; otherwise each
+    step's result by name.
+    """
+    config = FlowConfig.load(recipe, out, samples=samples, lanes=lanes, board=board,
+                             first_step=first_step, last_step=last_step)
+    context = FlowContext(config.out, Stages(config.out, echo=echo), config.lanes, echo=echo)
+    echo(f"snnhw flow: recipe {config.recipe_source} -> {config.out}")
+    first, last = config.steps[0], config.steps[-1]
+    for name, step in STEPS:
+        if name == "board" and config.board is None:
+            continue
+        before_first = STEP_NAMES.index(name) < STEP_NAMES.index(first)
+        context.results[name] = _run_step(name, step, context, config, recall=before_first)
+        if name == last:
+            break
+    timings = context.stages.timings
+    echo("stage times: " + ", ".join(f"{label} {t:.1f} s" + (" (skipped)" if label in
+                                                              context.stages.skipped else "")
+                                      for label, t in timings.items()))
+    if "report" in config.steps:
+        return json.loads((config.out / "report.json").read_text())
+    return dict(context.results)
+
+
+def _run_step(name: str, step: Callable[[FlowContext, FlowConfig], Any], context: FlowContext,
+              config: FlowConfig, *, recall: bool) -> Any:
+    """Run one step through the stages (``recall``: only fetch its result of an earlier run)."""
+    record = _RECORDS[name]
+    what = dict(params=record.fingerprint_params(context, config), inputs=record.inputs(context),
+                outputs=record.outputs(context), label=record.label)
+    if recall:
+        result = context.stages.recall(name, **what, hint=f": first_step={name!r} (--from {name})")
+    else:
+        result = context.stages.run(name, lambda log: step(context, config), **what)
+    if record.summary is not None:
+        context.echo(record.summary(result))
+    return result

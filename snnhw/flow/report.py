@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hw.layout import cycle_bounds
 from ..network.format import Network
+from ..plan import BOUND_FORMULA, CorePlan, core_report, cycle_bounds
 from ..results import Result
 
 __all__ = ["ReportData", "write_report"]
@@ -21,8 +21,7 @@ __all__ = ["ReportData", "write_report"]
 class ReportData:
     """Everything the report shows; optional parts are left out of the page when missing."""
 
-    network: Network
-    core: dict  #: the compile report (snnhw.compiler.core_report)
+    plan: CorePlan  #: the core (and its network)
     accuracy: dict[str, float]  #: label -> accuracy in [0, 1], in flow order
     labels: np.ndarray  #: test labels
     golden: Result  #: golden model on the test split
@@ -31,6 +30,10 @@ class ReportData:
     energy: dict | None = None
     board: dict | None = None  #: utilisation and timing of a board build
     training: dict = field(default_factory=dict)  #: metrics.json of the training stage
+
+    @property
+    def network(self) -> Network:
+        return self.plan.network
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
@@ -127,12 +130,12 @@ def _figures(data: ReportData, numbers: dict) -> dict[str, "object"]:
         fig, ax = plt.subplots(figsize=(7, 3))
         steps = np.arange(len(c["measured_per_timestep"]))
         ax.plot(steps, c["measured_per_timestep"], "o-", label="measured (RTL)")
-        ax.plot(steps, c["bound_per_timestep"], "s--", label="bound: ceil(events/P) + neurons")
+        ax.plot(steps, c["bound_per_timestep"], "s--", label=f"bound: {BOUND_FORMULA}")
         ax.set_xlabel("timestep")
         ax.set_ylabel("cycles")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
-        ax.set_title(f"Cycles per timestep at P = {data.core['lanes']} "
+        ax.set_title(f"Cycles per timestep at P = {data.plan.lanes} "
                      f"(mean of {c['samples']} samples)")
         figures["cycles"] = fig
 
@@ -150,23 +153,22 @@ def _figures(data: ReportData, numbers: dict) -> dict[str, "object"]:
 
 
 def _numbers(data: ReportData) -> dict:
-    net = data.network
+    net, core = data.network, core_report(data.plan)
     numbers: dict = {
         "network": net.name,
         "accuracy": data.accuracy,
         "confusion_matrix": _confusion(data.labels, data.golden.pred,
                                        net.output_size).tolist(),
         "layers": [],
-        "memory_bits": data.core["memory_bits"],
-        "lanes": data.core["lanes"],
+        "memory_bits": core.memory_bits,
+        "lanes": core.lanes,
     }
-    for layer, info in zip(net.layers, data.core["layers"]):
-        bits = info["memory_bits"]
+    for layer, info in zip(net.layers, core.layers):
+        bits = info.memory_bits
         weights = layer.dense_weights()
         numbers["layers"].append({
             "name": layer.name, "size": layer.size, "fan_in": layer.fan_in,
-            # A zero weight adds nothing: it is no synapse, whether pruned (-1) or coded as 0.
-            "sparsity": float(np.mean(weights == 0)),
+            "sparsity": layer.sparsity,
             "unique_weights": int(len(np.unique(weights[weights != 0]))),
             "weight_bits": layer.weight_bits, "v_bits": layer.neuron.v_bits,
             "weight_memory_bits": bits["synapse"] + bits["pointer"] + bits["codebook"],
@@ -176,8 +178,7 @@ def _numbers(data: ReportData) -> dict:
             "spike_rate": float(data.golden.spikes[layer.name].mean()),
         })
     if data.rtl is not None and data.rtl_inputs is not None:
-        bounds = cycle_bounds(net, data.rtl_inputs, data.golden.spikes,
-                              data.core["lanes"]).max(axis=0)
+        bounds = cycle_bounds(data.plan, data.rtl_inputs, data.golden.spikes).max(axis=0)
         measured = data.rtl.cycles
         numbers["cycles"] = {
             "samples": int(len(measured)),

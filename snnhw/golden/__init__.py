@@ -1,5 +1,5 @@
 """The bit-exact integer golden model (DESIGN.md §2)."""
 
-from .model import lif_step, simulate
+from .model import NEURON_MODELS, lif_step, simulate
 
-__all__ = ["lif_step", "simulate"]
+__all__ = ["NEURON_MODELS", "lif_step", "simulate"]

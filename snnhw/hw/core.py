@@ -4,14 +4,11 @@ from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..network.format import Network
+from ..plan import CYCLE_BITS, TIMESTEP_BITS, CorePlan
 from .engine import EventLayout, LayerEngine, ProbeSignature
 from .synapses import SynapseLoader
 
 __all__ = ["Core"]
-
-TIMESTEP_BITS = 16
-CYCLE_BITS = 32
 
 
 class Core(wiring.Component):
@@ -25,81 +22,65 @@ class Core(wiring.Component):
 
     Parameters
     ----------
-    network : Network
-        The integer network to compute.
-    lanes : int
-        Synapses each layer processes per cycle (P).
-    queue_depth : int
-        Depth of each layer's output event queue.
-    large_ram : collection of str
-        Layers whose synapses sit in RAM loaded at run time (large single-port RAM such as
-        iCE40 SPRAM) rather than in ROM: before the first sample, pulse ``load_begin`` and
-        stream the load image (:func:`snnhw.hw.layout.synapse_image`) into ``load`` until
-        ``loaded`` rises. The memories keep their contents across samples and ``start``.
-    spram : bool
-        Build those RAMs from iCE40 SB_SPRAM256KA primitives.
+    plan : CorePlan
+        The network, lane count, and each layer's synapse placement. Layers placed in large RAM
+        (:attr:`~snnhw.plan.CorePlan.large`) keep their synapses in RAM loaded at run time: before
+        the first sample, pulse ``load_begin`` and stream the plan's load image
+        (:meth:`~snnhw.plan.CorePlan.load_image`) into ``load`` until ``loaded`` rises. The
+        memories keep their contents across samples and ``start``.
 
     Members
     -------
-    i : In(stream.Signature(EventLayout(input_size)))
+    i : In(stream.Signature(EventLayout(plan.input_addr_bits)))
         Input spike events.
-    o : Out(stream.Signature(EventLayout(output_size)))
+    o : Out(stream.Signature(EventLayout(plan.output_addr_bits)))
         Output-layer spike events.
     start : In(1)
         Begin a new sample.
-    timesteps : In(16)
+    timesteps : In(TIMESTEP_BITS)
         Timesteps of the sample, sampled at ``start``.
     done : Out(1)
         The sample is complete.
-    cycles : Out(32)
+    cycles : Out(CYCLE_BITS)
         Cycles since ``start``, frozen at ``done``.
     probe_<layer> : Out(ProbeSignature)
         Per layer, every neuron update (for verification; unused probes synthesise away).
     load : In(stream.Signature(8))
-        Only with ``large_ram``: the load image, byte by byte.
+        Only with large-RAM layers: the load image, byte by byte.
     load_begin : In(1)
-        Only with ``large_ram``: restart loading from the image's first byte.
+        Only with large-RAM layers: restart loading from the image's first byte.
     loaded : Out(1)
-        Only with ``large_ram``: the whole image has been written since ``load_begin``.
+        Only with large-RAM layers: the whole image has been written since ``load_begin``.
     """
 
-    def __init__(self, network: Network, lanes: int = 1, queue_depth: int = 16, *,
-                 large_ram=(), spram: bool = False):
-        if not isinstance(network, Network):
-            raise TypeError(f"Network must be a Network, not {network!r}")
-        names = [layer.name for layer in network.layers]
-        unknown = sorted(set(large_ram) - set(names))
-        if unknown:
-            self._MustUse__silence = True  # never built: do not warn that it went unused
-            raise ValueError(f"Large-RAM layers must be layers of the network "
-                             f"({', '.join(names)}), not {', '.join(unknown)}")
-        self.network = network
-        self.large_ram = [name for name in names if name in set(large_ram)]
-        self.engines = [LayerEngine(layer, lanes, queue_depth,
-                                    loaded=layer.name in self.large_ram, spram=spram)
-                        for layer in network.layers]
+    def __init__(self, plan: CorePlan):
+        if not isinstance(plan, CorePlan):
+            raise TypeError(f"Plan must be a CorePlan, not {plan!r}")
+        self.plan = plan
+        self.engines = [LayerEngine(layer, spram=plan.spram) for layer in plan.layers]
         self.loader = None
-        if self.large_ram:
+        if plan.large:
             self.loader = SynapseLoader({
-                engine.layer.name: (engine.layout.total_words, engine.layout.word_bits)
-                for engine in self.engines if engine.layer.name in self.large_ram})
+                layer.name: (layer.synapses.total_words, layer.synapses.word_bits)
+                for layer in plan.layers if layer.name in plan.large})
         members = {
-            "i": In(stream.Signature(EventLayout(network.input_size))),
-            "o": Out(stream.Signature(EventLayout(network.output_size))),
+            "i": In(stream.Signature(EventLayout(plan.input_addr_bits))),
+            "o": Out(stream.Signature(EventLayout(plan.output_addr_bits))),
             "start": In(1),
             "timesteps": In(TIMESTEP_BITS),
             "done": Out(1),
             "cycles": Out(CYCLE_BITS),
         }
-        for layer in network.layers:
-            members[f"probe_{layer.name}"] = Out(ProbeSignature(layer.size, layer.neuron.v_bits))
+        for layer in plan.layers:
+            members[f"probe_{layer.name}"] = Out(ProbeSignature(layer.out_addr_bits,
+                                                                layer.layer.neuron.v_bits))
         if self.loader is not None:
             members |= {"load": In(stream.Signature(8)), "load_begin": In(1), "loaded": Out(1)}
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        for layer, engine in zip(self.network.layers, self.engines):
+        for layer, engine in zip(self.plan.layers, self.engines):
             m.submodules[layer.name] = ResetInserter(self.start)(engine)
             wiring.connect(m, engine.probe, wiring.flipped(getattr(self, f"probe_{layer.name}")))
         wiring.connect(m, wiring.flipped(self.i), self.engines[0].i)
@@ -110,9 +91,9 @@ class Core(wiring.Component):
             m.submodules.loader = loader = ResetInserter(self.load_begin)(self.loader)
             wiring.connect(m, wiring.flipped(self.load), loader.i)
             m.d.comb += self.loaded.eq(loader.done)
-            for engine in self.engines:
-                if engine.layer.name in self.large_ram:
-                    wiring.connect(m, getattr(loader, f"write_{engine.layer.name}"), engine.write)
+            for layer, engine in zip(self.plan.layers, self.engines):
+                if layer.name in self.plan.large:
+                    wiring.connect(m, getattr(loader, f"write_{layer.name}"), engine.write)
 
         remaining = Signal(TIMESTEP_BITS)
         running = Signal()

@@ -1,4 +1,5 @@
-"""The neuron engine of one layer: event-driven accumulation, then a LIF sweep, per timestep."""
+"""The neuron engine of one layer: event-driven accumulation of timestep t+1 overlapped with the
+LIF sweep of timestep t."""
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
@@ -6,28 +7,34 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..network.format import Layer
-from .layout import LayerLayout, bits_for
+from ..errors import SnnhwError
+from ..plan import LayerPlan, Placement
 from .lif import LIFUnit, state_shape, zero_state
 from .synapses import SynapseStore, WriteSignature
 
-__all__ = ["EventLayout", "ProbeSignature", "LayerEngine"]
+__all__ = ["EventLayout", "ProbeSignature", "LayerEngine", "NEURON_UNITS"]
+
+#: The hardware update unit of each neuron model (:data:`snnhw.network.format.NEURON_MODELS`).
+NEURON_UNITS = {"lif": LIFUnit}
 
 
 class EventLayout(data.StructLayout):
-    """A spike event: the spiking neuron's index, or (``eot`` = 1) the end of a timestep."""
+    """A spike event: the spiking neuron's index, or (``eot`` = 1) the end of a timestep.
 
-    def __init__(self, neurons: int):
-        super().__init__({"addr": max(1, bits_for(neurons)), "eot": 1})
+    ``addr_bits`` comes from the plan (:attr:`~snnhw.plan.LayerPlan.in_addr_bits` and friends).
+    """
+
+    def __init__(self, addr_bits: int):
+        super().__init__({"addr": addr_bits, "eot": 1})
 
 
 class ProbeSignature(wiring.Signature):
     """Observation port: one neuron's update per cycle while ``valid`` (no back-pressure)."""
 
-    def __init__(self, neurons: int, v_bits: int):
+    def __init__(self, neuron_bits: int, v_bits: int):
         super().__init__({
             "valid": Out(1),
-            "neuron": Out(max(1, bits_for(neurons))),
+            "neuron": Out(neuron_bits),
             "spike": Out(1),
             "v": Out(signed(v_bits)),
         })
@@ -39,94 +46,100 @@ class LayerEngine(wiring.Component):
     Per timestep it adds, for each incoming spike, the codebook weight of every synapse of the
     spiking neuron to the accumulator of its target (P synapses a cycle, one per lane), until the
     end-of-timestep event; then it sweeps the neurons one per cycle through the LIF unit, emitting
-    the spikes and an end-of-timestep event on ``o``. Engines of successive layers run
-    concurrently on successive timesteps. Resetting the engine clears every membrane (the reset
-    state sweeps zeros through the memories), so reset starts a new sample.
+    the spikes and an end-of-timestep event on ``o``. The accumulators are double-buffered (two
+    banks per lane, used by timestep parity), so the events of timestep t+1 accumulate while
+    the neurons of timestep t are swept. Engines of successive layers run concurrently on
+    successive timesteps. Resetting the engine clears every membrane and both accumulator banks
+    (the reset state sweeps zeros through the memories), so reset starts a new sample.
 
     Parameters
     ----------
-    layer : Layer
-        The layer to compute.
-    lanes : int
-        Synapses processed per cycle (P).
-    queue_depth : int
-        Depth of the output event queue (at least 4).
-    loaded : bool
-        The synapse memory is a RAM written through ``write`` before the first sample, not a
-        ROM (:class:`~snnhw.hw.synapses.SynapseStore`).
+    plan : LayerPlan
+        The layer, its synapse layout, widths, queue depth and synapse placement: with
+        :attr:`~snnhw.plan.Placement.LARGE` the synapse memory is a RAM written through
+        ``write`` before the first sample, not a ROM (:class:`~snnhw.hw.synapses.SynapseStore`).
     spram : bool
-        A loaded synapse memory is built from iCE40 SPRAM primitives.
+        A large-RAM synapse memory is built from iCE40 SPRAM primitives.
 
     Members
     -------
-    i : In(stream.Signature(EventLayout(fan_in)))
+    i : In(stream.Signature(EventLayout(plan.in_addr_bits)))
         Presynaptic spike events of the current timestep, each timestep closed by ``eot``.
-    o : Out(stream.Signature(EventLayout(size)))
+    o : Out(stream.Signature(EventLayout(plan.out_addr_bits)))
         This layer's spike events, each timestep closed by ``eot``.
-    probe : Out(ProbeSignature(size, v_bits))
+    probe : Out(ProbeSignature(plan.out_addr_bits, v_bits))
         Every neuron's new membrane potential and spike, as the sweep computes them.
     write : In(WriteSignature)
-        Only when ``loaded``: writes synapse words. Never while a sample runs.
+        Only with a large-RAM synapse memory: writes synapse words. Never while a sample runs.
     """
 
-    def __init__(self, layer: Layer, lanes: int = 1, queue_depth: int = 16, *,
-                 loaded: bool = False, spram: bool = False):
-        if not isinstance(lanes, int) or lanes < 1:
-            raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
-        if not isinstance(queue_depth, int) or queue_depth < 4:
-            raise ValueError(f"Queue depth must be an integer of at least 4, not {queue_depth!r}")
-        self.layer = layer
-        self.layout = LayerLayout.build(layer, lanes)
-        self.queue_depth = queue_depth
-        self.synapses = SynapseStore(self.layout.packed_words(), self.layout.word_bits,
-                                     loaded=loaded, spram=spram)
+    def __init__(self, plan: LayerPlan, *, spram: bool = False):
+        if not isinstance(plan, LayerPlan):
+            raise TypeError(f"Layer plan must be a LayerPlan, not {plan!r}")
+        model = plan.layer.neuron.model
+        if model not in NEURON_UNITS:
+            raise SnnhwError(f"layer {plan.name}: neuron model {model!r} has no hardware unit "
+                             f"(the generator has {', '.join(NEURON_UNITS)})")
+        self.plan = plan
+        self.synapses = SynapseStore(plan.synapses.packed_words(), plan.synapses.word_bits,
+                                     placement=plan.placement, spram=spram)
         members = {
-            "i": In(stream.Signature(EventLayout(layer.fan_in))),
-            "o": Out(stream.Signature(EventLayout(layer.size))),
-            "probe": Out(ProbeSignature(layer.size, layer.neuron.v_bits)),
+            "i": In(stream.Signature(EventLayout(plan.in_addr_bits))),
+            "o": Out(stream.Signature(EventLayout(plan.out_addr_bits))),
+            "probe": Out(ProbeSignature(plan.out_addr_bits, plan.layer.neuron.v_bits)),
         }
-        if loaded:
+        if plan.placement is Placement.LARGE:
             members["write"] = In(WriteSignature(self.synapses.depth, self.synapses.width))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        layer, lay = self.layer, self.layout
-        lanes, size = lay.lanes, lay.size
-        v_shape, acc_shape = state_shape(layer.neuron), signed(lay.acc_bits)
+        plan = self.plan
+        layer, lay = plan.layer, plan.synapses
+        lanes, size = plan.lanes, layer.size
+        v_shape, acc_shape = state_shape(layer.neuron), signed(plan.acc_bits)
         depth = max(2, lay.bank_depth)  # memories of depth 1 would have 0-bit addresses
 
         # -- memories -------------------------------------------------------------------------
         m.submodules.synapses = synapses = self.synapses
-        if synapses.loaded:
+        if plan.placement is Placement.LARGE:
             wiring.connect(m, wiring.flipped(self.write), synapses.write)
         m.submodules.codebook = codebook = Memory(
             shape=signed(layer.weight_bits), depth=max(2, len(layer.codebook)),
             init=list(layer.codebook))
         cb_rd = [codebook.read_port() for _ in range(lanes)]
-        acc_wr, acc_rd, v_wr, v_rd = [], [], [], []
+        # Two accumulator banks per lane (acc_wr[bank][lane]): at any time one belongs to the
+        # accumulation (timestep t+1) and the other to the sweep (timestep t), so each bank needs
+        # only one read and one write port, which block RAMs have.
+        acc_wr, acc_rd, v_wr, v_rd = [[], []], [[], []], [], []
         for p in range(lanes):
-            acc = Memory(shape=acc_shape, depth=depth, init=[])
+            for b in range(2):
+                acc = Memory(shape=acc_shape, depth=depth, init=[])
+                m.submodules[f"acc{p}_{b}"] = acc
+                acc_wr[b].append(acc.write_port())
+                # Transparent: a synapse that reads an accumulator in the cycle the previous
+                # synapse writes it (two events targeting one neuron back to back) sees the new
+                # sum.
+                acc_rd[b].append(acc.read_port(transparent_for=[acc_wr[b][p]]))
             v = Memory(shape=v_shape, depth=depth, init=[])
-            m.submodules[f"acc{p}"], m.submodules[f"v{p}"] = acc, v
-            acc_wr.append(acc.write_port())
-            # Transparent: a synapse that reads an accumulator in the cycle the previous synapse
-            # writes it (two events targeting one neuron back to back) sees the new sum.
-            acc_rd.append(acc.read_port(transparent_for=[acc_wr[p]]))
+            m.submodules[f"v{p}"] = v
             v_wr.append(v.write_port())
             v_rd.append(v.read_port())
+        # The bank the accumulation owns; the sweep owns the other one. They swap (a "handoff",
+        # in DRAIN) only once the timestep's last word has left S1 and no sweep is in flight.
+        acc_bank = Signal()
 
         m.submodules.queue = queue = SyncFIFOBuffered(
-            width=len(self.o.payload.as_value()), depth=self.queue_depth)
+            width=len(self.o.payload.as_value()), depth=plan.queue_depth)
         m.d.comb += [
             self.o.payload.eq(queue.r_data),
             self.o.valid.eq(queue.r_rdy),
             queue.r_en.eq(self.o.ready),
         ]
-        push = Signal(EventLayout(size))
+        push = Signal(EventLayout(plan.out_addr_bits))
         m.d.comb += queue.w_data.eq(push)
 
-        m.submodules.lif = lif = LIFUnit(layer.neuron, lay.acc_bits)
+        m.submodules.lif = lif = NEURON_UNITS[layer.neuron.model](layer.neuron, plan.acc_bits)
 
         # -- fetch: event -> column -> one synapse word per cycle ------------------------------
         # The column of an accepted event is known one cycle later (pointer memory read, or the
@@ -140,7 +153,7 @@ class LayerEngine(wiring.Component):
         offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
         if lay.addressed:
             m.submodules.pointers = pointers = Memory(
-                shape=lay.start_bits + lay.count_bits, depth=max(2, lay.fan_in),
+                shape=lay.pointer_bits, depth=max(2, layer.fan_in),
                 init=lay.packed_pointers())
             ptr_rd = pointers.read_port()
             m.d.comb += [
@@ -202,15 +215,11 @@ class LayerEngine(wiring.Component):
         m.d.sync += [s2_valid.eq(slot_valid), s1_offset.eq(issue_offset)]
         for p in range(lanes):
             m.d.sync += s2_addr[p].eq(slot_addr[p])
-        accumulating = Signal()
-        with m.If(accumulating):
-            for p in range(lanes):
-                m.d.comb += [
-                    acc_rd[p].addr.eq(slot_addr[p]),
-                    acc_wr[p].addr.eq(s2_addr[p]),
-                    acc_wr[p].data.eq(acc_rd[p].data + cb_rd[p].data),
-                    acc_wr[p].en.eq(s2_valid[p]),
-                ]
+        # The accumulation's side of lane p's banks (bank acc_bank).
+        a_sum = [Signal(acc_shape, name=f"a_sum{p}") for p in range(lanes)]
+        for p in range(lanes):
+            m.d.comb += a_sum[p].eq(Mux(acc_bank, acc_rd[1][p].data, acc_rd[0][p].data)
+                                    + cb_rd[p].data)
 
         # -- sweep pipeline: T0 (read V and accumulator of neuron j), T1 (LIF, write, emit) ----
         sweep_lane = Signal(range(max(2, lanes)))
@@ -223,13 +232,14 @@ class LayerEngine(wiring.Component):
         # The output queue must accept T1's event one cycle after T0 issues; issue only while
         # two more entries fit (the buffered queue's write side may lag its level by one).
         room = Signal()
-        m.d.comb += room.eq(queue.level + t1_valid + 2 <= self.queue_depth)
+        m.d.comb += room.eq(queue.level + t1_valid + 2 <= plan.queue_depth)
 
         v_now = Signal(v_shape)
         acc_now = Signal(acc_shape)
         for p in range(lanes):
             with m.If(t1_lane == p):
-                m.d.comb += [v_now.eq(v_rd[p].data), acc_now.eq(acc_rd[p].data)]
+                m.d.comb += [v_now.eq(v_rd[p].data),
+                             acc_now.eq(Mux(acc_bank, acc_rd[0][p].data, acc_rd[1][p].data))]
         m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now)]
         with m.If(t1_valid):
             for p in range(lanes):
@@ -237,7 +247,6 @@ class LayerEngine(wiring.Component):
                     m.d.comb += [
                         v_wr[p].addr.eq(t1_addr), v_wr[p].data.eq(lif.state_next),
                         v_wr[p].en.eq(1),
-                        acc_wr[p].addr.eq(t1_addr), acc_wr[p].data.eq(0), acc_wr[p].en.eq(1),
                     ]
             m.d.comb += [
                 push.addr.eq(t1_neuron), push.eot.eq(0), queue.w_en.eq(lif.spike),
@@ -249,24 +258,68 @@ class LayerEngine(wiring.Component):
             self.probe.v.eq(lif.v_next),
         ]
 
-        # -- control ----------------------------------------------------------------------------
+        # -- accumulator banks: each lane's two banks, routed by owner --------------------------
+        # The accumulation reads in S1 and adds in S2; the sweep reads in T0 and clears the word
+        # it has consumed in T1 (the bank is then all zeros for timestep t+2).
+        clearing = Signal(init=1)
         clear_addr = Signal(range(depth + 1))
         zero = zero_state(layer.neuron)
+        for b in range(2):
+            for p in range(lanes):
+                rd, wr = acc_rd[b][p], acc_wr[b][p]
+                with m.If(clearing):
+                    m.d.comb += [wr.addr.eq(clear_addr), wr.data.eq(0), wr.en.eq(1)]
+                with m.Elif(acc_bank == b):
+                    m.d.comb += [
+                        rd.addr.eq(slot_addr[p]),
+                        wr.addr.eq(s2_addr[p]), wr.data.eq(a_sum[p]), wr.en.eq(s2_valid[p]),
+                    ]
+                with m.Else():
+                    m.d.comb += [
+                        rd.addr.eq(sweep_addr),
+                        wr.addr.eq(t1_addr), wr.data.eq(0), wr.en.eq(t1_valid & (t1_lane == p)),
+                    ]
+
+        # -- sweep control ----------------------------------------------------------------------
+        sweeping = Signal()
+        sweep_free = Signal()  # the sweep can take the other bank this cycle
         m.d.sync += t1_valid.eq(0)
+        with m.If(sweeping & room):
+            with m.If(sweep_neuron != size):
+                for p in range(lanes):
+                    with m.If(sweep_lane == p):
+                        m.d.comb += v_rd[p].addr.eq(sweep_addr)
+                m.d.sync += [
+                    t1_valid.eq(1), t1_lane.eq(sweep_lane), t1_addr.eq(sweep_addr),
+                    t1_neuron.eq(sweep_neuron), sweep_neuron.eq(sweep_neuron + 1),
+                ]
+                with m.If(sweep_lane == lanes - 1):
+                    m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(sweep_addr + 1)]
+                with m.Else():
+                    m.d.sync += sweep_lane.eq(sweep_lane + 1)
+            with m.Elif(~t1_valid):
+                # T1 of the last neuron has pushed (and cleared its accumulator): close the
+                # timestep. A handoff in this same cycle starts the next sweep at once.
+                m.d.comb += [push.eot.eq(1), queue.w_en.eq(1), sweep_free.eq(1)]
+                m.d.sync += sweeping.eq(0)
+        with m.If(~sweeping):
+            m.d.comb += sweep_free.eq(1)
+
+        # -- accumulation control -----------------------------------------------------------------
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                # Zero every membrane and accumulator: a new sample starts from V = 0.
+                # Zero every membrane and both accumulator banks: a new sample starts from V = 0.
                 for p in range(lanes):
-                    m.d.comb += [
-                        v_wr[p].addr.eq(clear_addr), v_wr[p].data.eq(zero), v_wr[p].en.eq(1),
-                        acc_wr[p].addr.eq(clear_addr), acc_wr[p].data.eq(0), acc_wr[p].en.eq(1),
-                    ]
+                    m.d.comb += [v_wr[p].addr.eq(clear_addr), v_wr[p].data.eq(zero),
+                                 v_wr[p].en.eq(1)]
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == depth - 1):
+                    m.d.sync += clearing.eq(0)
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
-                m.d.comb += [accumulating.eq(1), self.i.ready.eq(left_after == 0)]
+                # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
+                m.d.comb += self.i.ready.eq(left_after == 0)
                 m.d.sync += [
                     s1_valid.eq(issue),
                     word.eq(issue_addr + 1),
@@ -281,31 +334,16 @@ class LayerEngine(wiring.Component):
                         m.d.sync += col_pending.eq(1)
 
             with m.State("DRAIN"):
-                # The last words are still in S1/S2; the sweep reads what they write.
-                m.d.comb += accumulating.eq(1)
+                # The last words are still in S1/S2; the sweep reads what they write. Once S1
+                # is empty and the sweep of the previous timestep has finished, hand this bank
+                # to the sweep and take the other (the sweep has just cleared it). A word in S2
+                # still writes this bank in the handoff cycle (the routing follows acc_bank,
+                # which flips after it), and the sweep's first read comes a cycle later.
                 m.d.sync += s1_valid.eq(0)
-                with m.If(~s1_valid & (s2_valid == 0)):
-                    m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0)]
-                    m.next = "SWEEP"
-
-            with m.State("SWEEP"):
-                with m.If(room):
-                    with m.If(sweep_neuron != size):
-                        for p in range(lanes):
-                            with m.If(sweep_lane == p):
-                                m.d.comb += [v_rd[p].addr.eq(sweep_addr),
-                                             acc_rd[p].addr.eq(sweep_addr)]
-                        m.d.sync += [
-                            t1_valid.eq(1), t1_lane.eq(sweep_lane), t1_addr.eq(sweep_addr),
-                            t1_neuron.eq(sweep_neuron), sweep_neuron.eq(sweep_neuron + 1),
-                        ]
-                        with m.If(sweep_lane == lanes - 1):
-                            m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(sweep_addr + 1)]
-                        with m.Else():
-                            m.d.sync += sweep_lane.eq(sweep_lane + 1)
-                    with m.Elif(~t1_valid):
-                        # T1 of the last neuron has pushed: close the timestep.
-                        m.d.comb += [push.eot.eq(1), queue.w_en.eq(1)]
-                        m.next = "ACCUMULATE"
+                with m.If(~s1_valid & sweep_free):
+                    m.d.sync += [
+                        acc_bank.eq(~acc_bank), sweeping.eq(1),
+                        sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
+                    ]
+                    m.next = "ACCUMULATE"
         return m
-

@@ -1,11 +1,11 @@
 """The fixed-point LIF update unit (DESIGN.md §2), combinational."""
 
-from amaranth.hdl import Array, Const, Module, Mux, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..network.format import Neuron, Reset
-from .layout import membrane_bits
+from ..plan import membrane_bits
 
 __all__ = ["LIFUnit", "state_shape", "zero_state"]
 
@@ -72,26 +72,43 @@ class LIFUnit(wiring.Component):
         if levels is None:
             v = self.state
         else:
-            v = Array(Const(level, v_shape) for level in levels)[self.state]
+            v = Signal(v_shape)
+            m.d.comb += v.eq(Array(Const(level, v_shape) for level in levels)[self.state])
         if n.leak_shift:
             leaked = v - (v >> n.leak_shift)  # signed >> is arithmetic (floor)
         else:
             leaked = v
         total = leaked + self.current  # widens: exact, saturation happens once, below
         v_max, v_min = Const(n.v_max, v_shape), Const(n.v_min, v_shape)
-        saturated = Mux(total > n.v_max, v_max, Mux(total < n.v_min, v_min, total))
+        # Named signals, not expressions: an expression used twice is generated twice, and the
+        # level search below compares V with up to 255 midpoints.
+        saturated = Signal(v_shape)
+        m.d.comb += saturated.eq(Mux(total > n.v_max, v_max, Mux(total < n.v_min, v_min, total)))
         m.d.comb += self.spike.eq(saturated >= n.threshold)
         after_spike = saturated - n.threshold if n.reset is Reset.SUBTRACT else 0
-        after_reset = Mux(self.spike, after_spike, saturated)
+        after_reset = Signal(v_shape)
+        m.d.comb += after_reset.eq(Mux(self.spike, after_spike, saturated))
         if levels is None:
             m.d.comb += [self.v_next.eq(after_reset), self.state_next.eq(after_reset)]
         else:
-            # Index of the nearest level: how many midpoints lie below V (2V > l_k + l_k+1; a
-            # V on a midpoint stays with the lower level).
-            above = [(after_reset * 2) > (low + high) for low, high in zip(levels, levels[1:])]
-            index = sum(above[1:], above[0].as_unsigned())
-            m.d.comb += [
-                self.state_next.eq(index),
-                self.v_next.eq(Array(Const(level, v_shape) for level in levels)[index]),
-            ]
+            index, level = _nearest_level(after_reset, levels, self.state_next.shape(), v_shape)
+            m.d.comb += [self.state_next.eq(index), self.v_next.eq(level)]
         return m
+
+
+def _nearest_level(v, levels, index_shape, v_shape):
+    """Return (index, level) of the level nearest to ``v``, a V halfway between two levels taking
+    the lower one: a balanced binary search, log2(levels) comparators deep and len(levels) - 1
+    comparators in all (a sum of one comparator per midpoint takes minutes to generate at 256
+    levels)."""
+    def search(lo, hi):  # the answer is known to lie in levels[lo..hi]
+        if lo == hi:
+            return Const(lo, index_shape), Const(levels[lo], v_shape)
+        mid = (lo + hi + 1) // 2
+        # V is nearer levels[mid] than levels[mid - 1] iff 2V > their sum, which for an integer
+        # V is V > floor(sum / 2); the midpoints rise with k, so this splits the range.
+        upper = v > (levels[mid - 1] + levels[mid]) // 2
+        (high_index, high_level), (low_index, low_level) = search(mid, hi), search(lo, mid - 1)
+        return Mux(upper, high_index, low_index), Mux(upper, high_level, low_level)
+
+    return search(0, len(levels) - 1)

@@ -5,8 +5,8 @@ written at run time from a byte stream before the first sample: large single-por
 the iCE40UP5K's SPRAM have no initial contents, but hold four times the block RAM of that part.
 Both read one word a cycle with the data a cycle later, so the layer engine does not care which.
 
-The load image (:func:`snnhw.hw.layout.synapse_image`) is the loaded layers' synapse words in
-layer order, each word little-endian in ``ceil(word_bits / 8)`` bytes.
+The load image (:meth:`snnhw.plan.CorePlan.load_image`) is the large-RAM layers' synapse words
+in layer order, each word little-endian in ``ceil(word_bits / 8)`` bytes.
 """
 
 from __future__ import annotations
@@ -16,16 +16,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "spram_tiles", "WriteSignature", "SynapseStore",
-           "SynapseLoader"]
+from ..plan import SPRAM_ADDR_BITS, SPRAM_DEPTH, SPRAM_WIDTH, Placement
 
-#: Geometry of one iCE40 SB_SPRAM256KA.
-SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16
-
-
-def spram_tiles(depth: int, width: int) -> int:
-    """SB_SPRAM256KA blocks for a depth x width memory: word slices times depth slices."""
-    return -(-max(1, width) // SPRAM_WIDTH) * -(-max(2, depth) // SPRAM_DEPTH)
+__all__ = ["WriteSignature", "SynapseStore", "SynapseLoader"]
 
 
 class WriteSignature(wiring.Signature):
@@ -41,14 +34,14 @@ class SynapseStore(wiring.Component):
     Parameters
     ----------
     words : list of int
-        The words, for a ROM; for a loaded store only their count and width matter.
+        The words, for a ROM; for a large-RAM store only their count and width matter.
     width : int
         Bits per word.
-    loaded : bool
-        Written at run time through ``write`` (no initial contents) instead of a ROM.
+    placement : Placement
+        ``LARGE``: written at run time through ``write`` (no initial contents) instead of a ROM.
     spram : bool
-        Build a loaded store from iCE40 SB_SPRAM256KA primitives rather than a generic memory
-        (a ROM is block RAM either way).
+        Build a large-RAM store from iCE40 SB_SPRAM256KA primitives rather than a generic
+        memory (a ROM is block RAM either way).
 
     Members
     -------
@@ -57,22 +50,24 @@ class SynapseStore(wiring.Component):
     data : Out(width)
         The word read, one cycle after its address.
     write : In(WriteSignature(depth, width))
-        Only when ``loaded``. A write takes the cycle's single port: no read happens then.
+        Only in large RAM. A write takes the cycle's single port: no read happens then.
     """
 
-    def __init__(self, words: list[int], width: int, *, loaded: bool = False,
+    def __init__(self, words: list[int], width: int, *, placement: Placement = Placement.BLOCK,
                  spram: bool = False):
+        if not isinstance(placement, Placement):
+            raise TypeError(f"Placement must be a Placement, not {placement!r}")
         self.words, self.width = list(words), max(1, width)
         self.depth = max(2, len(self.words))  # memories of depth 1 would have 0-bit addresses
-        self.loaded, self.spram = loaded, spram
+        self.placement, self.spram = placement, spram
         members = {"addr": In(range(self.depth)), "data": Out(self.width)}
-        if loaded:
+        if placement is Placement.LARGE:
             members["write"] = In(WriteSignature(self.depth, self.width))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        if not self.loaded:
+        if self.placement is Placement.BLOCK:
             m.submodules.rom = rom = Memory(shape=self.width, depth=self.depth, init=self.words)
             port = rom.read_port()
             m.d.comb += [port.addr.eq(self.addr), self.data.eq(port.data)]
@@ -94,7 +89,7 @@ class SynapseStore(wiring.Component):
         # of the read is registered to pick its output a cycle later.
         slices = -(-self.width // SPRAM_WIDTH)
         banks = -(-self.depth // SPRAM_DEPTH)
-        bank = addr[14:] if banks > 1 else Const(0, 1)
+        bank = addr[SPRAM_ADDR_BITS:] if banks > 1 else Const(0, 1)
         read_bank = Signal(range(max(2, banks)))
         with m.If(~self.write.en):
             m.d.sync += read_bank.eq(bank)
@@ -107,11 +102,12 @@ class SynapseStore(wiring.Component):
             for s in range(slices):
                 m.submodules[f"spram_{b}_{s}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=addr[:14], i_DATAIN=wide_data[s * 16:(s + 1) * 16],
+                    i_ADDRESS=addr[:SPRAM_ADDR_BITS],
+                    i_DATAIN=wide_data[s * SPRAM_WIDTH:(s + 1) * SPRAM_WIDTH],
                     i_MASKWREN=Const(0b1111, 4), i_WREN=self.write.en,
                     i_CHIPSELECT=bank == b, i_CLOCK=ClockSignal(),
                     i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,
-                    o_DATAOUT=out[s * 16:(s + 1) * 16])
+                    o_DATAOUT=out[s * SPRAM_WIDTH:(s + 1) * SPRAM_WIDTH])
         with m.Switch(read_bank):
             for b, out in enumerate(outputs):
                 with m.Case(b):
@@ -120,12 +116,12 @@ class SynapseStore(wiring.Component):
 
 
 class SynapseLoader(wiring.Component):
-    """Writes the load image, from a byte stream, into the loaded layers' synapse stores.
+    """Writes the load image, from a byte stream, into the large-RAM layers' synapse stores.
 
     Parameters
     ----------
     stores : dict of str to (words, width)
-        For each loaded layer, in image order, its word count and word width.
+        For each large-RAM layer, in image order, its word count and word width.
 
     Members
     -------
@@ -134,7 +130,7 @@ class SynapseLoader(wiring.Component):
     done : Out(1)
         The whole image has been written. Reset the loader to load again.
     write_<layer> : Out(WriteSignature)
-        Per loaded layer, the write port of its store.
+        Per large-RAM layer, the write port of its store.
     """
 
     def __init__(self, stores: dict[str, tuple[int, int]]):

@@ -20,10 +20,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..errors import NetworkFormatError
+from ..config import shown
+from ..errors import NetworkFormatError, SnnhwError
 from ..yamlfile import read_yaml
+from .connectivity import CONNECTIVITY
 
-__all__ = ["FORMAT", "VERSION", "Reset", "Neuron", "Layer", "Network", "load", "save"]
+__all__ = ["FORMAT", "VERSION", "NEURON_MODELS", "MAX_ARRAY_ELEMENTS", "NETWORK_NAME", "Reset",
+           "Neuron", "Layer", "Network", "load", "save", "npy_header"]
 
 FORMAT = "snnhw-network"
 VERSION = 1
@@ -34,8 +37,16 @@ MAX_WEIGHT_BITS = 16
 MAX_CODEBOOK = 1 << MAX_WEIGHT_BITS
 MIN_V_BITS, MAX_V_BITS = 2, 32
 MAX_STATE_LEVELS = 256
+#: Neuron models the format knows; each backend (golden model, torch, hardware) looks the name
+#: up in its own table and refuses, in one line, a model it does not implement.
+NEURON_MODELS = ("lif",)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: What a network's name may be made of: it reaches file names and generated Verilog.
+NETWORK_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+#: The most elements an array file may declare (2 GB of uint8 spikes): a header that asks for
+#: more is refused before numpy tries to allocate it (a MemoryError, or the machine swapping).
+MAX_ARRAY_ELEMENTS = 1 << 31
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -68,6 +79,9 @@ class Neuron:
         The state codebook: sorted, distinct levels in the v_bits range, including 0. When set,
         V is snapped to the nearest level (ties to the lower) at the end of every update, so the
         membrane memory stores only a level index (threshold-centred state quantization).
+    model : str
+        The neuron model (one of :data:`NEURON_MODELS`); format version 1 has only ``lif``, the
+        update above, so ``network.yaml`` does not name it.
     """
 
     threshold: int
@@ -75,6 +89,7 @@ class Neuron:
     reset: Reset
     v_bits: int
     state_levels: tuple[int, ...] | None = None
+    model: str = "lif"
 
     @property
     def v_min(self) -> int:
@@ -101,6 +116,8 @@ class Layer:
         Signed width that every codebook entry fits in.
     neuron : Neuron
         The layer's LIF parameters.
+    kind : str
+        The connectivity (one of :data:`~snnhw.network.connectivity.CONNECTIVITY`): ``dense``.
     """
 
     name: str
@@ -112,25 +129,38 @@ class Layer:
 
     @property
     def size(self) -> int:
-        return int(self.index.shape[0])
+        return self.connectivity.size
 
     @property
     def fan_in(self) -> int:
-        return int(self.index.shape[1])
+        return self.connectivity.fan_in
 
     @property
     def weights_key(self) -> str:
         return f"{self.name}.index"
 
     @property
+    def connectivity(self):
+        """Which synapses each presynaptic spike reaches
+        (:class:`~snnhw.network.connectivity.Connectivity`)."""
+        return CONNECTIVITY[self.kind](self.index)
+
+    @property
     def synapse_count(self) -> int:
         """Number of synapses that exist (not pruned)."""
-        return int(np.count_nonzero(self.index >= 0))
+        return self.connectivity.synapse_count
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of the weight matrix that is zero: pruned synapses and synapses whose weight
+        is a zero codebook entry alike (both add nothing to DESIGN.md §2's sum). The one
+        definition every report uses."""
+        weights = self.dense_weights()
+        return float(1.0 - np.count_nonzero(weights) / weights.size)
 
     def dense_weights(self) -> np.ndarray:
         """Return the integer weight matrix ``[size, fan_in]``, 0 where pruned."""
-        table = np.asarray(self.codebook + (0,), dtype=np.int64)
-        return table[self.index]  # index -1 picks the appended 0
+        return self.connectivity.weights(self.codebook)
 
 
 @dataclass(eq=False)
@@ -162,7 +192,15 @@ class Network:
 
 
 def _fail(where: str, expected: str, got: Any) -> None:
-    raise NetworkFormatError(f"{where}: expected {expected}, got {got!r}")
+    # shown(): a 70,000-entry codebook must not become a 200 KB "one-line" message.
+    raise NetworkFormatError(f"{where}: expected {expected}, got {shown(got)}")
+
+
+def _named(where: str, name: Any) -> str:
+    """``where`` followed by a layer's name in parentheses, if it is a short identifier."""
+    if isinstance(name, str) and _IDENTIFIER.match(name) and len(name) <= 64:
+        return f"{where} ({name})"
+    return where
 
 
 def _is_int(value: Any) -> bool:
@@ -179,8 +217,9 @@ def _check_int(where: str, value: Any, lo: int, hi: int | None = None) -> int:
 def _check_network(net: Network, yaml_where: str, npz_where: str,
                    keys: list[str] | None = None) -> None:
     """Validate ``net``; ``keys`` are the npz keys the manifest uses (default: canonical)."""
-    if not isinstance(net.name, str) or not net.name:
-        _fail(f"{yaml_where}: name", "a non-empty string", net.name)
+    if not isinstance(net.name, str) or not NETWORK_NAME.match(net.name):
+        _fail(f"{yaml_where}: name", "a non-empty name of letters, digits, '_', '.' and '-'",
+              net.name)
     _check_int(f"{yaml_where}: timesteps", net.timesteps, 1)
     _check_int(f"{yaml_where}: input_size", net.input_size, 1)
     if net.readout != "spike_count":
@@ -196,7 +235,7 @@ def _check_network(net: Network, yaml_where: str, npz_where: str,
         if layer.name in seen:
             _fail(f"{where}.name", "a name not used by an earlier layer", layer.name)
         seen.add(layer.name)
-        where = f"{where} ({layer.name})"
+        where = _named(where, layer.name)
         key = keys[number] if keys is not None else layer.weights_key
         _check_layer(layer, where, f"{npz_where}: {key}", fan_in)
         fan_in = layer.size
@@ -217,8 +256,8 @@ def _check_state_levels(neuron: Neuron, where: str) -> None:
 
 
 def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> None:
-    if layer.kind != "dense":
-        _fail(f"{where}.kind", "'dense'", layer.kind)
+    if layer.kind not in CONNECTIVITY:
+        _fail(f"{where}.kind", " or ".join(repr(kind) for kind in CONNECTIVITY), layer.kind)
     wb = _check_int(f"{where}.weight_bits", layer.weight_bits, 1, MAX_WEIGHT_BITS)
     codebook = layer.codebook
     if not isinstance(codebook, tuple) or not 1 <= len(codebook) <= MAX_CODEBOOK:
@@ -234,6 +273,8 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
     _check_int(f"{where}.neuron.leak_shift", neuron.leak_shift, 0, vb - 1)
     if not isinstance(neuron.reset, Reset):
         _fail(f"{where}.neuron.reset", "'subtract' or 'zero'", neuron.reset)
+    if neuron.model not in NEURON_MODELS:
+        _fail(f"{where}.neuron.model", " or ".join(repr(m) for m in NEURON_MODELS), neuron.model)
     if neuron.state_levels is not None:
         _check_state_levels(neuron, f"{where}.neuron.state_levels")
 
@@ -263,8 +304,8 @@ def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str])
         _fail(where, "a mapping", type(mapping).__name__)
     for key in mapping:
         if key not in allowed:
-            raise NetworkFormatError(
-                f"{where}: unknown field {key!r} (expected one of {', '.join(sorted(allowed))})")
+            raise NetworkFormatError(f"{where}: unknown field {shown(key)} "
+                                     f"(expected one of {', '.join(sorted(allowed))})")
     for key in sorted(required):
         if key not in mapping:
             raise NetworkFormatError(f"{where}: missing field {key!r}")
@@ -298,8 +339,8 @@ def load(path: str | os.PathLike) -> Network:
     used_keys = set()
     for number, entry in enumerate(layers_yaml):
         lwhere = f"{where}: layers[{number}]"
-        if isinstance(entry, dict) and "name" in entry:
-            lwhere = f"{lwhere} ({entry['name']})"
+        if isinstance(entry, dict):
+            lwhere = _named(lwhere, entry.get("name"))
         _check_keys(lwhere, entry, _LAYER_KEYS, _LAYER_KEYS - {"kind"})
         _check_keys(f"{lwhere}.neuron", entry["neuron"], _NEURON_KEYS,
                     _NEURON_KEYS - {"state_levels"})
@@ -359,6 +400,8 @@ def _load_arrays(npz_path: Path) -> dict[str, np.ndarray]:
     try:
         # Open the file here: np.load leaks its own handle when the zip directory is corrupt.
         with open(npz_path, "rb") as file:
+            _check_npz_headers(file, npz_path)
+            file.seek(0)
             try:
                 loaded = np.load(file, allow_pickle=False)
             except _NPZ_ERRORS:
@@ -368,12 +411,71 @@ def _load_arrays(npz_path: Path) -> dict[str, np.ndarray]:
                 raise NetworkFormatError(
                     f"{not_npz} (it holds a single {type(loaded).__name__}, not named arrays)")
             with loaded as npz:
-                try:
-                    return {key: npz[key] for key in npz.files}
-                except _NPZ_ERRORS as error:
-                    raise NetworkFormatError(f"{not_npz} ({error})") from None
+                arrays = {}
+                for key in npz.files:
+                    try:
+                        arrays[key] = npz[key]
+                    except _NPZ_ERRORS:
+                        raise NetworkFormatError(f"{npz_path}: {key}: not a readable array "
+                                                 f"(corrupt or truncated data)") from None
+                return arrays
     except OSError as error:
         raise NetworkFormatError(f"{npz_path}: cannot read: {error.strerror or error}") from None
+
+
+def _check_npz_headers(file, npz_path: Path) -> None:
+    """Check every member's .npy header (dtype, size) before numpy loads any of them."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        return  # not a zip: _load_arrays says what it is
+    with archive:
+        for info in archive.infolist():
+            key = info.filename.removesuffix(".npy")
+            try:
+                with archive.open(info) as member:
+                    npy_header(member, f"{npz_path}: {key}", NetworkFormatError)
+            except (*_NPZ_ERRORS, OSError) as error:
+                if isinstance(error, NetworkFormatError):
+                    raise
+                raise NetworkFormatError(f"{npz_path}: {key}: not a readable array "
+                                         f"(corrupt or unsupported zip member)") from None
+
+
+def npy_header(file, where: str, error: type[SnnhwError] = SnnhwError
+               ) -> tuple[tuple[int, ...], np.dtype]:
+    """Read the header of a ``.npy`` array from ``file``; return its shape and dtype.
+
+    Raise ``error`` naming ``where`` if the header is not a sound one, if the array holds Python
+    objects, or if it declares more than :data:`MAX_ARRAY_ELEMENTS` elements, so that nothing
+    tries to load it.
+    """
+    fmt = np.lib.format
+    magic = file.read(len(fmt.MAGIC_PREFIX) + 2)
+    if not magic:
+        raise error(f"{where}: not a .npy array (the file is empty)")
+    if not magic.startswith(fmt.MAGIC_PREFIX) or len(magic) < len(fmt.MAGIC_PREFIX) + 2:
+        raise error(f"{where}: not a .npy array (no .npy magic string at its start)")
+    version = (magic[-2], magic[-1])
+    if version not in {(1, 0), (2, 0), (3, 0)}:
+        raise error(f"{where}: not a .npy array (unknown .npy version {version[0]}.{version[1]})")
+    try:
+        # numpy has public readers for versions 1.0 and 2.0 only; 3.0 is 2.0 with a UTF-8
+        # header, which the 2.0 reader reads alike as long as the header is ASCII (numbers are).
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(file)
+    except (ValueError, EOFError, SyntaxError, TypeError):
+        raise error(f"{where}: not a .npy array (its header cannot be read)") from None
+    if dtype.hasobject:
+        raise error(f"{where}: expected an array of numbers, got one of Python objects "
+                    f"(dtype {dtype})")
+    if any(not isinstance(n, int) or n < 0 for n in shape):
+        raise error(f"{where}: not a .npy array (its header declares shape {shown(shape)})")
+    elements = int(np.prod(shape, dtype=object))
+    if elements > MAX_ARRAY_ELEMENTS:
+        raise error(f"{where}: expected at most {MAX_ARRAY_ELEMENTS} elements, but its header "
+                    f"declares shape {shown(shape)} ({elements * dtype.itemsize:.3g} bytes)")
+    return shape, dtype
 
 
 def _neuron_manifest(neuron: Neuron) -> dict[str, Any]:

@@ -14,7 +14,7 @@ A layer with a state scheme also exports its integer ``state_levels`` (at its fi
 the membrane memory then stores a level index per neuron, ``ceil(log2(levels))`` bits instead of
 v_bits (:func:`state_memory_report`).
 
-Weight memory is what the core stores at one lane (``snnhw.hw.layout.LayerLayout``, as
+Weight memory is what the core stores at one lane (:class:`snnhw.plan.SynapseLayout`, as
 ``snnhw compile --lanes 1`` reports it): synapse and pointer memories plus the codebook,
 entries * weight_bits. References: fp32 and 8-bit dense matrices, 32 and 8 bits per synapse of the
 unpruned layer.
@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..hw.layout import LayerLayout, membrane_bits, signed_bits_for
 from ..network.format import Layer, Network, Neuron
+from ..plan import SynapseLayout, membrane_bits, signed_bits_for
 from .model import SNN
 
 __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report", "exact_run",
@@ -35,8 +35,7 @@ __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report",
 
 def _weight_memory(layer: Layer) -> int:
     """Bits of the layer's synapse and pointer memories in the core (one lane)."""
-    bits = LayerLayout.build(layer, 1).memory_bits(layer.neuron.v_bits, 0)
-    return bits["synapse"] + bits["pointer"]
+    return SynapseLayout.build(layer, 1).stored_bits
 
 
 def _encode(weights: np.ndarray, neuron: Neuron) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -97,8 +96,8 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
 def layer_memory(layer: Layer) -> dict[str, int | float]:
     """Return the weight memory of one network layer and its reference sizes, in bits."""
     entries = len(layer.codebook)
-    synapse_bits = _weight_memory(layer)
-    sparse = layer.synapse_count < layer.index.size
+    layout = SynapseLayout.build(layer, 1)
+    synapse_bits = layout.stored_bits
     weights = layer.dense_weights()
     return {
         "synapse_bits": int(synapse_bits),
@@ -107,8 +106,8 @@ def layer_memory(layer: Layer) -> dict[str, int | float]:
         "fp32_bits": 32 * layer.index.size,
         "int8_bits": 8 * layer.index.size,
         "unique_weights": int(np.unique(weights[weights != 0]).size),
-        "sparsity": float(1.0 - np.count_nonzero(weights) / weights.size),
-        "layout": "sparse" if sparse else "dense",
+        "sparsity": layer.sparsity,
+        "layout": layout.kind.value,
     }
 
 
@@ -125,7 +124,7 @@ def memory_report(net: Network) -> dict:
 def state_memory_report(net: Network) -> dict:
     """Return the membrane memory per layer and in total: stored bits vs V kept at v_bits.
 
-    A layer with state levels stores a level index per neuron (``snnhw.hw.layout.membrane_bits``),
+    A layer with state levels stores a level index per neuron (:func:`snnhw.plan.membrane_bits`),
     one without stores V itself, v_bits wide.
     """
     layers = {}

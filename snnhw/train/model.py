@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import SnnhwError
 from ..network.format import Network, Reset, signed_range
 from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
 from .state import FixedLevels
@@ -236,8 +237,16 @@ class SNN(nn.Module):
         return not any(layer.is_float for layer in self.layers)
 
 
+#: The torch layer of each neuron model (:data:`snnhw.network.format.NEURON_MODELS`).
+NEURON_LAYERS = {"lif": LIFLayer}
+
+
 def from_network(net: Network) -> SNN:
     """Build a frozen torch model that computes exactly what the integer network ``net`` does."""
+    for spec in net.layers:
+        if spec.neuron.model not in NEURON_LAYERS:
+            raise SnnhwError(f"layer {spec.name}: neuron model {spec.neuron.model!r} has no torch "
+                             f"layer (training has {', '.join(NEURON_LAYERS)})")
     sizes = [net.input_size] + [layer.size for layer in net.layers]
     model = SNN(sizes)
     for layer, spec in zip(model.layers, net.layers):

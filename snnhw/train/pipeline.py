@@ -108,9 +108,6 @@ def _prune(ctx: Context, stage: PruneStage) -> dict:
 
 def _set_quantizers(ctx: Context, bits: list[Bits], **kwargs: Any) -> None:
     for layer, b in zip(ctx.model.layers, bits):
-        if layer.frozen is not None:
-            raise ValueError("A stage after PTQ cannot re-quantize frozen layers; "
-                             "put ptq last or use qat")
         layer.quantizer = make_quantizer(b, **kwargs)
 
 
@@ -134,8 +131,6 @@ def _ptq(ctx: Context, stage: PtqStage) -> dict:
 def _cluster(ctx: Context, stage: ClusterStage) -> dict:
     codebooks = []
     for layer in ctx.model.layers:
-        if layer.frozen is not None:
-            raise ValueError("Clustering cannot follow PTQ (frozen weights); put ptq last")
         layer.quantizer = ClusterQuantizer(layer.weight * layer.mask, layer.mask,
                                            stage.values, stage.bits)
         codebooks.append(layer.quantizer.codebook)
@@ -182,8 +177,6 @@ def _state(ctx: Context, stage: StateStage) -> dict:
         v_max = signed_range(stage.bits)[1]
         fixed = max(1, math.floor(v_max / (1.0 + stage.upper)))
     for layer in ctx.model.layers:
-        if layer.frozen is not None:
-            raise ValueError("State quantization cannot follow PTQ (frozen weights); use qat")
         if layer.quantizer is None:
             layer.quantizer = make_quantizer(ctx.recipe.export.bits)
         if threshold_scheme:  # the model's datapath, a threshold with room for the levels
@@ -269,6 +262,9 @@ def branch(ctx: Context, recipe: Recipe | None = None) -> Context:
 def apply_stages(ctx: Context, stages: list[Any]) -> None:
     """Apply compression stages in order, recording the accuracy after each."""
     for stage in stages:
+        # parse_recipe rejects any stage after ptq (recipe._check_order), the only stage that
+        # freezes layers, so a frozen layer here is a bug, not a recipe mistake.
+        assert not any(layer.frozen is not None for layer in ctx.model.layers), stage
         started = time.monotonic()
         info = STAGE_RUNNERS[type(stage)](ctx, stage)
         _record(ctx, _stage_name(stage), info, started)

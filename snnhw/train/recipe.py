@@ -4,7 +4,9 @@ A recipe says what to train (data, encoding, network shape), how (epochs, learni
 compression stages to apply, in order. Every field has a default, so ``{}`` is a valid recipe (the
 digits baseline). Unknown keys, wrong types and impossible values fail with one line that names the
 file and the field (``recipe.yaml: compress[1].qat.bits: ...``): silent typos in configs are the
-most common complaint about untyped ones (hls4ml), so there are none here.
+most common complaint about untyped ones (hls4ml), so there are none here. The loader is
+:mod:`snnhw.config`, shared with board files; the checks of values and of the stage order that
+types cannot express are here, so a recipe that cannot run fails before any training.
 
 This module does not import torch (``state`` needs numpy only), so ``snnhw train`` can reject a
 bad recipe instantly.
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import enum
 import os
-import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal, Union
 
+from ..config import fail, load_config, shown, tagged_union
 from ..errors import SnnhwError
+from ..network.format import NETWORK_NAME
 from ..yamlfile import read_yaml
 from .state import MAX_BITS as MAX_STATE_BITS
 from .state import min_threshold_for
@@ -281,123 +284,28 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 
 def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     """Build a :class:`Recipe` from plain data (as YAML gives it)."""
-    recipe = _build(Recipe, data, source, "")
+    recipe = load_config(Recipe, data, source, error=RecipeError,
+                         converters={Stage: tagged_union(STAGES, "stage")})
     _check_values(recipe, source)
+    _check_order(recipe, source)
     return recipe
 
 
 def _fail(source: str, where: str, message: str) -> typing.NoReturn:
-    raise RecipeError(f"{source}: {where}: {message}" if where else f"{source}: {message}")
-
-
-def _join(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
-
-
-def _build(cls: type, data: Any, source: str, where: str) -> Any:
-    if not isinstance(data, dict):
-        _fail(source, where, f"expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            _fail(source, _join(where, str(key)),
-                  f"unknown field (expected one of {', '.join(sorted(known))})")
-    values = {}
-    for name, f in known.items():
-        if name in data:
-            values[name] = _convert(hints[name], data[name], source, _join(where, name))
-        elif f.default is MISSING and f.default_factory is MISSING:
-            _fail(source, _join(where, name), "missing field")
-    return cls(**values)
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of ({_describe(typing.get_args(tp)[0])})"
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return " or ".join(repr(m.value) for m in tp)
-    if tp is type(None):
-        return "null"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
-def _convert(tp: Any, value: Any, source: str, where: str) -> Any:
-    """Check ``value`` against the type hint ``tp`` and convert it (enums, nested configs)."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if tp == Stage:
-            return _stage(value, source, where)
-        for arg in args:
-            try:
-                return _convert(arg, value, source, where)
-            except RecipeError:
-                continue
-        _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in typing.get_args(tp) and isinstance(value, str):
-            return value
-        _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, source, f"{where}[{n}]") for n, v in enumerate(value)]
-    if tp is type(None):
-        if value is None:
-            return None
-    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            pass
-    elif is_dataclass(tp):
-        return _build(tp, value, source, where)
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    else:  # a type this loader was not taught: a bug here, not in the recipe
-        raise TypeError(f"recipe field {where} has unsupported type {tp!r}")
-    _fail(source, where, f"expected {_describe(tp)}, got {value!r}")
-
-
-def _stage(value: Any, source: str, where: str) -> Any:
-    if not isinstance(value, dict) or len(value) != 1:
-        _fail(source, where, f"expected a mapping with one stage name "
-                             f"({', '.join(STAGES)}) and its settings, got {value!r}")
-    ((name, settings),) = value.items()
-    if name not in STAGES:
-        _fail(source, where, f"unknown stage {name!r} (expected one of {', '.join(STAGES)})")
-    return _build(STAGES[name], {} if settings is None else settings, source, f"{where}.{name}")
+    fail(RecipeError, source, where, message)
 
 
 def _check_range(source: str, where: str, value: float, lo: float, hi: float | None,
                  what: str = "") -> None:
     if value < lo or (hi is not None and value > hi):
         bound = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-        _fail(source, where, f"expected {what or 'a value'} {bound}, got {value!r}")
+        _fail(source, where, f"expected {what or 'a value'} {bound}, got {shown(value)}")
 
 
 def _check_bits(source: str, where: str, bits: Any, layers: int) -> None:
     if isinstance(bits, list):
         if len(bits) != layers:
-            _fail(source, where, f"expected one precision per layer ({layers}), got {bits!r}")
+            _fail(source, where, f"expected one precision per layer ({layers}), got {shown(bits)}")
         for n, b in enumerate(bits):
             _check_bits(source, f"{where}[{n}]", b, layers)
     elif bits != "ternary":
@@ -407,6 +315,10 @@ def _check_bits(source: str, where: str, bits: Any, layers: int) -> None:
 def _check_values(recipe: Recipe, source: str) -> None:
     """Check value ranges that the types alone do not express."""
     d, m, t = recipe.data, recipe.model, recipe.train
+    # The exported network's name: checked here, not after training (the core takes 64 chars).
+    if not NETWORK_NAME.match(recipe.name) or len(recipe.name) > 64:
+        _fail(source, "name", f"expected a network name of 1..64 letters, digits, '_', '.' and "
+                              f"'-', got {shown(recipe.name)}")
     _check_range(source, "data.timesteps", d.timesteps, 1, 1024)
     _check_range(source, "data.max_rate", d.max_rate, 0.0, 1.0)
     for n, size in enumerate(m.hidden):
@@ -422,8 +334,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
     _check_bits(source, "export.bits", recipe.export.bits, len(m.hidden) + 1)
     layers = len(m.hidden) + 1
     for n, stage in enumerate(recipe.compress):
-        name = next(k for k, v in STAGES.items() if isinstance(stage, v))
-        where = f"compress[{n}].{name}"
+        where = f"compress[{n}].{_stage_name(stage)}"
         for attr in ("epochs", "rounds", "probes", "samples", "score_samples"):
             if hasattr(stage, attr):
                 _check_range(source, f"{where}.{attr}", getattr(stage, attr),
@@ -450,13 +361,43 @@ def _check_values(recipe: Recipe, source: str) -> None:
             _check_state(source, where, stage, m)
 
 
+#: what to do instead of a stage after ptq, by stage name
+_AFTER_PTQ = {
+    "prune": "put ptq last", "qat": "put ptq last, or use qat in its place",
+    "ptq": "keep one ptq, last", "cluster": "put ptq last", "hessian": "put ptq last",
+    "state": "put ptq last, or use qat in its place",
+}
+
+
+def _check_order(recipe: Recipe, source: str) -> None:
+    """Check that the stages come in an order the pipeline can apply, before any training.
+
+    ptq freezes every layer's integer weights, so no stage can follow it: quantizing again
+    (qat, ptq, hessian), clustering or state training would need trainable weights, and pruning
+    would not remove a single synapse from the frozen ones.
+    """
+    ptq = None
+    for n, stage in enumerate(recipe.compress):
+        name = _stage_name(stage)
+        if ptq is not None:
+            _fail(source, f"compress[{n}].{name}",
+                  f"cannot follow compress[{ptq}].ptq, which froze the weights; "
+                  f"{_AFTER_PTQ[name]}")
+        if isinstance(stage, PtqStage):
+            ptq = n
+
+
+def _stage_name(stage: Stage) -> str:
+    return next(name for name, cls in STAGES.items() if isinstance(stage, cls))
+
+
 def _check_state(source: str, where: str, stage: StateStage, m: ModelConfig) -> None:
     """Check a state stage; the threshold scheme's levels must fit the model's V width."""
     _check_range(source, f"{where}.bits", stage.bits, 2, m.v_bits, "a state width")
     _check_range(source, f"{where}.upper", stage.upper, 0.0, None)
     _check_range(source, f"{where}.lower", stage.lower, 0.0, None)
     if stage.ratio is not None and not 0.0 < stage.ratio < 1.0:
-        _fail(source, f"{where}.ratio", f"expected a ratio in (0, 1), got {stage.ratio!r}")
+        _fail(source, f"{where}.ratio", f"expected a ratio in (0, 1), got {shown(stage.ratio)}")
     if stage.scheme is not StateScheme.THRESHOLD:
         return
     top = min(MAX_STATE_BITS, m.v_bits - 1)

@@ -1,8 +1,7 @@
 """``snnhw train RECIPE.yaml -o MODEL``: train, compress, export, verify against the golden model.
 
-Registered by ``snnhw.commands``. torch is imported only when the command runs, after the
-recipe has been checked, so a typo in a recipe fails in milliseconds and ``snnhw --help`` never
-loads torch.
+torch is imported only when the command runs, after the recipe has been checked, so a typo in a
+recipe fails in milliseconds and ``snnhw --help`` never loads torch.
 """
 
 from __future__ import annotations
@@ -10,10 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_train"]
+from .args import out_dir
+
+__all__ = ["add_parser", "run", "summary"]
 
 
-def add_train(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``snnhw train``."""
     p = sub.add_parser(
         "train", help="train and compress an SNN in PyTorch and export the integer network",
         description="Train a LIF network on bundled data, apply the recipe's compression stages, "
@@ -22,20 +24,22 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                     "golden model reproduces every spike and membrane potential of the torch "
                     "integer model.")
     p.add_argument("recipe", help="recipe YAML (every field optional; see examples/recipes)")
-    p.add_argument("-o", "--out", required=True, metavar="MODEL", help="model directory to write")
+    p.add_argument("-o", "--out", required=True, type=out_dir, metavar="MODEL",
+                   help="model directory to write")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-
-    def run(args: argparse.Namespace) -> int:
-        from .recipe import load_recipe
-        recipe = load_recipe(args.recipe)
-        from .pipeline import run_recipe
-        text = Path(args.recipe).read_text(encoding="utf-8")
-        metrics = run_recipe(recipe, args.out, progress=False if args.no_progress else None,
-                             recipe_text=text)
-        print(summary(metrics, args.out))
-        return 0 if metrics["spike_mismatches"] == metrics["v_mismatches"] == 0 else 1
-
     p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and export; 0 if the golden model reproduces the torch model exactly, else 1."""
+    from ..train.recipe import load_recipe
+    recipe = load_recipe(args.recipe)
+    from ..train.pipeline import run_recipe  # torch: only once the recipe is known to be good
+    text = Path(args.recipe).read_text(encoding="utf-8")
+    metrics = run_recipe(recipe, args.out, progress=False if args.no_progress else None,
+                         recipe_text=text)
+    print(summary(metrics, args.out))
+    return 0 if metrics["spike_mismatches"] == metrics["v_mismatches"] == 0 else 1
 
 
 def summary(metrics: dict, out: str) -> str:

@@ -1,4 +1,8 @@
-"""Random integer networks and spike inputs, for examples, tests and benchmarks."""
+"""Random integer networks and spike inputs, for examples, tests, benchmarks and fuzzing.
+
+Thresholds are calibrated by running the golden model, so this sits above both the network
+format and the golden model (the format package imports neither).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .format import Layer, Network, Neuron, Reset
+from .golden.model import lif_step
+from .network.format import Layer, Network, Neuron, Reset
 
 __all__ = ["random_network", "random_inputs"]
 
@@ -83,7 +88,6 @@ def _candidate_thresholds(currents: np.ndarray, vmax: int) -> list[int]:
 
 
 def _run_layer(layer: Layer, currents: np.ndarray) -> np.ndarray:
-    from ..golden.model import lif_step
     v = np.zeros((currents.shape[0], currents.shape[2]), np.int64)
     fired = np.zeros(currents.shape, bool)
     for t in range(currents.shape[1]):

@@ -1,0 +1,152 @@
+"""Read a compile output directory back: ``report.json`` + ``mem/*.hex`` to index matrices.
+
+The co-simulation runs the Amaranth core with the memory contents it was generated with, so it
+never reads the ``mem/*.hex`` files a user loads into an FPGA flow. This module decodes those
+files by the layout the report describes, independently of :class:`~snnhw.plan.SynapseLayout`'s
+packing code, so that a test can check that they hold exactly the network's synapses and
+codebooks (the golden model of the read-back network is then the golden model of the original).
+
+Synapse words hold ``lanes`` slots of ``slot_bits`` each, slot ``p`` at bits
+``[p * slot_bits, (p + 1) * slot_bits)``:
+
+- addressed layout: a slot is ``valid | index << 1 | addr << (1 + index_bits)``; slot ``p``
+  with bank address ``a`` targets neuron ``a * lanes + p``; column ``i``'s words are the
+  ``count`` words from ``start``, where pointer word ``i`` is ``start | count << start_bits``;
+- implicit layout (every synapse kept): a slot is the codebook index; column ``i`` is the
+  ``bank_depth = ceil(size / lanes)`` words from ``i * bank_depth``, word ``w``'s slot ``p``
+  targeting neuron ``w * lanes + p``.
+
+Codebook entries are two's complement at ``weight_bits``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..plan.widths import bits_for
+
+__all__ = ["LayerImage", "read_back"]
+
+
+@dataclass(frozen=True)
+class LayerImage:
+    """One layer as its memory images describe it.
+
+    Parameters
+    ----------
+    name : str
+    index : numpy.ndarray
+        int32 [size, fan_in]: codebook index of each synapse, -1 where pruned (as
+        :attr:`snnhw.network.Layer.index`).
+    codebook : tuple of int
+        The weight of each codebook index, sign-extended from ``weight_bits``.
+    weight_bits : int
+    """
+
+    name: str
+    index: np.ndarray
+    codebook: tuple[int, ...]
+    weight_bits: int
+
+
+def _mask(bits: int) -> int:
+    return (1 << bits) - 1
+
+
+def _read_hex(path: Path, bits: int, count: int | None = None) -> list[int]:
+    """The words of a ``$readmemh`` image, each checked to fit ``bits`` (and ``count`` lines)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: missing")
+    words = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            word = int(line, 16)
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: not a hex word: {line!r}") from None
+        if word >> bits:
+            raise ValueError(f"{path}, line {number}: {line!r} is wider than {bits} bits")
+        words.append(word)
+    if count is not None and len(words) != count:
+        raise ValueError(f"{path}: {len(words)} words, the report says {count}")
+    return words
+
+
+def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
+    name, size, fan_in = entry["name"], entry["size"], entry["fan_in"]
+    weight_bits, entries = entry["weight_bits"], entry["codebook_entries"]
+    total, word_bits = entry["synapse_words"], entry["synapse_word_bits"]
+    bank_depth = -(-size // lanes)
+    index_bits = bits_for(entries)
+    addressed = {"addressed": True, "implicit": False}[entry["layout"]]
+    addr_bits = bits_for(bank_depth) if addressed else 0
+    slot_bits = (1 + index_bits + addr_bits) if addressed else max(1, index_bits)
+    if word_bits != slot_bits * lanes:
+        raise ValueError(f"layer {name}: synapse words of {word_bits} bits, but {lanes} slots "
+                         f"of {slot_bits} bits")
+
+    raw = _read_hex(mem / f"{name}.codebook.hex", weight_bits, entries)
+    sign = 1 << (weight_bits - 1)
+    codebook = tuple((c ^ sign) - sign for c in raw)
+    words = _read_hex(mem / f"{name}.synapses.hex", word_bits, total)
+
+    index = np.full((size, fan_in), -1, dtype=np.int32)
+
+    def place(neuron: int, column: int, k: int, where: str) -> None:
+        if neuron >= size:
+            raise ValueError(f"layer {name}, {where}: neuron {neuron} of {size}")
+        if k >= entries:
+            raise ValueError(f"layer {name}, {where}: codebook index {k} of {entries}")
+        if index[neuron, column] != -1:
+            raise ValueError(f"layer {name}, {where}: synapse {column} -> {neuron} twice")
+        index[neuron, column] = k
+
+    if addressed:
+        start_bits = max(1, bits_for(total + 1))
+        # The report gives the pointer memory's bits; a pointer word is fan_in-th of them.
+        pointer_bits = entry["memory_bits"]["pointer"] // max(1, fan_in)
+        pointers = _read_hex(mem / f"{name}.pointers.hex", pointer_bits, fan_in)
+        for column, pointer in enumerate(pointers):
+            start, count = pointer & _mask(start_bits), pointer >> start_bits
+            if start + count > total:
+                raise ValueError(f"layer {name}, pointer {column}: words {start}..{start + count}"
+                                 f" of {total}")
+            for w in range(start, start + count):
+                for p in range(lanes):
+                    slot = (words[w] >> (p * slot_bits)) & _mask(slot_bits)
+                    if slot & 1:
+                        k = (slot >> 1) & _mask(index_bits)
+                        address = slot >> (1 + index_bits)
+                        place(address * lanes + p, column, k, f"word {w} slot {p}")
+                    elif slot:
+                        raise ValueError(f"layer {name}, word {w} slot {p}: invalid slot with "
+                                         f"bits set ({slot:#x})")
+    else:
+        if total != fan_in * bank_depth:
+            raise ValueError(f"layer {name}: {total} implicit words, expected {fan_in} columns "
+                             f"of {bank_depth}")
+        for column in range(fan_in):
+            for d in range(bank_depth):
+                w = column * bank_depth + d
+                for p in range(lanes):
+                    k = (words[w] >> (p * slot_bits)) & _mask(slot_bits)
+                    if d * lanes + p < size:
+                        place(d * lanes + p, column, k, f"word {w} slot {p}")
+                    elif k:
+                        raise ValueError(f"layer {name}, word {w} slot {p}: padding is {k}")
+    return LayerImage(name=name, index=index, codebook=codebook, weight_bits=weight_bits)
+
+
+def read_back(out_dir: str | os.PathLike) -> list[LayerImage]:
+    """Decode every layer's memory images in a ``snnhw compile`` output directory.
+
+    Raises ``ValueError`` naming the file (and line or word) where an image is malformed or
+    inconsistent with ``report.json``.
+    """
+    out_dir = Path(out_dir)
+    report = json.loads((out_dir / "report.json").read_text())
+    return [_read_layer(out_dir / "mem", report["lanes"], entry) for entry in report["layers"]]

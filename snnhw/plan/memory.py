@@ -1,0 +1,64 @@
+"""The memories of a core: what each holds, its shape, and where synapse memories are placed."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Placement", "MemoryKind", "MemorySpec", "SPRAM_DEPTH", "SPRAM_WIDTH",
+           "SPRAM_ADDR_BITS", "spram_tiles"]
+
+#: Geometry of one iCE40 SB_SPRAM256KA (the large RAM of the iCE40UP5K).
+SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16
+SPRAM_ADDR_BITS = (SPRAM_DEPTH - 1).bit_length()
+
+
+def spram_tiles(depth: int, width: int) -> int:
+    """SB_SPRAM256KA blocks for a depth x width memory: word slices times depth slices."""
+    return -(-max(1, width) // SPRAM_WIDTH) * -(-max(2, depth) // SPRAM_DEPTH)
+
+
+class Placement(enum.Enum):
+    """Where a layer's synapse memory lives."""
+
+    #: block RAM used as a ROM, initialised with the bitstream
+    BLOCK = "block"
+    #: large single-port RAM (iCE40 SPRAM) with no initial contents: the core writes it from a
+    #: byte stream (the plan's load image) before the first sample
+    LARGE = "large"
+
+
+class MemoryKind(enum.Enum):
+    SYNAPSE = "synapse"  #: synapse words (codebook index and target per slot)
+    POINTER = "pointer"  #: first word and word count of each column (addressed layout)
+    CODEBOOK = "codebook"  #: the layer's weight values
+    MEMBRANE = "membrane"  #: V, or its state-level index, per neuron (one memory per lane)
+    #: the timestep's input current per neuron (two banks per lane: timestep t+1 accumulates
+    #: while t is swept)
+    ACCUMULATOR = "accumulator"
+    QUEUE = "queue"  #: the output event queue
+
+
+#: The kinds counted as the layer's stored memory in reports (the queue is a FIFO buffer).
+STORED = (MemoryKind.SYNAPSE, MemoryKind.POINTER, MemoryKind.CODEBOOK, MemoryKind.MEMBRANE,
+          MemoryKind.ACCUMULATOR)
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One memory of a layer engine."""
+
+    kind: MemoryKind
+    depth: int  #: words the layer needs
+    width: int  #: bits per word
+    rom: bool  #: contents fixed at configuration
+    placement: Placement = Placement.BLOCK
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+    @property
+    def hw_depth(self) -> int:
+        """Depth as generated: at least 2, since a memory of depth 1 has a 0-bit address."""
+        return max(2, self.depth)

@@ -1,0 +1,68 @@
+"""The compile report: the shape and memory of every layer of a core, from its plan."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .core import CorePlan
+
+__all__ = ["LayerReport", "CoreReport", "core_report"]
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer of the core."""
+
+    name: str
+    size: int
+    fan_in: int
+    synapses: int  #: synapses stored (not pruned)
+    sparsity: float  #: :attr:`snnhw.network.Layer.sparsity`
+    codebook_entries: int
+    weight_bits: int
+    v_bits: int
+    state_bits: int  #: bits stored per neuron: V, or a state-level index
+    layout: str  #: "addressed" or "implicit"
+    placement: str  #: "block" or "large"
+    synapse_words: int
+    synapse_word_bits: int
+    accumulator_bits: int
+    memory_bits: dict[str, int]
+
+
+@dataclass(frozen=True)
+class CoreReport:
+    """The whole core; :meth:`to_json` is what ``report.json`` holds."""
+
+    snnhw: str
+    network: str
+    top: str
+    lanes: int
+    input_size: int
+    output_size: int
+    layers: list[LayerReport]
+    memory_bits: dict[str, int]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def core_report(plan: CorePlan) -> CoreReport:
+    """The report of a planned core."""
+    from .. import __version__
+
+    layers = []
+    for lp in plan.layers:
+        layer = lp.layer
+        layers.append(LayerReport(
+            name=layer.name, size=layer.size, fan_in=layer.fan_in,
+            synapses=layer.synapse_count, sparsity=layer.sparsity,
+            codebook_entries=len(layer.codebook), weight_bits=layer.weight_bits,
+            v_bits=layer.neuron.v_bits, state_bits=lp.state_bits,
+            layout=lp.synapses.kind.value, placement=lp.placement.value,
+            synapse_words=lp.synapses.total_words, synapse_word_bits=lp.synapses.word_bits,
+            accumulator_bits=lp.acc_bits, memory_bits=dict(lp.memory_bits)))
+    net = plan.network
+    return CoreReport(snnhw=__version__, network=net.name, top=plan.top, lanes=plan.lanes,
+                      input_size=net.input_size, output_size=net.output_size, layers=layers,
+                      memory_bits=plan.memory_bits)
