@@ -70,14 +70,16 @@ def draw_network(rng: np.random.Generator, name: str) -> Drawn:
     """A random network across the format's features (one set of parameters for all layers,
     so that the line describing it is exact)."""
     depth = int(rng.integers(1, 4))
-    sizes = [int(rng.choice([1, 2, 3, int(rng.integers(4, 65)), int(rng.integers(4, 65))]))
-             for _ in range(depth)]
+    # Tiny layers and inputs are drawn often enough to occur, not so often that most networks
+    # are silent behind a one-neuron layer.
+    sizes = [int(rng.choice([1, 2, int(rng.integers(3, 65)), int(rng.integers(3, 65)),
+                             int(rng.integers(3, 65))])) for _ in range(depth)]
     input_size = int(rng.choice([1, 2, int(rng.integers(3, 65)), int(rng.integers(3, 65)),
-                                 int(rng.integers(65, 301))]))
+                                 int(rng.integers(3, 65)), int(rng.integers(65, 301))]))
     codebook_size = int(rng.choice([int(rng.integers(1, 17))] * 9 + [int(rng.choice([100, 256]))]))
     weight_bits = int(rng.integers(max(1, (codebook_size - 1).bit_length()), 13))
-    density = float(rng.choice([0.0, 1.0, 0.01, 0.5, round(float(rng.random()), 2),
-                                round(float(rng.random()), 2)]))
+    density = float(rng.choice([0.0, 1.0, 1.0, 0.05, 0.5, round(float(rng.random()), 2),
+                                round(float(rng.random()), 2), round(float(rng.random()), 2)]))
     v_bits = int(rng.choice([4, 5, 6, 8, int(rng.integers(4, 33)), int(rng.integers(4, 33)), 24,
                              32]))
     leak_shift = int(rng.integers(0, v_bits))
@@ -90,7 +92,7 @@ def draw_network(rng: np.random.Generator, name: str) -> Drawn:
                          state_levels=None if state_levels is None else int(state_levels),
                          name=name)
     # Calibrated thresholds fire moderately; scaling them makes layers silent or saturate.
-    scale = rng.choice(["x1/8", "x1/4", "x1", "x1", "x4", "x16", "1", "max"])
+    scale = rng.choice(["x1/8", "x1/4", "x1/2", "x1", "x1", "x1", "x2", "x4", "x16", "1", "max"])
     for layer in net.layers:
         n = layer.neuron
         if scale == "1":

@@ -72,13 +72,15 @@ class CaptureReader:
         data = {name: bytearray() for name in self.captures}
         dut.read_addr.value = 0
         await self.clock.cycle()
-        for addr in range(max(words.values(), default=0)):
+        last = max(words.values(), default=0)
+        for addr in range(last):
             for name, port in self.ports.items():  # word `addr`, latched at the last edge
                 if addr < words[name]:
                     size = self.captures[name][1]
                     data[name] += port.value.to_unsigned().to_bytes(size, "little")
-            dut.read_addr.value = addr + 1
-            await self.clock.cycle()
+            if addr + 1 < last:  # a full memory has no word `last`: its address would not fit
+                dut.read_addr.value = addr + 1
+                await self.clock.cycle()
         return {name: np.frombuffer(bytes(data[name]), np.uint8).reshape(
                     words[name], self.captures[name][1]) for name in self.captures}
 
