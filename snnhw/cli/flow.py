@@ -16,9 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "flow", help="the whole job: train, compress, export, verify, compile, co-simulate, report",
         description="Train and compress an SNN from a recipe (default: the built-in digits "
                     "recipe), export the integer network, measure the golden model, compile the "
-                    "core, co-simulate test samples under Verilator bit-exactly, optionally "
-                    "build a bitstream, and write OUT/report.html. Re-runs skip stages whose "
-                    "inputs did not change.")
+                    "core, co-simulate the whole test split under Verilator bit-exactly, "
+                    "optionally build a bitstream, and write OUT/report.html. Re-runs skip "
+                    "steps whose inputs did not change.")
     p.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in digits recipe)")
     p.add_argument("-o", "--out", required=True, type=out_dir, metavar="OUT",
                    help="output directory")
