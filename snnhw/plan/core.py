@@ -191,12 +191,6 @@ class CorePlan:
     def output_addr_bits(self) -> int:
         return addr_bits(self.network.output_size)
 
-    def layer(self, name: str) -> LayerPlan:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
-
     @property
     def large(self) -> list[str]:
         """Layers whose synapses sit in large RAM, loaded at run time, in network order."""
