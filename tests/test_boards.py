@@ -521,6 +521,26 @@ def test_docs_protocol_examples():
     assert result.status == 0
 
 
+def test_docs_host_errors():
+    net = load(EXAMPLE)
+    sample = np.load(EXAMPLE / "inputs.npy")[0]
+    lines = _doc_block("host-errors").splitlines()
+
+    def error(port, call):
+        device = Device(port)
+        device.identity = decode_identity(identity_bytes(port.plan))
+        with pytest.raises(HostError) as caught:
+            call(device)
+        return str(caught.value)
+
+    assert lines[0] == error(SerialPort(net, mute=True), lambda d: d.run(sample))
+    assert lines[1] == error(SerialPort(net, drop_after=5), lambda d: d.run(sample))
+    garbled = error(SerialPort(net, garbage=b"\xff\x00"), lambda d: d.identify())
+    assert garbled.startswith(lines[2].removesuffix("...'"))
+    assert lines[3] + " (device unplugged?)" == error(SerialPort(net, fail=True),
+                                                      lambda d: d.identify())
+
+
 def test_docs_fit_example(tmp_path, capsys):
     net = random_network(np.random.default_rng(0), 256, [256, 10], density=1.0, name="big")
     save(net, tmp_path / "big")
