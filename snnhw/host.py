@@ -80,11 +80,11 @@ class Device:
     name : str, optional
         The port's name for error messages (default: the stream's ``name`` or ``port``).
 
-    Every error is a :class:`HostError` whose message is one line that starts with the port's
-    name: a board that stays silent, stops half-way through an answer or answers garbage names the
-    command and the answer it waited for (``/dev/ttyUSB1: no answer to 'S' (sample result, 28
-    bytes) within 2.0 s``). After such an error the board may still be half-way through a command
-    or an answer: :meth:`resync` brings both sides back to a known state.
+    Errors are :class:`HostError` with a one-line message. Those of the link start with the
+    port's name: a board that stays silent, stops half-way through an answer or answers garbage
+    names the command and the answer it waited for (``/dev/ttyUSB1: no answer to 'S' (sample
+    result, 28 bytes) within 2.0 s``). After such an error the board may still be half-way
+    through a command or an answer: :meth:`resync` brings both sides back to a known state.
     """
 
     LOAD_CHUNK = 1024  #: bytes of the load image per write (and per progress call)
@@ -148,7 +148,8 @@ class Device:
 
         The host stays silent for at least twice the board's :data:`TIMEOUT_S` (the board
         abandons a command after one) and reads until a read times out with nothing: the board
-        is then idle, waiting for a command, with nothing left to send. No reset is needed.
+        is then idle, waiting for a command, with nothing left to send. No reset is needed; it
+        takes at least one read timeout of the port.
         """
         deadline = time.monotonic() + 2 * TIMEOUT_S
         dropped = 0
