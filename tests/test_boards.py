@@ -311,9 +311,6 @@ class ModelPort:
         data, self.pending = self.pending[:size], self.pending[size:]
         return data
 
-    def reset_input_buffer(self):
-        self.pending = b""
-
 
 def test_host_runs_a_batch_against_a_model_device():
     net = load(EXAMPLE)
