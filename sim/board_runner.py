@@ -42,6 +42,10 @@ class BoardRun:
     framing_errors: int  #: bytes from the board without a stop bit
     bad_input_status: int | None  #: status answered to a sample with an out-of-range input
     unloaded_status: int | None  #: status answered to a sample sent before loading synapses
+    loaded_after_stray: int | None  #: the loaded flag after a stray 'W' and a silence
+    read_timeout_s: float  #: the host's read timeout (simulated seconds)
+    #: with ``faults``: ``<fault>/<key>`` as ``snnhw.sim.board_tb.fault_session`` saves them
+    faults: dict[str, np.ndarray]
     log: Path
 
 
@@ -75,12 +79,15 @@ class BoardSimulator:
         self.build = build(text, TOP, work_dir)
         self.work_dir, self.verilog_path = self.build.verilog_path.parent, self.build.verilog_path
 
-    def run(self, inputs: np.ndarray, *, abandon: bool = False,
-            bad_input: bool = False) -> BoardRun:
+    def run(self, inputs: np.ndarray, *, abandon: bool = False, bad_input: bool = False,
+            stray_load: bool = False, faults: bool = False) -> BoardRun:
         """Identify the board, then run the samples through the host driver.
 
         ``abandon`` first sends half a sample and stays silent (the board must recover);
-        ``bad_input`` first sends a sample with an out-of-range input (the board must flag it).
+        ``bad_input`` first sends a sample with an out-of-range input (the board must flag it);
+        ``stray_load`` (with large-RAM layers) loads the synapses, then sends a lone ``'W'`` and
+        stays silent (the board must stay loaded). ``faults`` then injects every fault of
+        ``fault_session`` on the link (it needs at least 3 samples).
         """
         inputs = check_inputs(self.net, inputs)
         timesteps = inputs.shape[1]
@@ -93,7 +100,8 @@ class BoardSimulator:
             return {"inputs": str(job_dir / "inputs.npy"), "model": str(job_dir / "model"),
                     "bit_ns": self.divisor * CLOCK_NS,
                     "timeout_cycles": self.timeout, "reply_timeout_ns": reply_timeout_ns,
-                    "abandon": abandon, "bad_input": bad_input}
+                    "abandon": abandon, "bad_input": bad_input, "stray_load": stray_load,
+                    "faults": faults}
 
         log = self.work_dir / "board.log"
         out = self.build.run(TB_MODULE, job, log)
@@ -106,4 +114,8 @@ class BoardSimulator:
                               if "bad_input_status" in out else None),
             unloaded_status=(int(out["unloaded_status"])
                              if "unloaded_status" in out else None),
+            loaded_after_stray=(int(out["loaded_after_stray"])
+                                if "loaded_after_stray" in out else None),
+            read_timeout_s=reply_timeout_ns / 1e9,
+            faults={key: value for key, value in out.items() if "/" in key},
             log=log)

@@ -25,10 +25,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .boards.protocol import (CMD_IDENTIFY, CMD_LOAD, IDENTITY_SIZE, LOAD_REPLY_SIZE, TIMEOUT_S,
-                              Identity, SampleResult, Status, decode_identity, decode_load_reply,
-                              decode_result, encode_sample, large_ram_layers, network_id,
-                              result_size)
+from .boards.protocol import (CMD_IDENTIFY, CMD_LOAD, CMD_SAMPLE, IDENTITY_SIZE, LOAD_REPLY_SIZE,
+                              TIMEOUT_S, Identity, SampleResult, Status, decode_identity,
+                              decode_load_reply, decode_result, encode_sample, large_ram_layers,
+                              network_id, result_size)
 from .errors import SnnhwError
 from .network.format import Network
 
@@ -36,7 +36,13 @@ __all__ = ["ByteStream", "HostError", "BatchResult", "Device"]
 
 
 class ByteStream(Protocol):
-    """What :class:`Device` needs from a link: blocking ``write``, and ``read`` with a timeout."""
+    """What :class:`Device` needs from a link: blocking ``write``, and ``read`` with a timeout.
+
+    ``read(n)`` returns fewer than ``n`` bytes (maybe none) only when its timeout ran out. Optional
+    members that :class:`Device` uses when present: ``name`` or ``port`` (a string: the port's name
+    in error messages), ``timeout`` (seconds a read waits: quoted in error messages) and
+    ``close()``. A pyserial ``Serial`` has them all.
+    """
 
     def read(self, size: int) -> bytes: ...
 
@@ -71,16 +77,26 @@ class Device:
         The link's bit rate, to know how long a load takes to send.
     progress : callable, optional
         ``progress(sent, total)`` is called as the synapse image is sent.
+    name : str, optional
+        The port's name for error messages (default: the stream's ``name`` or ``port``).
+
+    Errors are :class:`HostError` with a one-line message. Those of the link start with the
+    port's name: a board that stays silent, stops half-way through an answer or answers garbage
+    names the command and the answer it waited for (``/dev/ttyUSB1: no answer to 'S' (sample
+    result, 28 bytes) within 2.0 s``). After such an error the board may still be half-way
+    through a command or an answer: :meth:`resync` brings both sides back to a known state.
     """
 
     LOAD_CHUNK = 1024  #: bytes of the load image per write (and per progress call)
+    RESYNC_LIMIT = 1 << 16  #: bytes :meth:`resync` drops before it gives up on a babbling board
 
     def __init__(self, port: ByteStream, *, network: Network | None = None, baud: int = 115200,
-                 progress=None):
+                 progress=None, name: str | None = None):
         self.port = port
         self.network = network
         self.baud = baud
         self.progress = progress
+        self.name = name or _port_name(port)
         self.identity: Identity | None = None
 
     @classmethod
@@ -93,10 +109,11 @@ class Device:
             raise HostError("opening a serial port needs pyserial (pip install pyserial); "
                             "or give Device any object with read() and write()") from None
         try:
-            port = serial.Serial(path, baud, timeout=timeout)
+            # Without flow control a write only waits for the UART: the read timeout bounds it.
+            port = serial.Serial(path, baud, timeout=timeout, write_timeout=timeout)
         except (serial.SerialException, ValueError) as error:
             raise HostError(f"{path}: cannot open at {baud} baud: {error}") from None
-        return cls(port, network=network, baud=baud, progress=progress)
+        return cls(port, network=network, baud=baud, progress=progress, name=path)
 
     def close(self) -> None:
         close = getattr(self.port, "close", None)
@@ -111,8 +128,9 @@ class Device:
 
     def identify(self) -> Identity:
         """Ask the board what it carries; check it against ``network`` when one was given."""
-        self.port.write(bytes([CMD_IDENTIFY]))
-        identity = self._decode(decode_identity, self._read(IDENTITY_SIZE, "identity"))
+        self._write(bytes([CMD_IDENTIFY]), CMD_IDENTIFY)
+        identity = self._decode(decode_identity, self._read(IDENTITY_SIZE, CMD_IDENTIFY,
+                                                            "identity"), CMD_IDENTIFY)
         net = self.network
         if net is not None:
             want = (net.input_size, net.output_size, network_id(net))
@@ -126,11 +144,26 @@ class Device:
 
     def resync(self) -> Identity:
         """Recover after an interrupted exchange: let the board abandon any half-received
-        command, drop whatever it still sends, and identify it again."""
-        time.sleep(2 * TIMEOUT_S)
-        reset = getattr(self.port, "reset_input_buffer", None)
-        if reset is not None:
-            reset()
+        command, drop whatever it still sends, and identify it again.
+
+        The host stays silent for at least twice the board's :data:`TIMEOUT_S` (the board
+        abandons a command after one) and reads until a read times out with nothing: the board
+        is then idle, waiting for a command, with nothing left to send. No reset is needed; it
+        takes at least one read timeout of the port.
+        """
+        deadline = time.monotonic() + 2 * TIMEOUT_S
+        dropped = 0
+        while True:
+            chunk = self._receive(4096, "draining the link to resynchronise")
+            dropped += len(chunk)
+            if not chunk and time.monotonic() >= deadline:
+                break
+            if not chunk:
+                time.sleep(TIMEOUT_S / 10)  # a stream that does not block on read
+            if dropped > self.RESYNC_LIMIT:
+                raise HostError(f"{self.name}: the board does not fall silent (dropped {dropped} "
+                                f"bytes while resynchronising): is the baud rate right?")
+        self.identity = None
         return self.identify()
 
     def load(self) -> None:
@@ -144,15 +177,16 @@ class Device:
         # The board says how its core was planned (lanes, large-RAM layers): plan the same one.
         image = CorePlan.build(self.network, identity.lanes, large=large_ram_layers(
             self.network, identity.large_ram_mask)).load_image()
-        self.port.write(bytes([CMD_LOAD]))
+        self._write(bytes([CMD_LOAD]), CMD_LOAD)
         for start in range(0, len(image), self.LOAD_CHUNK):
-            self.port.write(image[start:start + self.LOAD_CHUNK])
+            self._write(image[start:start + self.LOAD_CHUNK], CMD_LOAD)
             if self.progress is not None:
                 self.progress(min(start + self.LOAD_CHUNK, len(image)), len(image))
         # write() may return before the bytes are on the wire: allow for sending them all.
         patience = 10 * len(image) / self.baud
         loaded = self._decode(decode_load_reply,
-                              self._read(LOAD_REPLY_SIZE, "load reply", patience))
+                              self._read(LOAD_REPLY_SIZE, CMD_LOAD, "load reply", patience),
+                              CMD_LOAD)
         if not loaded:
             raise HostError(f"the board took the {len(image)}-byte synapse image but does not "
                             f"report itself loaded")
@@ -170,10 +204,10 @@ class Device:
         if spikes.ndim != 2 or spikes.shape[1] != identity.input_size:
             raise HostError(f"spikes: expected shape [timesteps, {identity.input_size}], "
                             f"got {spikes.shape}")
-        self.port.write(encode_sample(spikes))
+        self._write(encode_sample(spikes), CMD_SAMPLE)
         size = result_size(identity.output_size)
         result = self._decode(lambda data: decode_result(data, identity.output_size),
-                              self._read(size, "result"))
+                              self._read(size, CMD_SAMPLE, "sample result"), CMD_SAMPLE)
         errors = result.status & (Status.RX_OVERRUN | Status.RX_FRAMING | Status.BAD_INPUT
                                   | Status.NOT_LOADED)
         if errors:
@@ -190,26 +224,63 @@ class Device:
             pred=np.array([r.pred for r in results], np.int64),
             cycles=np.array([r.cycles for r in results], np.int64))
 
-    def _read(self, size: int, what: str, patience: float = 0.0) -> bytes:
-        """``size`` bytes; a read that times out ends it, after ``patience`` seconds."""
+    def _read(self, size: int, command: int, what: str, patience: float = 0.0) -> bytes:
+        """The ``size`` bytes of the answer to ``command``; a read that times out ends it,
+        after ``patience`` seconds."""
         data = bytearray()
         deadline = time.monotonic() + patience
         while len(data) < size:
-            chunk = self.port.read(size - len(data))
+            chunk = self._receive(size - len(data), f"reading the answer to {chr(command)!r}")
             if not chunk and time.monotonic() < deadline:
                 continue
             if not chunk:
-                raise HostError(f"the board sent {len(data)} of the {size} bytes of its {what} "
-                                f"before the link timed out (is it programmed, at this baud?)")
+                answer = f"{chr(command)!r} ({what}, {size} bytes)"
+                wait = self._waited(patience)
+                if not data:
+                    raise HostError(f"{self.name}: no answer to {answer} {wait}")
+                raise HostError(f"{self.name}: the answer to {answer} stopped after "
+                                f"{len(data)} bytes: nothing more came {wait}")
             data += chunk
         return bytes(data)
 
-    @staticmethod
-    def _decode(decode, data: bytes):
+    def _receive(self, size: int, doing: str) -> bytes:
+        try:
+            return bytes(self.port.read(size))
+        except OSError as error:  # pyserial's SerialException is one (a port unplugged)
+            raise HostError(f"{self.name}: {doing}: {_one_line(error)}") from None
+
+    def _write(self, data: bytes, command: int) -> None:
+        try:
+            self.port.write(data)
+        except OSError as error:  # pyserial's SerialException and SerialTimeoutException
+            raise HostError(f"{self.name}: sending {chr(command)!r}: "
+                            f"{_one_line(error)}") from None
+
+    def _waited(self, patience: float) -> str:
+        timeout = getattr(self.port, "timeout", None)
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+            return f"within {float(max(timeout, patience))} s"
+        return "before the link timed out"
+
+    def _decode(self, decode, data: bytes, command: int):
         try:
             return decode(data)
         except ValueError as error:
-            raise HostError(f"garbled answer from the board: {error}") from None
+            raise HostError(f"{self.name}: garbled answer to {chr(command)!r}: "
+                            f"{_one_line(error)}") from None
+
+
+def _port_name(port: object) -> str:
+    """A stream's name for messages: pyserial's ``name``/``port``, else a generic one."""
+    for attribute in ("name", "port"):
+        name = getattr(port, attribute, None)
+        if isinstance(name, str) and name:
+            return name
+    return "the board's link"
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _show_load_progress(sent: int, total: int) -> None:

@@ -311,9 +311,6 @@ class ModelPort:
         data, self.pending = self.pending[:size], self.pending[size:]
         return data
 
-    def reset_input_buffer(self):
-        self.pending = b""
-
 
 def test_host_runs_a_batch_against_a_model_device():
     net = load(EXAMPLE)
@@ -349,7 +346,9 @@ def test_host_loads_large_ram_synapses_before_the_first_sample():
 def test_host_errors_are_one_line():
     net = load(EXAMPLE)
     sample = np.load(EXAMPLE / "inputs.npy")[0]
-    with pytest.raises(HostError, match=r"^the board sent 5 of the 28 bytes of its result "):
+    with pytest.raises(HostError, match=r"^the board's link: the answer to 'S' \(sample "
+                                        r"result, 28 bytes\) stopped after 5 bytes: nothing more "
+                                        r"came before the link timed out$"):
         Device(ModelPort(net, drop_after=5)).run(sample)
     with pytest.raises(HostError, match=r"^the board reports RX_OVERRUN for this sample"):
         Device(ModelPort(net, status=int(Status.RX_OVERRUN))).run(sample)
@@ -371,6 +370,111 @@ def test_host_resync_drops_stale_bytes():
     assert device.resync().network_id == network_id(net)
     assert device.run(np.load(EXAMPLE / "inputs.npy")[0]).pred == simulate(
         net, np.load(EXAMPLE / "inputs.npy")[:1]).pred[0]
+
+
+class SerialPort(ModelPort):
+    """:class:`ModelPort` with what pyserial's ``Serial`` adds (a name and a read timeout), and
+    faults: a ``mute`` board answers nothing, ``garbage`` comes before every answer, ``fail``
+    raises what pyserial raises for an unplugged port."""
+
+    name, timeout = "/dev/ttyUSB1", 2.0
+
+    def __init__(self, net, *, mute=False, garbage=b"", fail=False, **kwargs):
+        super().__init__(net, **kwargs)
+        self.mute, self.garbage, self.fail = mute, garbage, fail
+
+    def write(self, data):
+        before = len(self.pending)
+        super().write(data)
+        if self.mute:
+            self.pending = self.pending[:before]
+        elif len(self.pending) > before:
+            self.pending = self.pending[:before] + self.garbage + self.pending[before:]
+
+    def read(self, size):
+        if self.fail:
+            raise OSError(5, "Input/output error\n(device unplugged?)")
+        return super().read(size)
+
+
+def test_host_silent_board_names_the_port_and_the_answer():
+    net = load(EXAMPLE)
+    sample = np.load(EXAMPLE / "inputs.npy")[0]
+    with pytest.raises(HostError) as error:
+        Device(SerialPort(net, mute=True)).identify()
+    assert str(error.value) == "/dev/ttyUSB1: no answer to 'I' (identity, 16 bytes) within 2.0 s"
+    device = Device(SerialPort(net), network=net)
+    device.identify()
+    device.port.mute = True
+    with pytest.raises(HostError) as error:
+        device.run(sample)
+    assert str(error.value) == ("/dev/ttyUSB1: no answer to 'S' (sample result, 28 bytes) "
+                                "within 2.0 s")
+    # A board that stops half-way through an answer, and a port that fails.
+    with pytest.raises(HostError) as error:
+        Device(SerialPort(net, drop_after=27)).run(sample)
+    assert str(error.value) == ("/dev/ttyUSB1: the answer to 'S' (sample result, 28 bytes) "
+                                "stopped after 27 bytes: nothing more came within 2.0 s")
+    with pytest.raises(HostError) as error:
+        Device(SerialPort(net, fail=True), name="COM4").identify()
+    assert str(error.value) == ("COM4: reading the answer to 'I': [Errno 5] Input/output error "
+                                "(device unplugged?)")
+
+
+def test_host_garbage_is_refused_then_resync_recovers():
+    net = load(EXAMPLE)
+    inputs = np.load(EXAMPLE / "inputs.npy")[:2]
+    golden = simulate(net, inputs)
+    port = SerialPort(net, garbage=b"\xff\x00")
+    device = Device(port, network=net)
+    with pytest.raises(HostError) as error:
+        device.identify()
+    got = (b"\xff\x00" + identity_bytes(port.plan))[:16]
+    assert str(error.value) == (f"/dev/ttyUSB1: garbled answer to 'I': identity: expected 16 "
+                                f"bytes starting with 'I', got {got!r}")
+    # The two bytes of the answer it did not read are still in the stream: resync drops them.
+    port.garbage = b""
+    assert device.resync().network_id == network_id(net) and port.pending == b""
+    np.testing.assert_array_equal(device.run_batch(inputs).counts, golden.counts)
+    # An answer of the wrong kind (a stale identity where a result should be) is refused too.
+    port.pending = identity_bytes(port.plan)
+    with pytest.raises(HostError, match=r"^/dev/ttyUSB1: garbled answer to 'S': result: "
+                                        r"expected 28 bytes starting with 'R', got b'I\\x02"):
+        device.run(inputs[0])
+    device.resync()
+    result = device.run(inputs[1])
+    assert result.counts.tolist() == golden.counts[1].tolist() and result.pred == golden.pred[1]
+
+
+def test_host_resync_gives_up_on_a_board_that_never_falls_silent():
+    net = load(EXAMPLE)
+
+    class Babbling(SerialPort):
+        def read(self, size):
+            return b"\x55" * size
+
+    with pytest.raises(HostError) as error:
+        Device(Babbling(net)).resync()
+    assert str(error.value) == ("/dev/ttyUSB1: the board does not fall silent (dropped 69632 "
+                                "bytes while resynchronising): is the baud rate right?")
+
+
+def test_host_main_one_line_error_exit_2(monkeypatch, capsys, tmp_path):
+    net = load(EXAMPLE)
+    np.save(tmp_path / "x.npy", np.load(EXAMPLE / "inputs.npy")[:1])
+    opened = []
+
+    def open_silent(path, baud=115200, **kwargs):
+        opened.append((path, baud))
+        return Device(SerialPort(net, mute=True), name=path, network=kwargs.get("network"))
+
+    monkeypatch.setattr(Device, "open", staticmethod(open_silent))
+    from snnhw.host import main as host_main
+    assert host_main(["/dev/ttyUSB1", str(EXAMPLE), "--inputs", str(tmp_path / "x.npy")]) == 2
+    out, err = capsys.readouterr()
+    assert opened == [("/dev/ttyUSB1", 115200)] and out == ""
+    assert err == ("snnhw.host: error: /dev/ttyUSB1: no answer to 'I' (identity, 16 bytes) "
+                   "within 2.0 s\n")
 
 
 def test_host_open_without_pyserial_names_the_package(monkeypatch):
@@ -412,6 +516,26 @@ def test_docs_protocol_examples():
     result = decode_result(bytes.fromhex(_doc_block("protocol-example:result")), 3)
     assert result.counts.tolist() == [5, 0, 2] and result.pred == 0 and result.cycles == 5123
     assert result.status == 0
+
+
+def test_docs_host_errors():
+    net = load(EXAMPLE)
+    sample = np.load(EXAMPLE / "inputs.npy")[0]
+    lines = _doc_block("host-errors").splitlines()
+
+    def error(port, call):
+        device = Device(port)
+        device.identity = decode_identity(identity_bytes(port.plan))
+        with pytest.raises(HostError) as caught:
+            call(device)
+        return str(caught.value)
+
+    assert lines[0] == error(SerialPort(net, mute=True), lambda d: d.run(sample))
+    assert lines[1] == error(SerialPort(net, drop_after=5), lambda d: d.run(sample))
+    garbled = error(SerialPort(net, garbage=b"\xff\x00"), lambda d: d.identify())
+    assert garbled.startswith(lines[2].removesuffix("...'"))
+    assert lines[3] + " (device unplugged?)" == error(SerialPort(net, fail=True),
+                                                      lambda d: d.identify())
 
 
 def test_docs_fit_example(tmp_path, capsys):

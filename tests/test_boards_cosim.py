@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnhw.boards.protocol import Status, network_id
+from snnhw.boards.protocol import (IDENTITY_SIZE, Status, decode_result, identity_bytes,
+                                   network_id, result_size)
 from snnhw.golden import simulate
 from snnhw.network import load
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.plan import CorePlan
 from snnhw.sim.board_runner import BoardSimulator
+from snnhw.sim.board_tb import extra_input
 
 pytestmark = pytest.mark.verilator
 
@@ -32,17 +34,89 @@ def _check(net, lanes, run, inputs, mask=0):
     assert (run.status == 0).all() and (run.cycles > 0).all()
 
 
+@pytest.fixture(scope="module")
+def small_board(tmp_path_factory):
+    """``small_board(lanes)``: a small network, samples, and its board, built once a module."""
+    boards = {}
+
+    def get(lanes):
+        if lanes not in boards:
+            rng = np.random.default_rng(7 + lanes)
+            net = random_network(rng, 24, [12, 4], density=0.6, timesteps=5, name="small")
+            inputs = random_inputs(rng, net, 6, rate=0.4)
+            sim = BoardSimulator(CorePlan.build(net, lanes),
+                                 tmp_path_factory.mktemp(f"board{lanes}"), divisor=8,
+                                 timeout=1500)
+            boards[lanes] = net, inputs, sim
+        return boards[lanes]
+
+    return get
+
+
 @pytest.mark.parametrize("lanes", [1, 2])
-def test_uart_top_bit_exact_and_recovers(tmp_path, lanes):
-    rng = np.random.default_rng(7 + lanes)
-    net = random_network(rng, 24, [12, 4], density=0.6, timesteps=5, name="small")
-    inputs = random_inputs(rng, net, 6, rate=0.4)
-    sim = BoardSimulator(CorePlan.build(net, lanes), tmp_path / "work", divisor=8, timeout=1500)
+def test_uart_top_bit_exact_and_recovers(small_board, lanes):
+    net, inputs, sim = small_board(lanes)
     # First half a sample and a silence (the board must drop it), then an out-of-range input
     # (the board must flag it), then the samples.
     run = sim.run(inputs, abandon=True, bad_input=True)
     assert run.bad_input_status == int(Status.BAD_INPUT)
     _check(net, lanes, run, inputs)
+
+
+#: The faults that disturb the exchange they hit, and the host's error for it (see
+#: ``snnhw.sim.board_tb.fault_session``); the others must pass unnoticed. ``{t}``: the host's
+#: read timeout, ``{result}``: the size of a result, ``{identity}``: the identity's bytes.
+FAULT_ERRORS = {
+    "garbage_idle": "",
+    "garbage_command": "sim-uart: garbled answer to 'S': result: expected {result} bytes "
+                       "starting with 'R', got {identity}",
+    "garbage_inside": "sim-uart: no answer to 'S' (sample result, {result} bytes) within {t} s",
+    "word_inside": "",
+    "truncated": "",
+    "framing_idle": "",
+    "framing_inside": "sim-uart: no answer to 'S' (sample result, {result} bytes) within {t} s",
+    "busy": "",
+    "silent": "sim-uart: no answer to 'I' (identity, 16 bytes) within {t} s",
+    "cut_answer": "sim-uart: the answer to 'S' (sample result, {result} bytes) stopped after 5 "
+                  "bytes: nothing more came within {t} s",
+}
+
+
+def test_uart_top_recovers_from_link_faults(small_board):
+    """Garbage, truncated frames, framing errors, bytes while busy, a silent board: after each
+    (and the host's ``resync()`` where the exchange broke) the next answers are exact."""
+    net, inputs, sim = small_board(1)
+    run = sim.run(inputs[:3], faults=True)
+    _check(net, 1, run, inputs[:3])
+    faults = run.faults
+    plan = CorePlan.build(net, 1)
+    size, identity = result_size(net.output_size), identity_bytes(plan)
+    errors = {name: str(faults[f"{name}/error"]) for name in FAULT_ERRORS}
+    assert errors == {name: text.format(t=run.read_timeout_s, result=size,
+                                        identity=repr(identity[:size]))
+                      for name, text in FAULT_ERRORS.items()}
+    # After every fault the board answers the next identify and samples exactly.
+    golden = simulate(net, inputs[1:3])
+    for name in FAULT_ERRORS:
+        assert str(faults[f"{name}/check_error"]) == "", name
+        np.testing.assert_array_equal(faults[f"{name}/counts"], golden.counts, err_msg=name)
+        np.testing.assert_array_equal(faults[f"{name}/pred"], golden.pred, err_msg=name)
+        assert (faults[f"{name}/status"] == 0).all(), name
+    # An event word slipped into a sample makes another valid sample: the board answers that one.
+    altered = inputs[:1].copy()
+    altered[0, 0, extra_input(inputs)] = 1
+    answer = decode_result(bytes(faults["word_inside/answer"]), net.output_size)
+    assert answer.status == 0
+    assert answer.counts.tolist() == simulate(net, altered).counts[0].tolist()
+    # A sample with an 'I' right behind it, then one with garbage behind it: two exact results,
+    # the identity in between.
+    busy = bytes(faults["busy/answer"])
+    assert busy[size:size + IDENTITY_SIZE] == identity and len(busy) == 2 * size + IDENTITY_SIZE
+    first = simulate(net, inputs[:1])
+    for data in busy[:size], busy[size + IDENTITY_SIZE:]:
+        result = decode_result(data, net.output_size)
+        assert result.status == 0 and result.pred == first.pred[0]
+        assert result.counts.tolist() == first.counts[0].tolist()
 
 
 @pytest.mark.parametrize("spram", [False, True], ids=["ram", "spram"])
@@ -54,8 +128,9 @@ def test_uart_top_loads_synapses_into_large_ram(tmp_path, spram):
     inputs = random_inputs(rng, net, 4, rate=0.4)
     large_ram = ["fc1", "fc2"] if spram else ["fc2"]
     plan = CorePlan.build(net, 2, large=large_ram, spram=spram)
-    run = BoardSimulator(plan, tmp_path / "work", divisor=6).run(inputs)
-    assert run.unloaded_status == int(Status.NOT_LOADED)
+    # After loading, a stray 'W' and a silence must leave the synapses loaded.
+    run = BoardSimulator(plan, tmp_path / "work", divisor=6).run(inputs, stray_load=True)
+    assert run.unloaded_status == int(Status.NOT_LOADED) and run.loaded_after_stray == 1
     _check(net, 2, run, inputs, mask=3 if spram else 2)
 
 

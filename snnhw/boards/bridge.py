@@ -26,8 +26,9 @@ class Bridge(wiring.Component):
     event to the core, and counts the core's output spikes as they come; once the core is done it
     finds the most frequent output (ties to the lowest index) and sends the result. ``'I'`` is
     answered from a constant. While a command's bytes are expected, ``timeout`` cycles without a
-    byte abandon it (the core is restarted with zero timesteps). ``'W'`` restarts the core's
-    synapse loader and forwards the load image to it.
+    byte abandon it (the core is restarted with zero timesteps). ``'W'`` forwards the load image
+    to the core's synapse loader, restarting it with the image's first byte. Bytes that are no
+    command where a command is expected are ignored.
 
     Parameters
     ----------
@@ -182,13 +183,16 @@ class Bridge(wiring.Component):
                                  left.eq(identity_size)]
                     m.next = "SEND_IDENTITY"
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_LOAD)):
-                    m.d.comb += self.load_begin.eq(1)
                     m.d.sync += load_left.eq(load_size)
                     m.next = "LOAD_BYTE" if load_size else "LOAD_REPLY"
 
             send("SEND_IDENTITY", "IDLE")
 
             with receive("LOAD_BYTE") as byte:
+                # The loader restarts with the image's first byte, not with the 'W': a stray
+                # 'W' followed by a silence leaves the synapses loaded.
+                with m.If(load_left == load_size):
+                    m.d.comb += self.load_begin.eq(1)
                 m.d.sync += self.load.payload.eq(byte)
                 m.next = "LOAD_PUSH"
 

@@ -19,9 +19,14 @@ Host to device (multi-byte fields little-endian):
   the sample (u32). A sample run before the synapses are loaded computes garbage and says so
   in the status.
 
-Other bytes where a command is expected are ignored. A pause of more than
-:data:`TIMEOUT_S` seconds inside a command abandons it, so a host that lost its place resynchronises
-by staying silent that long.
+Faults and recovery (docs/boards.md, "Faults and recovery"): other bytes where a command is
+expected are ignored. A pause of more than :data:`TIMEOUT_S` seconds inside a command abandons it
+(nothing is answered; a ``'W'`` abandoned after its first image byte leaves the synapses
+unloaded, one abandoned before changes nothing), so a host that lost its place resynchronises by
+staying silent that long and dropping what the device still sends
+(:meth:`snnhw.host.Device.resync`). Bytes that arrive while the device computes or answers are
+read afterwards, as far as its receive buffer holds them. There is no checksum: a well-formed
+word slipped into a sample makes another valid sample.
 """
 
 from __future__ import annotations
