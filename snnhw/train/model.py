@@ -247,6 +247,12 @@ def from_network(net: Network) -> SNN:
         if spec.neuron.model not in NEURON_LAYERS:
             raise SnnhwError(f"layer {spec.name}: neuron model {spec.neuron.model!r} has no torch "
                              f"layer (training has {', '.join(NEURON_LAYERS)})")
+        extensions = spec.neuron.extensions()
+        if extensions:
+            field, value = extensions[0]
+            raise SnnhwError(f"layer {spec.name}: neuron.{field}: the torch integer mode does not "
+                             f"implement {field} {value} yet (a format version 2 neuron: the "
+                             f"golden model runs it)")
     sizes = [net.input_size] + [layer.size for layer in net.layers]
     model = SNN(sizes)
     for layer, spec in zip(model.layers, net.layers):
