@@ -21,8 +21,10 @@ from snnhw.golden import simulate  # noqa: E402
 from snnhw.network.format import ResetTiming  # noqa: E402
 
 
-def integer_network(sizes, *, reset, reset_delay, seed, per_neuron_threshold=False):
-    """Linear / Leaky pairs with integer weights, biases and thresholds and beta = 1."""
+def integer_network(sizes, *, reset, reset_delay, seed, per_neuron_threshold=False,
+                    init_hidden=False):
+    """Linear / Leaky pairs with integer weights, biases and thresholds and beta = 1
+    (``init_hidden`` for snnTorch's NIR export, which runs the Sequential itself)."""
     g = torch.Generator().manual_seed(seed)
     modules = []
     for fan_in, size in zip(sizes, sizes[1:]):
@@ -31,9 +33,11 @@ def integer_network(sizes, *, reset, reset_delay, seed, per_neuron_threshold=Fal
             linear.weight.copy_(torch.randint(-3, 4, (size, fan_in), generator=g).float())
             linear.bias.copy_(torch.randint(-1, 2, (size,), generator=g).float())
         threshold = (torch.randint(2, 7, (size,), generator=g).float() if per_neuron_threshold
-                     else 4.0)
-        modules += [linear, snn.Leaky(beta=1.0, threshold=threshold, reset_mechanism=reset,
-                                      reset_delay=reset_delay)]
+                     else torch.full((size,), 4.0))
+        # Per-neuron beta and threshold tensors: snnTorch's NIR export needs their shapes.
+        modules += [linear, snn.Leaky(beta=torch.ones(size), threshold=threshold,
+                                      reset_mechanism=reset, reset_delay=reset_delay,
+                                      init_hidden=init_hidden)]
     return nn.Sequential(*modules)
 
 
