@@ -213,3 +213,12 @@ def test_not_a_nir_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"snnhw: error: {path}: not a NIR graph (") and err.count("\n") == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_docs_example_runs(monkeypatch, capsys):
+    import re
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "nir.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", docs, re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/nir.md", "exec"), {})
+    assert "agree on 2560 spikes" in capsys.readouterr().out
