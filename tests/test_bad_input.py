@@ -352,18 +352,3 @@ def test_version_2_neurons_do_not_reach_the_hardware(capsys, tmp_path, model, co
                                 f"core does not implement {field} {shown} yet (a format version 2 "
                                 f"neuron: the golden model runs it, the hardware does not)")
     assert not any(path.name.startswith("out") for path in tmp_path.iterdir())
-
-
-def test_version_2_neurons_do_not_reach_the_torch_integer_mode(tmp_path, model):
-    import dataclasses
-
-    from snnhw.errors import SnnhwError
-    from snnhw.network.format import Fire
-    from snnhw.train.model import from_network
-
-    net = tiny_network()
-    net.layers[0].neuron = dataclasses.replace(net.layers[0].neuron, fire=Fire.GT)
-    with pytest.raises(SnnhwError) as info:
-        from_network(net)
-    assert str(info.value) == ("layer fc1: neuron.fire: the torch integer mode does not implement "
-                               "fire '>' yet (a format version 2 neuron: the golden model runs it)")
