@@ -126,12 +126,15 @@ def test_calibration_report(tmp_path, capsys):
     nir.write(tmp_path / "g.nir", graph)
     inputs = (np.random.default_rng(5).random((30, 25, 20)) < 0.4).astype(np.uint8)
     np.save(tmp_path / "x.npy", inputs)
+    np.save(tmp_path / "y.npy", np.arange(30) % 10)
     assert main(["import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "m"), "--timesteps",
-                 "25", "--calibration", str(tmp_path / "x.npy")]) == 0
+                 "25", "--calibration", str(tmp_path / "x.npy"), "--labels",
+                 str(tmp_path / "y.npy")]) == 0
     report = json.loads((tmp_path / "m" / "import.json").read_text())
     assert report["prediction_agreement"] == 1.0
     assert report["layer_spike_agreement"] == {"fc1": 1.0, "fc2": 1.0}
-    assert "predictions 1.0000" in capsys.readouterr().out
+    assert report["float_accuracy"] == report["integer_accuracy"]
+    assert "predictions 1.0000; accuracy" in capsys.readouterr().out
 
 
 # -- bad graphs ----------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
+
+from ..errors import SnnhwError
+
 from .args import out_dir, positive_int
 
 __all__ = ["add_parser", "run"]
@@ -41,6 +45,18 @@ def _dt(text: str) -> float:
     return value
 
 
+def _labels(path: str, samples: int) -> np.ndarray:
+    """Load ``--labels``: integers, one per calibration sample."""
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise SnnhwError(f"{path}: not a readable .npy array ({error})") from None
+    if labels.dtype.kind not in "iu" or labels.shape != (samples,):
+        raise SnnhwError(f"{path}: expected integer labels of shape [{samples}] (one per "
+                         f"calibration sample), got {labels.dtype} {list(labels.shape)}")
+    return labels
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``snnhw import``."""
     p = sub.add_parser(
@@ -73,6 +89,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", metavar="X.npy", default=None,
                    help="0/1 spikes [samples, timesteps, inputs]: run the float graph and the "
                         "integer network side by side, write MODEL/import.json and print it")
+    p.add_argument("--labels", metavar="Y.npy", default=None,
+                   help="with --calibration: integer labels [samples]; adds both accuracies")
     p.set_defaults(run=run)
 
 
@@ -86,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from ..results import load_inputs
     from pathlib import Path
 
+    if args.labels and not args.calibration:
+        raise SnnhwError("--labels: needs --calibration (the inputs the labels belong to)")
     graph = read_graph(args.graph)
     options = dict(dt=args.dt or DEFAULT_DT,
                    reset=Reset(args.reset) if args.reset else None,
@@ -104,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
                   "layer_spike_agreement": dict(zip([layer.name for layer in net.layers],
                                                     measured["layer_spike_agreement"])),
                   "prediction_agreement": measured["prediction_agreement"]}
+        if args.labels:
+            labels = _labels(args.labels, len(inputs))
+            report["float_accuracy"] = float(np.mean(measured["float_predictions"] == labels))
+            report["integer_accuracy"] = float(np.mean(measured["integer_predictions"] == labels))
     save(net, args.out)
     if report is not None:
         atomic_write(Path(args.out) / "import.json", (json.dumps(report, indent=2) + "\n")
@@ -119,5 +143,7 @@ def run(args: argparse.Namespace) -> int:
         layers = ", ".join(f"{name} {value:.4f}"
                            for name, value in report["layer_spike_agreement"].items())
         print(f"  float vs integer on {report['samples']} samples: spikes {layers}; "
-              f"predictions {report['prediction_agreement']:.4f}")
+              f"predictions {report['prediction_agreement']:.4f}" +
+              (f"; accuracy {report['float_accuracy']:.4f} float, "
+               f"{report['integer_accuracy']:.4f} integer" if "float_accuracy" in report else ""))
     return 0

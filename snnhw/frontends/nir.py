@@ -119,7 +119,10 @@ def _chain(graph, where: str) -> list[tuple[str, Any]]:
     return chain
 
 
-def _array(where: str, value: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def _array(where: str, value: Any, shape: tuple[int, ...] | None = None, *,
+           infinite: bool = False) -> np.ndarray:
+    """``value`` as float64 (broadcast to ``shape`` from a single value); NaN refused, and
+    infinities unless ``infinite`` (LIF's tau and r: snnTorch writes beta = 1 as tau = r = inf)."""
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -129,7 +132,7 @@ def _array(where: str, value: Any, shape: tuple[int, ...] | None = None) -> np.n
             array = np.full(shape, float(array.reshape(-1)[0]))
         elif array.shape != shape:
             raise SnnhwError(f"{where}: expected shape {list(shape)}, got {list(array.shape)}")
-    bad = np.isnan(array) | (np.isinf(array) if not where.endswith((".tau", ".r")) else False)
+    bad = np.isnan(array) if infinite else ~np.isfinite(array)
     if np.any(bad):
         raise SnnhwError(f"{where}: expected finite numbers, got {array[bad].ravel()[0]}")
     return array
@@ -140,7 +143,7 @@ def float_layers(graph, *, dt: float = DEFAULT_DT, reset: Reset | None = None,
                  ) -> tuple[list[FloatLayer], list[tuple[str, Any, str, Any]]]:
     """The float layers of a NIR chain (module docstring), and each layer's (synapse node name,
     synapse node, neuron node name, neuron node)."""
-    if not (isinstance(dt, float) and np.isfinite(dt) and dt > 0):
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < np.inf:
         raise SnnhwError(f"dt: expected a number > 0, got {dt!r}")
     chain = _chain(graph, where)
     fan_in = _array(f"{where}: node {chain[0][0]!r}.input_type",
@@ -174,9 +177,9 @@ def float_layers(graph, *, dt: float = DEFAULT_DT, reset: Reset | None = None,
         if np.any(v_reset != 0):
             raise SnnhwError(f"{nwhere}.v_reset: expected 0 (snnhw resets to 0 or by "
                              f"subtraction), got {v_reset[v_reset != 0][0]:g}")
-        r = _array(f"{nwhere}.r", neu.r, (size,))
+        r = _array(f"{nwhere}.r", neu.r, (size,), infinite=type(neu).__name__ == "LIF")
         if type(neu).__name__ == "LIF":
-            tau = _array(f"{nwhere}.tau", neu.tau, (size,))
+            tau = _array(f"{nwhere}.tau", neu.tau, (size,), infinite=True)
             v_leak = _array(f"{nwhere}.v_leak", neu.v_leak, (size,))
             if np.any(v_leak != 0):
                 raise SnnhwError(f"{nwhere}.v_leak: expected 0 (snnhw's neuron leaks towards "

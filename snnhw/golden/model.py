@@ -94,8 +94,10 @@ def lif_step(v: np.ndarray, current: np.ndarray, layer: Layer, *,
     """Advance membrane potentials ``v`` by one timestep given input currents; return (v, spikes).
 
     Leak (floor shift), exact add, one saturation, threshold, reset, and (with a state
-    codebook) the snap to the nearest state level: in that order. ``out`` is an optional pair
-    of arrays (integer V, bool spikes) to write the result into; the first may be ``v`` itself.
+    codebook) the snap to the nearest state level: in that order. A neuron that uses a format
+    version 2 field follows the module docstring's steps 1-7 instead, in int64. ``out`` is an
+    optional pair of arrays (integer V, bool spikes) to write the result into; the first may be
+    ``v`` itself.
     The integer type of ``v`` and ``current`` must hold ``V + I`` (and twice V with state levels).
     """
     neuron = layer.neuron
