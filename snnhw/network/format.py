@@ -188,11 +188,6 @@ class Neuron:
             return np.asarray(value, dtype=np.int64)
         return np.full(size, 0 if value is None else value, dtype=np.int64)
 
-    @property
-    def max_threshold(self) -> int:
-        """The largest threshold of any neuron."""
-        return max(self.threshold) if isinstance(self.threshold, tuple) else self.threshold
-
 
 @dataclass(eq=False)
 class Layer:
