@@ -176,6 +176,10 @@ BAD = {
                                                      ("n1", "output"), ("n1", "n0")]),
                "node 'n0': the graph is not a chain (it has 2 inputs and 1 outputs; snnhw has no "
                "recurrent or branching layers yet)"),
+    "cycle": (lambda: chain(affine(), lif(), edges=[("input", "n0"), ("n0", "n1"),
+                                                    ("n1", "input")]),
+              "node 'input': the graph is not a chain (it has a cycle through this node; snnhw "
+              "has no recurrent layers yet)"),
     "shape": (lambda: chain(affine(weight=np.ones((2, 4))), lif()),
               "node 'n0'.weight: expected 3 inputs (the previous node's size), got shape [2, 4]"),
     "bias shape": (lambda: chain(affine(bias=np.zeros(3)), lif()),

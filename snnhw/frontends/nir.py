@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import shown
 from ..errors import NetworkFormatError, SnnhwError
 from ..network.format import (Fire, Layer, Network, Neuron, Reset, ResetTiming,
                               Rounding)
@@ -92,12 +93,16 @@ def _chain(graph, where: str) -> list[tuple[str, Any]]:
             raise SnnhwError(f"{where}: node {name!r}: the graph is not a chain (it has "
                              f"{len(predecessors[name])} inputs and {len(successors[name])} "
                              f"outputs; snnhw has no recurrent or branching layers yet)")
-    chain, name = [], inputs[0]
+    chain, name, seen = [], inputs[0], set()
     while True:
         chain.append((name, nodes[name]))
+        seen.add(name)
         if not successors[name]:
             break
         name = successors[name][0]
+        if name in seen:
+            raise SnnhwError(f"{where}: node {name!r}: the graph is not a chain (it has a cycle "
+                             f"through this node; snnhw has no recurrent layers yet)")
     if len(chain) != len(nodes):
         missing = next(n for n in nodes if n not in dict(chain))
         raise SnnhwError(f"{where}: node {missing!r}: not on the chain from the Input node (the "
@@ -146,12 +151,8 @@ def float_layers(graph, *, dt: float = DEFAULT_DT, reset: Reset | None = None,
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < np.inf:
         raise SnnhwError(f"dt: expected a number > 0, got {dt!r}")
     chain = _chain(graph, where)
-    fan_in = _array(f"{where}: node {chain[0][0]!r}.input_type",
-                    chain[0][1].input_type.get("input", [])).astype(np.int64).reshape(-1)
-    if fan_in.size != 1 or fan_in[0] < 1:
-        raise SnnhwError(f"{where}: node {chain[0][0]!r}: expected a 1-D input shape, got "
-                         f"{fan_in.tolist()}")
-    size_in = int(fan_in[0])
+    size_in = _size(f"{where}: node {chain[0][0]!r}.input_type",
+                    chain[0][1].input_type.get("input", []))
     layers, nodes = [], []
     body = chain[1:-1]
     used_names: set[str] = set()
@@ -207,12 +208,20 @@ def float_layers(graph, *, dt: float = DEFAULT_DT, reset: Reset | None = None,
             reset_timing=reset_timing or ResetTiming.IMMEDIATE, fire=Fire.GT))
         nodes.append((syn_name, syn, neu_name, neu))
         size_in = size
-    out_shape = _array(f"{where}: node {chain[-1][0]!r}.output_type",
-                       chain[-1][1].output_type.get("output", [size_in])).reshape(-1)
-    if out_shape.size != 1 or int(out_shape[0]) != size_in:
-        raise SnnhwError(f"{where}: node {chain[-1][0]!r}.output_type: expected [{size_in}] "
-                         f"(the last layer's size), got {out_shape.astype(int).tolist()}")
+    out_where = f"{where}: node {chain[-1][0]!r}.output_type"
+    size_out = _size(out_where, chain[-1][1].output_type.get("output", [size_in]))
+    if size_out != size_in:
+        raise SnnhwError(f"{out_where}: expected [{size_in}] (the last layer's size), got "
+                         f"[{size_out}]")
     return layers, nodes
+
+
+def _size(where: str, shape: Any) -> int:
+    """The one dimension of a 1-D NIR type (an Input's or an Output's shape)."""
+    values = _array(where, shape).reshape(-1)
+    if values.size != 1 or not 1 <= values[0] <= 1 << 31 or values[0] != np.round(values[0]):
+        raise SnnhwError(f"{where}: expected a 1-D shape [n], got {shown(values.tolist())}")
+    return int(values[0])
 
 
 def _is_layer_name(name: str) -> bool:
