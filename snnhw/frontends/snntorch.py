@@ -67,7 +67,7 @@ def float_layers(module) -> list[FloatLayer]:
         reset = Reset(leaky.reset_mechanism)
         if reset is Reset.NONE:
             timing = ResetTiming.IMMEDIATE
-        elif leaky.reset_delay:
+        elif getattr(leaky, "reset_delay", True):  # snnTorch before reset_delay: deferred
             timing = ResetTiming.DEFERRED
         elif reset is Reset.SUBTRACT:
             timing = ResetTiming.IMMEDIATE_SNNTORCH
