@@ -54,10 +54,12 @@ shift leak, no bias, reset subtract or zero) is exactly DESIGN.md §2: ``r = 0``
 are the plain ones. ``deferred`` is snnTorch's ``reset_delay=True``: ``mem_t = beta * mem_{t-1} +
 I_t - thr * [mem_{t-1} > thr]``; ``immediate_snntorch`` is snnTorch's ``reset_delay=False`` with
 subtraction (``mem_t = beta * mem_{t-1} + I_t - thr * s_t``, where ``s_t`` compares ``beta *
-mem_{t-1} + I_t - thr * [mem_{t-1} > thr]`` with the threshold). :func:`simulate` runs layer by
-layer over all timesteps of a block of samples (layer ``l`` at step ``t`` only needs layer
-``l - 1`` at step ``t``, which is already computed), so each layer is one large product per block,
-and the update works in place on one V array per layer, written to the result arrays as it goes.
+mem_{t-1} + I_t - thr * [mem_{t-1} > thr]`` with the threshold).
+
+:func:`simulate` runs layer by layer over all timesteps of a block of samples (layer ``l`` at
+step ``t`` only needs layer ``l - 1`` at step ``t``, which is already computed), so each layer is
+one large product per block, and the update works in place on one V array per layer, written to
+the result arrays as it goes.
 """
 
 from __future__ import annotations
