@@ -229,3 +229,22 @@ def test_docs_example_runs(monkeypatch, capsys):
     assert len(blocks) == 1
     exec(compile(blocks[0], "docs/nir.md", "exec"), {})
     assert "agree on 2560 spikes" in capsys.readouterr().out
+
+
+def test_import_of_export_of_random_networks():
+    # The golden model's property-test networks: version 1 and version 2 neurons of every kind.
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    from test_golden import networks_and_inputs
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(networks_and_inputs())
+    def round_trip(case):
+        net, _ = case
+        with tempfile.TemporaryDirectory() as work:
+            export_graph(net, Path(work) / "g.nir")
+            assert same_network(import_graph(Path(work) / "g.nir"), net)
+
+    round_trip()
