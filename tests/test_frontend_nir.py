@@ -74,9 +74,9 @@ def test_a_graph_edited_elsewhere_is_quantized_not_taken_from_the_metadata():
 
 
 def snntorch_export(reset, reset_delay, seed):
-    from snntorch.export_nir import export_to_nir
     torch = pytest.importorskip("torch")
-    pytest.importorskip("nirtorch")
+    pytest.importorskip("nirtorch")  # snnTorch's export_to_nir needs it
+    from snntorch.export_nir import export_to_nir
     model = integer_network([20, 30, 10], reset=reset, reset_delay=reset_delay, seed=seed)
     twin = integer_network([20, 30, 10], reset=reset, reset_delay=reset_delay, seed=seed,
                            init_hidden=True)
