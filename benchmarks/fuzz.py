@@ -83,7 +83,7 @@ def draw_network(rng: np.random.Generator, name: str) -> Drawn:
     v_bits = int(rng.choice([4, 5, 6, 8, int(rng.integers(4, 33)), int(rng.integers(4, 33)), 24,
                              32]))
     leak_shift = int(rng.integers(0, v_bits))
-    reset = Reset(rng.choice([r.value for r in Reset]))
+    reset = Reset(rng.choice(["subtract", "zero"]))  # the resets the core implements
     timesteps = int(rng.integers(1, 17))
     state_levels = rng.choice([None, None, None, 2, 5, 16, 256])
     net = random_network(rng, input_size, sizes, codebook_size=codebook_size,

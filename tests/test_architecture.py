@@ -2,6 +2,7 @@
 
     cli -> flow -> sim, boards -> compiler -> hw -> plan -> network
                    train -> plan, golden -> network
+                   frontends -> golden -> network
 
 (``sim/`` installs as ``snnhw.sim``.) Function-local imports count too: they are imports all
 the same, only later.
@@ -77,6 +78,7 @@ ALLOWED = {
     "results": BASE | {"network"},
     "hw": BASE | {"network", "plan"},
     "train": BASE | {"network", "plan", "golden", "results"},
+    "frontends": BASE | {"network", "golden", "results"},
 }
 
 

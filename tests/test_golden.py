@@ -24,6 +24,7 @@ from snnhw.golden import NEURON_MODELS, lif_step, simulate
 from snnhw.golden import model as golden_model
 from snnhw.golden.model import FLOAT_TYPES, UNPACK_COST, plan_currents
 from snnhw.network import Layer, Network, Neuron, Reset, save
+from snnhw.network.format import Fire, ResetTiming, Rounding
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.results import Result
 
@@ -328,8 +329,14 @@ def test_simulate_cli_result_file_layout(tmp_path, capsys):
 # -- property: simulate == a naive reading of DESIGN.md §2 ---------------------------------------
 
 
+def _at(value, j):
+    """Neuron j's value of a per-layer or per-neuron field."""
+    return value[j] if isinstance(value, tuple) else value
+
+
 def naive_simulate(net: Network, inputs: np.ndarray) -> dict[str, list]:
-    """DESIGN.md §2 one sample, one neuron, one synapse at a time, in plain Python ints."""
+    """DESIGN.md §2 (and the golden model docstring's version-2 steps) one sample, one neuron,
+    one synapse at a time, in plain Python ints."""
     samples, timesteps, _ = inputs.shape
     out = {"spikes": {l.name: [] for l in net.layers}, "trace": {l.name: [] for l in net.layers},
            "final": {l.name: [] for l in net.layers}}
@@ -350,14 +357,34 @@ def naive_simulate(net: Network, inputs: np.ndarray) -> dict[str, list]:
                         if pre[i] == 1 and k >= 0:
                             current += int(layer.codebook[k])
                     v = V[number][j]
-                    if neuron.leak_shift != 0:
-                        v = v - v // (2 ** neuron.leak_shift)  # Python // floors
-                    v = min(max(v + current, lo), hi)
-                    s = 1 if v >= neuron.threshold else 0
-                    if s and neuron.reset == Reset.SUBTRACT:
-                        v = v - neuron.threshold
-                    elif s:
+                    thr = _at(neuron.threshold, j)
+                    bias, beta = _at(neuron.bias, j), _at(neuron.beta, j)
+
+                    def fires(x):
+                        return x > thr if neuron.fire == Fire.GT else x >= thr
+
+                    timing = neuron.reset_timing
+                    r = fires(v) if timing != ResetTiming.IMMEDIATE else False
+                    if r and neuron.reset == Reset.ZERO:  # only deferred gets here
                         v = 0
+                    if beta is not None:
+                        half = 2 ** (neuron.beta_frac_bits - 1) \
+                            if neuron.beta_rounding == Rounding.NEAREST else 0
+                        v = (beta * v + half) // 2 ** neuron.beta_frac_bits
+                    elif neuron.leak_shift != 0:
+                        v = v - v // (2 ** neuron.leak_shift)  # Python // floors
+                    deferred = thr if (r and timing == ResetTiming.DEFERRED
+                                       and neuron.reset == Reset.SUBTRACT) else 0
+                    v = min(max(v + current + bias - deferred, lo), hi)
+                    if timing == ResetTiming.IMMEDIATE_SNNTORCH:
+                        s = 1 if fires(v - thr * r) else 0
+                    else:
+                        s = 1 if fires(v) else 0
+                    if timing != ResetTiming.DEFERRED and s:
+                        if neuron.reset == Reset.SUBTRACT:
+                            v = v - thr
+                        elif neuron.reset == Reset.ZERO:
+                            v = 0
                     if neuron.state_levels is not None:  # nearest level, ties to the lower
                         v = min(neuron.state_levels, key=lambda level: (abs(level - v), level))
                     V[number][j] = v
@@ -373,6 +400,30 @@ def naive_simulate(net: Network, inputs: np.ndarray) -> dict[str, list]:
 
 
 @st.composite
+def version_2_neuron(draw, neuron: Neuron, size: int) -> Neuron:
+    """``neuron`` with random version-2 fields (each valid combination can come up)."""
+    lo, hi = neuron.v_min, neuron.v_max
+
+    def per_neuron(low, high):
+        if draw(st.booleans()):
+            return draw(st.integers(low, high))
+        return tuple(draw(st.lists(st.integers(low, high), min_size=size, max_size=size)))
+
+    reset = draw(st.sampled_from(Reset))
+    timings = {Reset.SUBTRACT: list(ResetTiming), Reset.ZERO: [ResetTiming.IMMEDIATE,
+               ResetTiming.DEFERRED], Reset.NONE: [ResetTiming.IMMEDIATE]}[reset]
+    fields = dict(threshold=per_neuron(1, hi), reset=reset, fire=draw(st.sampled_from(Fire)),
+                  reset_timing=draw(st.sampled_from(timings)), bias=per_neuron(lo, hi))
+    if draw(st.booleans()):
+        frac = draw(st.integers(1, 24))
+        width = draw(st.integers(1, frac + 1))
+        fields.update(leak_shift=0, beta=per_neuron(0, min(2**width - 1, 2**frac)),
+                      beta_bits=width, beta_frac_bits=frac,
+                      beta_rounding=draw(st.sampled_from(Rounding)))
+    return dataclasses.replace(neuron, **fields)
+
+
+@st.composite
 def networks_and_inputs(draw):
     v_bits = draw(st.integers(2, 24))
     net = random_network(
@@ -384,10 +435,13 @@ def networks_and_inputs(draw):
         density=draw(st.sampled_from([0.0, 0.3, 0.7, 1.0]) | st.floats(0, 1)),
         v_bits=v_bits,
         leak_shift=draw(st.integers(0, v_bits - 1)),
-        reset=draw(st.sampled_from(Reset)),
+        reset=draw(st.sampled_from([SUB, ZERO])),
         threshold=draw(st.none() | st.integers(1, 2 ** (v_bits - 1) - 1)),
         state_levels=draw(st.none() | st.integers(2, 8)),
     )
+    if draw(st.booleans()):  # version-2 neurons
+        for layer in net.layers:
+            layer.neuron = draw(version_2_neuron(layer.neuron, layer.size))
     net.validate()
     samples, timesteps = draw(st.integers(1, 3)), draw(st.integers(1, 8))
     rate = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
@@ -527,3 +581,71 @@ def test_a_wrong_neuron_model_fails_the_comparison(monkeypatch):
     assert mismatches(simulate(net, inputs), want) == []
     monkeypatch.setitem(NEURON_MODELS, "lif", off_by_one)
     assert "spikes/fc1" in mismatches(simulate(net, inputs), want)
+
+
+# -- version-2 neurons, hand-computed (the docstring's steps 1-7) -------------------------------
+
+
+def one_neuron(currents, **fields) -> tuple[list[int], list[int]]:
+    """Drive one neuron (v_bits 16, threshold 10 unless given) with ``currents``, one per step;
+    return its spikes and V after every step."""
+    neuron = Neuron(**{"threshold": 10, "leak_shift": 0, "reset": SUB, "v_bits": 16, **fields})
+    layer = dataclasses.replace(dense("n", [[0]], [1], threshold=1), neuron=neuron)
+    v, spikes, trace = np.zeros(1, np.int64), [], []
+    for current in currents:
+        v, s = lif_step(v, np.array([current], np.int64), layer)
+        spikes.append(int(s[0]))
+        trace.append(int(v[0]))
+    return spikes, trace
+
+
+@pytest.mark.parametrize("fields,spikes,trace", [
+    # Version 1: fires at V >= 10, subtracts at once.
+    ({}, [0, 1, 0, 0], [6, 0, 9, 5]),
+    # '>': V = 10 does not fire.
+    ({"fire": Fire.GT}, [0, 0, 1, 0], [6, 10, 9, 5]),
+    # Deferred subtract: the stored V is the pre-reset one; the next step subtracts 10.
+    ({"fire": Fire.GT, "reset_timing": ResetTiming.DEFERRED}, [0, 0, 1, 0], [6, 10, 19, 5]),
+    # Deferred zero: the step after a spike starts from 0 before adding the current.
+    ({"reset": ZERO, "reset_timing": ResetTiming.DEFERRED}, [0, 1, 0, 0], [6, 10, 9, 5]),
+    # Reset none: V only integrates.
+    ({"reset": Reset.NONE}, [0, 1, 1, 1], [6, 10, 19, 15]),
+    # Bias 1 every step.
+    ({"bias": 1}, [0, 1, 1, 0], [7, 2, 2, -1]),
+])
+def test_version_2_rules_by_hand(fields, spikes, trace):
+    assert one_neuron([6, 4, 9, -4], **fields) == (spikes, trace)
+
+
+def test_deferred_subtract_is_not_scaled_by_the_leak():
+    # beta = 1/2 (frac 1): V = 24 > 10 fires; next step: (1 * 24) >> 1 + 0 - 10 = 2.
+    assert one_neuron([24, 0], fire=Fire.GT, reset_timing=ResetTiming.DEFERRED, beta=1,
+                      beta_bits=2, beta_frac_bits=1) == ([1, 0], [24, 2])
+
+
+def test_immediate_snntorch_compares_v_minus_the_pending_reset():
+    # Step 0: 35 > 10 fires, V = 25 (still above 10: a reset is pending). Step 1: U = 25 - 4 =
+    # 21; U - 10 = 11 > 10 fires, V = 11. Step 2: U = 11 - 2 = 9, 9 - 10 <= 10: no spike, V = 9
+    # (plain immediate would compare 9 itself). Step 3 with 2: 11 - 0 > 10 fires.
+    timing = ResetTiming.IMMEDIATE_SNNTORCH
+    assert one_neuron([35, -4, -2, 2], fire=Fire.GT, reset_timing=timing) == \
+        ([1, 1, 0, 1], [25, 11, 9, 1])
+    # With U = 21 after a pending reset it does not fire where plain immediate would.
+    assert one_neuron([35, -5], fire=Fire.GT, reset_timing=timing) == ([1, 0], [25, 20])
+    assert one_neuron([35, -5], fire=Fire.GT) == ([1, 1], [25, 10])
+
+
+@pytest.mark.parametrize("rounding,trace", [(Rounding.FLOOR, [-7, -4]),
+                                            (Rounding.NEAREST, [-7, -3])])
+def test_beta_rounding(rounding, trace):
+    # beta = 3/4 (frac 2): 3 * -7 = -21; floor: -21 >> 2 = -6, + 2 = -4; nearest:
+    # (-21 + 2) >> 2 = -5, + 2 = -3.
+    got = one_neuron([-7, 2], beta=3, beta_bits=3, beta_frac_bits=2, beta_rounding=rounding)
+    assert got == ([0, 0], trace)
+
+
+def test_per_neuron_threshold_and_bias():
+    neuron = Neuron(threshold=(2, 5), leak_shift=0, reset=SUB, v_bits=8, bias=(0, 1))
+    layer = dataclasses.replace(dense("n", [[0], [0]], [3], threshold=1), neuron=neuron)
+    v, s = lif_step(np.zeros(2, np.int64), np.array([3, 3], np.int64), layer)
+    assert s.tolist() == [True, False] and v.tolist() == [1, 4]

@@ -157,11 +157,11 @@ def test_unknown_format(model):
     assert model.error() == f"{model.yaml}: format: expected 'snnhw-network', got 'snnhw-net'"
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", 1.0, True])
+@pytest.mark.parametrize("version", [3, 0, "1", 1.0, True])
 def test_unknown_version(model, version):
     model.edit(_set("version", version))
     assert model.error() == \
-        f"{model.yaml}: version: expected 1 (the only version this snnhw reads), got {version!r}"
+        f"{model.yaml}: version: expected 1 or 2 (the versions this snnhw reads), got {version!r}"
 
 
 def test_unknown_top_level_field(model):
@@ -665,15 +665,15 @@ def test_cli_unreadable_model_files_are_one_line(model, good_inputs, tmp_path, c
 
 
 def test_cli_bad_model_through_a_subprocess(model, good_inputs, tmp_path):
-    model.edit(_set("version", 2))
+    model.edit(_set("version", 3))
     out = tmp_path / "r.npz"
     proc = subprocess.run(
         [sys.executable, "-m", "snnhw", "simulate", str(model.path), "--inputs", str(good_inputs),
          "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr == (f"snnhw: error: {model.yaml}: version: expected 1 (the only version "
-                           f"this snnhw reads), got 2\n")
+    assert proc.stderr == (f"snnhw: error: {model.yaml}: version: expected 1 or 2 (the versions "
+                           f"this snnhw reads), got 3\n")
     assert not out.exists()
 
 
@@ -718,3 +718,100 @@ def test_cli_unwritable_out_is_one_line(model, good_inputs, tmp_path, capsys):
     # Checked while parsing the flags, before the golden model runs.
     assert stderr == (f"snnhw: error: --out: cannot write '{out}': directory '{out.parent}' "
                       f"does not exist\n")
+
+
+# -- version 2: neuron models of snnTorch and NIR -----------------------------------------------
+
+
+def version_2_network() -> Network:
+    """tiny_network with fc1 in snnTorch's semantics (per-neuron arrays, beta) and fc2 with no
+    reset."""
+    import dataclasses
+
+    from snnhw.network.format import Fire, ResetTiming, Rounding
+
+    net = tiny_network()
+    fc1, fc2 = net.layers
+    fc1.neuron = dataclasses.replace(
+        fc1.neuron, threshold=(5, 7), leak_shift=0, fire=Fire.GT,
+        reset_timing=ResetTiming.DEFERRED, beta=(15, 16), beta_bits=5, beta_frac_bits=4,
+        beta_rounding=Rounding.NEAREST, bias=(-1, 2))
+    fc2.neuron = dataclasses.replace(fc2.neuron, reset=Reset.NONE, bias=1)
+    return net
+
+
+def test_version_1_network_is_written_as_version_1(model):
+    manifest = yaml.safe_load(Path(model.yaml).read_text())
+    assert manifest["version"] == 1
+    assert set(manifest["layers"][0]["neuron"]) == {"threshold", "leak_shift", "reset", "v_bits"}
+
+
+def test_version_2_round_trip(tmp_path):
+    net = version_2_network()
+    save(net, tmp_path / "m")
+    manifest = yaml.safe_load((tmp_path / "m" / "network.yaml").read_text())
+    assert manifest["version"] == 2
+    assert manifest["layers"][0]["neuron"] == {
+        "threshold": "fc1.threshold", "leak_shift": 0, "reset": "subtract", "v_bits": 6,
+        "fire": ">", "reset_timing": "deferred", "beta": "fc1.beta", "beta_bits": 5,
+        "beta_frac_bits": 4, "beta_rounding": "nearest", "bias": "fc1.bias"}
+    assert manifest["layers"][1]["neuron"] == {"threshold": 3, "leak_shift": 0, "reset": "none",
+                                               "v_bits": 4, "bias": 1}
+    with np.load(tmp_path / "m" / "arrays.npz") as npz:
+        assert sorted(npz.files) == ["fc1.beta", "fc1.bias", "fc1.index", "fc1.threshold",
+                                     "fc2.index"]
+    loaded = load(tmp_path / "m")
+    for got, want in zip(loaded.layers, net.layers):
+        assert got.neuron == want.neuron
+
+
+def version_2_model(tmp_path) -> Model:
+    model = Model.__new__(Model)
+    model.path = tmp_path / "v2"
+    save(version_2_network(), model.path)
+    return model
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("fire", ">>", "expected '>=' or '>', got '>>'"),
+    ("reset_timing", "later", "expected 'immediate' or 'deferred' or 'immediate_snntorch', "
+                              "got 'later'"),
+    ("beta_rounding", "up", "expected 'floor' or 'nearest', got 'up'"),
+    ("beta", 17, "expected an integer in 0..16, got 17"),
+    ("beta_frac_bits", 25, "expected an integer in 1..24, got 25"),
+    ("leak_shift", 2, "expected 0 with 'beta' (the leak is the shift or the multiply), got 2"),
+    ("bias", 32, "expected an integer in -32..31, got 32"),
+    ("threshold", "fc9.threshold", "expected an integer or the name of an array in "),
+])
+def test_version_2_bad_fields(tmp_path, field, value, expected):
+    model = version_2_model(tmp_path)
+    model.edit(_set("layers", 0, "neuron", field, value))
+    if field in ("threshold", "beta", "bias"):  # the array it named is no longer used
+        model.edit_arrays(lambda arrays: arrays.pop(f"fc1.{field}"))
+    assert model.error().startswith(f"{model.yaml}: layers[0] (fc1).neuron.{field}: "
+                                    f"{expected}")
+
+
+def test_version_2_timing_needs_a_reset(tmp_path):
+    model = version_2_model(tmp_path)
+    model.edit(_set("layers", 1, "neuron", "reset_timing", "deferred"))
+    assert model.error() == (f"{model.yaml}: layers[1] (fc2).neuron.reset_timing: expected "
+                             f"'immediate' with reset 'none' (there is no reset to time), "
+                             f"got 'deferred'")
+
+
+def test_version_2_per_neuron_array_of_the_wrong_length(tmp_path):
+    model = version_2_model(tmp_path)
+    model.edit_arrays(lambda arrays: arrays.update({"fc1.bias": np.array([1, 2, 3])}))
+    assert model.error() == (f"{model.yaml}: layers[0] (fc1).neuron.bias: expected one value "
+                             f"per neuron (2), got 3 values")
+
+
+def test_version_2_fields_in_a_version_1_file_are_unknown(model):
+    model.edit(_set("layers", 0, "neuron", "fire", ">"))
+    assert model.error() == (f"{model.yaml}: layers[0] (fc1).neuron: unknown field 'fire' "
+                             f"(expected one of {NEURON_FIELDS})")
+    model.edit(_set("layers", 0, "neuron", {"threshold": 5, "leak_shift": 1, "reset": "none",
+                                            "v_bits": 6}))
+    assert model.error() == (f"{model.yaml}: layers[0] (fc1).neuron.reset: expected 'subtract' "
+                             f"or 'zero', got 'none'")

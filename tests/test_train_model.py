@@ -80,3 +80,53 @@ def test_spike_forward_is_exact_step_and_gradient_is_smooth():
     torch.testing.assert_close(grad.detach(), 4.0 * sig * (1 - sig))
     (second,) = torch.autograd.grad(grad.sum(), x)  # differentiable surrogate: Hessians work
     assert second[0] > 0 > second[-1]
+
+
+# -- format version 2 neurons (snnTorch / NIR semantics), frozen ---------------------------------
+
+V2_CASES = [(reset, timing, fire, leak)
+            for reset, timings in ((Reset.SUBTRACT, ["immediate", "deferred",
+                                                     "immediate_snntorch"]),
+                                   (Reset.ZERO, ["immediate", "deferred"]),
+                                   (Reset.NONE, ["immediate"]))
+            for timing in timings for fire in (">=", ">")
+            for leak in ("none", "shift", "floor", "nearest")]
+
+
+@pytest.mark.parametrize("reset,timing,fire,leak", V2_CASES)
+def test_version_2_neurons_match_golden(reset, timing, fire, leak):
+    from snnhw.train.export import exact_run
+
+    seed = V2_CASES.index((reset, timing, fire, leak))
+    rng = np.random.default_rng(seed)
+    while True:  # redraw until every layer fires, so that no comparison is vacuous
+        net, inputs = _version_2_case(rng, seed, reset, timing, fire, leak)
+        golden = simulate(net, inputs)
+        if all(s.any() for s in golden.spikes.values()):
+            break
+    spikes, traces = exact_run(from_network(net), inputs)
+    for name in golden.spikes:
+        np.testing.assert_array_equal(spikes[name], golden.spikes[name], err_msg=name)
+        np.testing.assert_array_equal(traces[name], golden.v_trace[name], err_msg=name)
+
+
+def _version_2_case(rng, seed, reset, timing, fire, leak):
+    import dataclasses
+
+    from snnhw.network.format import Fire, ResetTiming, Rounding
+
+    net = random_network(rng, 12, [10, 4], density=0.8, v_bits=10, weight_bits=5,
+                         leak_shift=2 if leak == "shift" else 0, reset=Reset.SUBTRACT,
+                         state_levels=6 if seed % 5 == 0 else None)
+    for layer in net.layers:
+        fields = dict(reset=reset, reset_timing=ResetTiming(timing), fire=Fire(fire),
+                      threshold=tuple(int(t) for t in rng.integers(2, 12, layer.size)),
+                      bias=tuple(int(b) for b in rng.integers(-2, 3, layer.size)))
+        if leak in ("floor", "nearest"):
+            fields.update(beta=tuple(int(b) for b in rng.integers(150, 257, layer.size)),
+                          beta_bits=9, beta_frac_bits=8, beta_rounding=Rounding(leak))
+        if layer.neuron.state_levels is not None:
+            fields["state_levels"] = tuple(sorted(set(layer.neuron.state_levels) | {0}))
+        layer.neuron = dataclasses.replace(layer.neuron, **fields)
+    net.validate()
+    return net, random_inputs(rng, net, samples=30, timesteps=20, rate=0.5)

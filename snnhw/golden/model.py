@@ -24,21 +24,54 @@ point instead, where that is provably exact, and in int64 where it is not:
 * **Fallback.** A layer whose bound does not fit any allowed float type (or every layer, with
   ``float_types=()``) uses the int64 product, exact because ``B < 2**63`` for every valid network.
 
-The neuron update itself stays in integers (:func:`lif_step`). :func:`simulate` runs layer by
-layer over all timesteps of a block of samples (layer ``l`` at step ``t`` only needs layer
-``l - 1`` at step ``t``, which is already computed), so each layer is one large product per block,
-and the update works in place on one V array per layer, written to the result arrays as it goes.
+The neuron update
+-----------------
+The update stays in integers (:func:`lif_step`). Per neuron, with ``thr``, ``beta`` and
+``bias`` the neuron's value (its own where the layer stores one per neuron), ``V`` the stored
+membrane of the previous step (0 before the first), ``I`` the exact current of this step,
+``cmp(x)`` = ``x >= thr`` (``fire: ">="``, version 1) or ``x > thr`` (``fire: ">"``), and
+``sat(x)`` the clamp to the v_bits range, one step is, in this order:
+
+1. ``r = cmp(V)`` if ``reset_timing`` is ``deferred`` or ``immediate_snntorch``, else ``r = 0``
+   (the reset still pending from the previous step, read from the stored V).
+2. ``V = 0`` if ``r`` and ``reset`` is ``zero`` and ``reset_timing`` is ``deferred`` (the reset
+   to zero comes before the leak).
+3. Leak: ``L = V - (V >> leak_shift)`` (arithmetic shift; ``L = V`` when ``leak_shift`` is 0);
+   with ``beta``: ``L = (beta * V) >> beta_frac_bits`` (``beta_rounding: floor``) or
+   ``L = (beta * V + 2**(beta_frac_bits - 1)) >> beta_frac_bits`` (``nearest``, halves up).
+4. ``U = sat(L + I + bias - D)`` with ``D = thr`` if ``r`` and ``reset`` is ``subtract`` and
+   ``reset_timing`` is ``deferred``, else ``D = 0``: one saturation after the whole sum (the
+   deferred subtraction is not scaled by the leak).
+5. ``s = cmp(U - thr * r)`` if ``reset_timing`` is ``immediate_snntorch``, else ``s = cmp(U)``.
+6. ``V = U - thr * s`` if ``reset`` is ``subtract`` and ``reset_timing`` is ``immediate`` or
+   ``immediate_snntorch``; ``V = 0 if s else U`` if ``reset`` is ``zero`` and ``reset_timing`` is
+   ``immediate``; otherwise ``V = U`` (``deferred``: the stored V is the pre-reset one and step 1
+   of the next step resets it; ``none``: no reset).
+7. With ``state_levels``: ``V`` = the nearest state level (ties to the lower level).
+
+``s`` is the spike of the step. A version-1 neuron (``fire: ">="``, ``reset_timing: immediate``,
+shift leak, no bias, reset subtract or zero) is exactly DESIGN.md §2: ``r = 0``, steps 2 and 5
+are the plain ones. ``deferred`` is snnTorch's ``reset_delay=True``: ``mem_t = beta * mem_{t-1} +
+I_t - thr * [mem_{t-1} > thr]``; ``immediate_snntorch`` is snnTorch's ``reset_delay=False`` with
+subtraction (``mem_t = beta * mem_{t-1} + I_t - thr * s_t``, where ``s_t`` compares ``beta *
+mem_{t-1} + I_t - thr * [mem_{t-1} > thr]`` with the threshold).
+
+:func:`simulate` runs layer by layer over all timesteps of a block of samples (layer ``l`` at
+step ``t`` only needs layer ``l - 1`` at step ``t``, which is already computed), so each layer is
+one large product per block, and the update works in place on one V array per layer, written to
+the result arrays as it goes.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import SnnhwError
-from ..network.format import Layer, Network, Reset
+from ..network.format import Fire, Layer, Network, Neuron, Reset, ResetTiming, Rounding
 from ..results import Result, check_inputs
 
 __all__ = ["simulate", "lif_step", "snap_to_levels", "NEURON_MODELS", "FLOAT_TYPES",
@@ -63,11 +96,15 @@ def lif_step(v: np.ndarray, current: np.ndarray, layer: Layer, *,
     """Advance membrane potentials ``v`` by one timestep given input currents; return (v, spikes).
 
     Leak (floor shift), exact add, one saturation, threshold, reset, and (with a state
-    codebook) the snap to the nearest state level: in that order. ``out`` is an optional pair
-    of arrays (integer V, bool spikes) to write the result into; the first may be ``v`` itself.
+    codebook) the snap to the nearest state level: in that order. A neuron that uses a format
+    version 2 field follows the module docstring's steps 1-7 instead, in int64. ``out`` is an
+    optional pair of arrays (integer V, bool spikes) to write the result into; the first may be
+    ``v`` itself.
     The integer type of ``v`` and ``current`` must hold ``V + I`` (and twice V with state levels).
     """
     neuron = layer.neuron
+    if neuron.extensions():
+        return _general_step(v, current, layer, out)
     if out is None:
         v_out = np.empty(np.broadcast_shapes(np.shape(v), np.shape(current)),
                          np.result_type(v, current))
@@ -95,6 +132,57 @@ def lif_step(v: np.ndarray, current: np.ndarray, layer: Layer, *,
     if neuron.state_levels is not None:
         v_out[...] = snap_to_levels(v_out, neuron.state_levels)
     return v_out, spikes
+
+
+@functools.lru_cache(maxsize=64)
+def _per_neuron(neuron: Neuron, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Threshold, beta and bias of each of ``size`` neurons (int64; built once per layer)."""
+    return tuple(neuron.values(field, size) for field in ("threshold", "beta", "bias"))
+
+
+def _general_step(v: np.ndarray, current: np.ndarray, layer: Layer,
+                  out: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The update of the module docstring for every neuron, in int64."""
+    neuron = layer.neuron
+    thr, beta, bias = _per_neuron(neuron, layer.size)
+    timing = neuron.reset_timing
+    fire = np.greater_equal if neuron.fire is Fire.GE else np.greater
+    x = np.asarray(v, dtype=np.int64)
+    x = np.broadcast_to(x, np.broadcast_shapes(x.shape, np.shape(current))).copy()
+    pending = timing is not ResetTiming.IMMEDIATE
+    r = fire(x, thr) if pending else None  # step 1
+    if pending and neuron.reset is Reset.ZERO:  # step 2 (zero with deferred)
+        x[r] = 0
+    if neuron.beta is not None:  # step 3
+        frac = neuron.beta_frac_bits
+        x *= beta
+        if neuron.beta_rounding is Rounding.NEAREST:
+            x += 1 << (frac - 1)
+        x >>= frac
+    elif neuron.leak_shift:
+        x -= x >> neuron.leak_shift
+    x += current  # step 4
+    x += bias
+    if timing is ResetTiming.DEFERRED and neuron.reset is Reset.SUBTRACT:
+        x -= r * thr
+    np.clip(x, neuron.v_min, neuron.v_max, out=x)
+    if timing is ResetTiming.IMMEDIATE_SNNTORCH:  # step 5
+        spikes = fire(x - r * thr, thr)
+    else:
+        spikes = fire(x, thr)
+    if timing is not ResetTiming.DEFERRED:  # step 6
+        if neuron.reset is Reset.SUBTRACT:
+            x -= spikes * thr
+        elif neuron.reset is Reset.ZERO:
+            x[spikes] = 0
+    if neuron.state_levels is not None:  # step 7
+        x = snap_to_levels(x, neuron.state_levels)
+    if out is None:
+        return x, spikes
+    v_out, s_out = out
+    v_out[...] = x
+    s_out[...] = spikes
+    return v_out, s_out
 
 
 #: The neuron models the golden model implements, by ``layer.neuron.model``: each is called like
@@ -164,7 +252,8 @@ def plan_currents(layer: Layer, float_types: Sequence[type] = FLOAT_TYPES) -> Cu
     per_neuron = np.abs(weights).sum(axis=1)  # B_j: no current of neuron j is larger
     bound = int(per_neuron.max())
     v_bits = layer.neuron.v_bits
-    state = np.dtype(np.int32 if 2 * ((1 << (v_bits - 1)) + bound) < 1 << 31 else np.int64)
+    state = np.dtype(np.int32 if 2 * ((1 << (v_bits - 1)) + bound) < 1 << 31
+                     and not layer.neuron.extensions() else np.int64)
     field_bits = max(1, (2 * bound).bit_length())  # 2 * bound < 2**field_bits
     best = None
     for dtype in map(np.dtype, float_types):

@@ -25,11 +25,19 @@ from ..errors import NetworkFormatError, SnnhwError
 from ..yamlfile import read_yaml
 from .connectivity import CONNECTIVITY
 
-__all__ = ["FORMAT", "VERSION", "NEURON_MODELS", "MAX_ARRAY_ELEMENTS", "NETWORK_NAME", "Reset",
-           "Neuron", "Layer", "Network", "load", "save", "npy_header"]
+__all__ = ["FORMAT", "VERSION", "VERSIONS", "NEURON_MODELS", "MAX_ARRAY_ELEMENTS", "NETWORK_NAME",
+           "Reset", "Fire", "ResetTiming", "Rounding", "Neuron", "Layer", "Network", "load", "save",
+           "npy_header", "required_version"]
 
 FORMAT = "snnhw-network"
-VERSION = 1
+#: The newest format version; :func:`save` writes the oldest version that holds the network
+#: (:func:`required_version`), so a network of version-1 semantics stays a version-1 file.
+VERSION = 2
+#: Every version :func:`load` reads. Version 2 adds the neuron fields ``fire``, ``reset_timing``,
+#: ``beta``, ``beta_bits``, ``beta_frac_bits``, ``beta_rounding``, ``bias``, ``reset: none`` and
+#: per-neuron ``threshold`` / ``beta`` / ``bias`` arrays; a version-1 file means exactly what it
+#: meant before.
+VERSIONS = (1, 2)
 MANIFEST = "network.yaml"
 ARRAYS = "arrays.npz"
 
@@ -37,6 +45,8 @@ MAX_WEIGHT_BITS = 16
 MAX_CODEBOOK = 1 << MAX_WEIGHT_BITS
 MIN_V_BITS, MAX_V_BITS = 2, 32
 MAX_STATE_LEVELS = 256
+#: The most fraction bits of a fixed-point beta (the product beta * V stays below 2**57).
+MAX_BETA_FRAC_BITS = 24
 #: Neuron models the format knows; each backend (golden model, torch, hardware) looks the name
 #: up in its own table and refuses, in one line, a model it does not implement.
 NEURON_MODELS = ("lif",)
@@ -59,20 +69,47 @@ class Reset(enum.Enum):
 
     SUBTRACT = "subtract"  #: V -= threshold
     ZERO = "zero"  #: V = 0
+    NONE = "none"  #: V keeps its value (format version 2)
+
+
+class Fire(enum.Enum):
+    """The firing comparison of V with the threshold (format version 2 adds ``>``)."""
+
+    GE = ">="  #: spike when V >= threshold (version 1's only comparison)
+    GT = ">"  #: spike when V > threshold (snnTorch, NIR)
+
+
+class ResetTiming(enum.Enum):
+    """When a spike's reset reaches V (the golden model's docstring has the exact rules)."""
+
+    IMMEDIATE = "immediate"  #: in the step of the spike (version 1's only timing)
+    DEFERRED = "deferred"  #: at the start of the next step, unscaled (snnTorch reset_delay=True)
+    #: snnTorch's reset_delay=False with subtraction: immediate, but a V still above threshold
+    #: after its reset compares V - threshold with the threshold in the next step
+    IMMEDIATE_SNNTORCH = "immediate_snntorch"
+
+
+class Rounding(enum.Enum):
+    """How the fixed-point product beta * V is brought back to V's units."""
+
+    FLOOR = "floor"  #: (beta * V) >> frac
+    NEAREST = "nearest"  #: (beta * V + 2**(frac-1)) >> frac: nearest, halves rounded up
 
 
 @dataclass(frozen=True)
 class Neuron:
-    """Fixed-point LIF parameters shared by all neurons of a layer (DESIGN.md §2).
+    """Fixed-point LIF parameters of a layer's neurons (DESIGN.md §2; the golden model's
+    :func:`~snnhw.golden.model.lif_step` docstring has the exact update).
 
     Parameters
     ----------
-    threshold : int
-        A neuron spikes when V >= threshold; 1 <= threshold <= 2**(v_bits-1) - 1.
+    threshold : int or tuple of int
+        A neuron spikes when V >= threshold (or V > threshold, see ``fire``);
+        1 <= threshold <= 2**(v_bits-1) - 1. A tuple gives one threshold per neuron (version 2).
     leak_shift : int
-        V -= V >> leak_shift each timestep (arithmetic shift); 0 means no leak (IF neuron).
+        V -= V >> leak_shift each timestep (arithmetic shift); 0 means no shift leak.
     reset : Reset
-        Reset by subtraction of the threshold, or to zero.
+        Reset by subtraction of the threshold, to zero, or none (version 2).
     v_bits : int
         Width of the signed, saturating membrane potential.
     state_levels : tuple of int, optional
@@ -80,16 +117,42 @@ class Neuron:
         V is snapped to the nearest level (ties to the lower) at the end of every update, so the
         membrane memory stores only a level index (threshold-centred state quantization).
     model : str
-        The neuron model (one of :data:`NEURON_MODELS`); format version 1 has only ``lif``, the
-        update above, so ``network.yaml`` does not name it.
+        The neuron model (one of :data:`NEURON_MODELS`); ``lif``, the update of
+        :func:`~snnhw.golden.model.lif_step`, so ``network.yaml`` does not name it.
+    fire : Fire
+        The firing comparison, ``>=`` (version 1) or ``>`` (version 2).
+    reset_timing : ResetTiming
+        ``immediate`` (version 1), ``deferred`` or ``immediate_snntorch`` (version 2; both only
+        with a reset: ``immediate_snntorch`` only with ``subtract``; ``none`` only with
+        ``immediate``, which it does not depend on).
+    beta : int or tuple of int, optional
+        The fixed-point leak multiplier (version 2): the leak is
+        ``V = round(beta * V / 2**beta_frac_bits)`` instead of the shift; then ``leak_shift``
+        must be 0. An integer in 0..min(2**beta_bits - 1, 2**beta_frac_bits), or one per neuron.
+    beta_bits : int
+        Unsigned width of ``beta`` (1..beta_frac_bits + 1); only with ``beta``.
+    beta_frac_bits : int
+        Fraction bits of ``beta`` (1..24); only with ``beta``.
+    beta_rounding : Rounding
+        ``floor`` or ``nearest`` (halves up); only with ``beta``.
+    bias : int or tuple of int
+        Added to every neuron's current every timestep (version 2), an integer in the v_bits
+        range, or one per neuron.
     """
 
-    threshold: int
+    threshold: int | tuple[int, ...]
     leak_shift: int
     reset: Reset
     v_bits: int
     state_levels: tuple[int, ...] | None = None
     model: str = "lif"
+    fire: Fire = Fire.GE
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    beta: int | tuple[int, ...] | None = None
+    beta_bits: int = 0
+    beta_frac_bits: int = 0
+    beta_rounding: Rounding = Rounding.FLOOR
+    bias: int | tuple[int, ...] = 0
 
     @property
     def v_min(self) -> int:
@@ -98,6 +161,32 @@ class Neuron:
     @property
     def v_max(self) -> int:
         return signed_range(self.v_bits)[1]
+
+    def extensions(self) -> list[tuple[str, str]]:
+        """The version-2 features this neuron uses, as (field, value) pairs; empty for a
+        version-1 neuron. Every backend that lacks them refuses the first in one line."""
+        found = []
+        if isinstance(self.threshold, tuple):
+            found.append(("threshold", "per-neuron array"))
+        if self.reset is Reset.NONE:
+            found.append(("reset", "'none'"))
+        if self.fire is not Fire.GE:
+            found.append(("fire", repr(self.fire.value)))
+        if self.reset_timing is not ResetTiming.IMMEDIATE:
+            found.append(("reset_timing", repr(self.reset_timing.value)))
+        if self.beta is not None:
+            found.append(("beta", "fixed-point multiplier"))
+        if isinstance(self.bias, tuple) or self.bias != 0:
+            found.append(("bias", "per-neuron array" if isinstance(self.bias, tuple)
+                          else repr(self.bias)))
+        return found
+
+    def values(self, field: str, size: int) -> np.ndarray:
+        """``threshold``, ``beta`` or ``bias`` as an int64 array of ``size`` neurons."""
+        value = getattr(self, field)
+        if isinstance(value, tuple):
+            return np.asarray(value, dtype=np.int64)
+        return np.full(size, 0 if value is None else value, dtype=np.int64)
 
 
 @dataclass(eq=False)
@@ -269,10 +358,11 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
                   f"an integer that fits weight_bits {wb} ({lo}..{hi})", value)
     neuron = layer.neuron
     vb = _check_int(f"{where}.neuron.v_bits", neuron.v_bits, MIN_V_BITS, MAX_V_BITS)
-    _check_int(f"{where}.neuron.threshold", neuron.threshold, 1, (1 << (vb - 1)) - 1)
+    if not isinstance(neuron.threshold, tuple):
+        _check_int(f"{where}.neuron.threshold", neuron.threshold, 1, (1 << (vb - 1)) - 1)
     _check_int(f"{where}.neuron.leak_shift", neuron.leak_shift, 0, vb - 1)
     if not isinstance(neuron.reset, Reset):
-        _fail(f"{where}.neuron.reset", "'subtract' or 'zero'", neuron.reset)
+        _fail(f"{where}.neuron.reset", "'subtract', 'zero' or 'none'", neuron.reset)
     if neuron.model not in NEURON_MODELS:
         _fail(f"{where}.neuron.model", " or ".join(repr(m) for m in NEURON_MODELS), neuron.model)
     if neuron.state_levels is not None:
@@ -290,6 +380,54 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
             j, i = (int(x) for x in np.argwhere(bad)[0])
             _fail(f"{array_where}[{j}, {i}]",
                   f"-1 (pruned) or a codebook index in 0..{len(codebook) - 1}", int(index[j, i]))
+    _check_neuron_v2(neuron, f"{where}.neuron", int(index.shape[0]))
+
+
+def _check_per_neuron(where: str, value: Any, size: int, lo: int, hi: int) -> None:
+    """An integer in lo..hi, or a tuple of ``size`` of them (one per neuron)."""
+    if not isinstance(value, tuple):
+        _check_int(where, value, lo, hi)
+        return
+    if len(value) != size:
+        raise NetworkFormatError(f"{where}: expected one value per neuron ({size}), got "
+                                 f"{len(value)} values")
+    for k, item in enumerate(value):
+        _check_int(f"{where}[{k}]", item, lo, hi)
+
+
+def _check_neuron_v2(neuron: Neuron, where: str, size: int) -> None:
+    """The version-2 fields of ``neuron`` (layer of ``size`` neurons)."""
+    if isinstance(neuron.threshold, tuple):
+        _check_per_neuron(f"{where}.threshold", neuron.threshold, size, 1, neuron.v_max)
+    if not isinstance(neuron.fire, Fire):
+        _fail(f"{where}.fire", "'>=' or '>'", neuron.fire)
+    if not isinstance(neuron.reset_timing, ResetTiming):
+        _fail(f"{where}.reset_timing", " or ".join(repr(t.value) for t in ResetTiming),
+              neuron.reset_timing)
+    if not isinstance(neuron.beta_rounding, Rounding):
+        _fail(f"{where}.beta_rounding", "'floor' or 'nearest'", neuron.beta_rounding)
+    timing = neuron.reset_timing
+    if neuron.reset is Reset.NONE and timing is not ResetTiming.IMMEDIATE:
+        _fail(f"{where}.reset_timing", "'immediate' with reset 'none' (there is no reset to "
+              "time)", timing.value)
+    if timing is ResetTiming.IMMEDIATE_SNNTORCH and neuron.reset is not Reset.SUBTRACT:
+        _fail(f"{where}.reset_timing", f"'immediate' or 'deferred' with reset "
+              f"{neuron.reset.value!r} ('immediate_snntorch' is a subtract timing)", timing.value)
+    _check_per_neuron(f"{where}.bias", neuron.bias, size, neuron.v_min, neuron.v_max)
+    if neuron.beta is None:
+        for field, default in (("beta_bits", 0), ("beta_frac_bits", 0),
+                               ("beta_rounding", Rounding.FLOOR)):
+            if getattr(neuron, field) != default:
+                value = getattr(neuron, field)
+                _fail(f"{where}.{field}", "no value without 'beta'",
+                      value.value if isinstance(value, Rounding) else value)
+        return
+    if neuron.leak_shift:
+        _fail(f"{where}.leak_shift", "0 with 'beta' (the leak is the shift or the multiply)",
+              neuron.leak_shift)
+    frac = _check_int(f"{where}.beta_frac_bits", neuron.beta_frac_bits, 1, MAX_BETA_FRAC_BITS)
+    width = _check_int(f"{where}.beta_bits", neuron.beta_bits, 1, frac + 1)
+    _check_per_neuron(f"{where}.beta", neuron.beta, size, 0, min((1 << width) - 1, 1 << frac))
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -297,6 +435,11 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
 _TOP_KEYS = {"format", "version", "name", "timesteps", "input_size", "layers", "readout"}
 _LAYER_KEYS = {"name", "kind", "size", "weights", "codebook", "weight_bits", "neuron"}
 _NEURON_KEYS = {"threshold", "leak_shift", "reset", "v_bits", "state_levels"}
+#: Neuron fields of version 2 (all optional; each absent one has version 1's meaning).
+_NEURON_KEYS_V2 = _NEURON_KEYS | {"fire", "reset_timing", "beta", "beta_bits", "beta_frac_bits",
+                                  "beta_rounding", "bias"}
+#: Neuron fields that version 2 lets name an integer array in arrays.npz (one value per neuron).
+_PER_NEURON = ("threshold", "beta", "bias")
 
 
 def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str]) -> None:
@@ -325,9 +468,10 @@ def load(path: str | os.PathLike) -> Network:
     if manifest["format"] != FORMAT:
         _fail(f"{where}: format", repr(FORMAT), manifest["format"])
     # `true == 1` and `1.0 == 1` in Python; the version must be the integer itself.
-    if not _is_int(manifest["version"]) or manifest["version"] != VERSION:
-        _fail(f"{where}: version", f"{VERSION} (the only version this snnhw reads)",
-              manifest["version"])
+    version = manifest["version"]
+    if not _is_int(version) or version not in VERSIONS:
+        _fail(f"{where}: version", f"{' or '.join(map(str, VERSIONS))} (the versions this "
+              f"snnhw reads)", version)
     _check_int(f"{where}: input_size", manifest["input_size"], 1)
     arrays = _load_arrays(npz_path)
     layers_yaml = manifest["layers"]
@@ -342,7 +486,8 @@ def load(path: str | os.PathLike) -> Network:
         if isinstance(entry, dict):
             lwhere = _named(lwhere, entry.get("name"))
         _check_keys(lwhere, entry, _LAYER_KEYS, _LAYER_KEYS - {"kind"})
-        _check_keys(f"{lwhere}.neuron", entry["neuron"], _NEURON_KEYS,
+        _check_keys(f"{lwhere}.neuron", entry["neuron"],
+                    _NEURON_KEYS if version == 1 else _NEURON_KEYS_V2,
                     _NEURON_KEYS - {"state_levels"})
         key = entry["weights"]
         if not isinstance(key, str) or key not in arrays:
@@ -356,21 +501,11 @@ def load(path: str | os.PathLike) -> Network:
         codebook = entry["codebook"]
         if not isinstance(codebook, list):
             _fail(f"{lwhere}.codebook", "a list of integers", codebook)
-        neuron = entry["neuron"]
-        reset = neuron["reset"]
-        try:
-            reset = Reset(reset)
-        except ValueError:
-            _fail(f"{lwhere}.neuron.reset", "'subtract' or 'zero'", reset)
-        levels = neuron.get("state_levels")
-        if levels is not None and not isinstance(levels, list):
-            _fail(f"{lwhere}.neuron.state_levels", "a list of integers", levels)
         layer = Layer(
             name=entry["name"], kind=entry.get("kind", "dense"), index=index,
             codebook=tuple(codebook), weight_bits=entry["weight_bits"],
-            neuron=Neuron(threshold=neuron["threshold"], leak_shift=neuron["leak_shift"],
-                          reset=reset, v_bits=neuron["v_bits"],
-                          state_levels=None if levels is None else tuple(levels)))
+            neuron=_load_neuron(entry["neuron"], f"{lwhere}.neuron", version, arrays,
+                                str(npz_path), used_keys))
         layers.append(layer)
         fan_in = size
     extra = sorted(set(arrays) - used_keys)
@@ -386,6 +521,53 @@ def load(path: str | os.PathLike) -> Network:
     for layer in net.layers:
         layer.index = layer.index.astype(np.int32, copy=False)
     return net
+
+
+def _enum(where: str, kind: type[enum.Enum], value: Any) -> Any:
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        _fail(where, " or ".join(repr(member.value) for member in kind), value)
+
+
+def _load_neuron(fields: dict[str, Any], where: str, version: int,
+                 arrays: dict[str, np.ndarray], npz_path: str, used_keys: set[str]) -> Neuron:
+    """The :class:`Neuron` of a layer's ``neuron`` mapping (keys already checked)."""
+    resets = {reset.value: reset for reset in Reset if version >= 2 or reset is not Reset.NONE}
+    reset = fields["reset"]
+    if not isinstance(reset, str) or reset not in resets:
+        names = [repr(name) for name in resets]
+        _fail(f"{where}.reset", f"{', '.join(names[:-1])} or {names[-1]}", reset)
+    reset = resets[reset]
+    levels = fields.get("state_levels")
+    if levels is not None and not isinstance(levels, list):
+        _fail(f"{where}.state_levels", "a list of integers", levels)
+    extra: dict[str, Any] = {}
+    if version >= 2:
+        for field in _PER_NEURON:
+            value = fields.get(field)
+            if isinstance(value, str):  # the name of a per-neuron array
+                if value not in arrays:
+                    _fail(f"{where}.{field}", f"an integer or the name of an array in "
+                          f"{npz_path}", value)
+                array = arrays[value]
+                if array.dtype.kind not in "iu" or array.ndim != 1:
+                    _fail(f"{npz_path}: {value}", "a 1-D integer array (one value per neuron)",
+                          f"{array.dtype} array of shape {tuple(array.shape)}")
+                used_keys.add(value)
+                extra[field] = tuple(int(x) for x in array)
+            elif value is not None:
+                extra[field] = value
+        for field, kind in (("fire", Fire), ("reset_timing", ResetTiming),
+                            ("beta_rounding", Rounding)):
+            if field in fields:
+                extra[field] = _enum(f"{where}.{field}", kind, fields[field])
+        for field in ("beta_bits", "beta_frac_bits"):
+            if field in fields:
+                extra[field] = fields[field]
+    extra.setdefault("threshold", fields["threshold"])
+    return Neuron(leak_shift=fields["leak_shift"], reset=reset, v_bits=fields["v_bits"],
+                  state_levels=None if levels is None else tuple(levels), **extra)
 
 
 # What np.load and zipfile raise on a file that is not a sound .npz: zipfile raises
@@ -478,15 +660,38 @@ def npy_header(file, where: str, error: type[SnnhwError] = SnnhwError
     return shape, dtype
 
 
-def _neuron_manifest(neuron: Neuron) -> dict[str, Any]:
-    fields = {
-        "threshold": int(neuron.threshold),
+def required_version(net: Network) -> int:
+    """The oldest format version that holds ``net``: 1 unless a neuron uses a version-2 field."""
+    return 2 if any(layer.neuron.extensions() for layer in net.layers) else 1
+
+
+def _neuron_manifest(layer: Layer) -> dict[str, Any]:
+    neuron = layer.neuron
+
+    def per_neuron(field: str) -> int | str:
+        value = getattr(neuron, field)
+        return f"{layer.name}.{field}" if isinstance(value, tuple) else int(value)
+
+    fields: dict[str, Any] = {
+        "threshold": per_neuron("threshold"),
         "leak_shift": int(neuron.leak_shift),
         "reset": neuron.reset.value,
         "v_bits": int(neuron.v_bits),
     }
     if neuron.state_levels is not None:
         fields["state_levels"] = [int(level) for level in neuron.state_levels]
+    # Version-2 fields, written only where they differ from version 1's meaning.
+    if neuron.fire is not Fire.GE:
+        fields["fire"] = neuron.fire.value
+    if neuron.reset_timing is not ResetTiming.IMMEDIATE:
+        fields["reset_timing"] = neuron.reset_timing.value
+    if neuron.beta is not None:
+        fields["beta"] = per_neuron("beta")
+        fields["beta_bits"] = int(neuron.beta_bits)
+        fields["beta_frac_bits"] = int(neuron.beta_frac_bits)
+        fields["beta_rounding"] = neuron.beta_rounding.value
+    if isinstance(neuron.bias, tuple) or neuron.bias != 0:
+        fields["bias"] = per_neuron("bias")
     return fields
 
 
@@ -494,7 +699,7 @@ def to_manifest(net: Network) -> dict[str, Any]:
     """Return the ``network.yaml`` contents for ``net`` as plain data."""
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": required_version(net),
         "name": net.name,
         "timesteps": int(net.timesteps),
         "input_size": int(net.input_size),
@@ -506,12 +711,24 @@ def to_manifest(net: Network) -> dict[str, Any]:
                 "weights": layer.weights_key,
                 "codebook": [int(c) for c in layer.codebook],
                 "weight_bits": int(layer.weight_bits),
-                "neuron": _neuron_manifest(layer.neuron),
+                "neuron": _neuron_manifest(layer),
             }
             for layer in net.layers
         ],
         "readout": net.readout,
     }
+
+
+def _arrays(net: Network) -> dict[str, np.ndarray]:
+    """Every array of ``net``'s arrays.npz, by key."""
+    arrays = {}
+    for layer in net.layers:
+        arrays[layer.weights_key] = _smallest_int(layer.index)
+        for field in _PER_NEURON:
+            value = getattr(layer.neuron, field)
+            if isinstance(value, tuple):
+                arrays[f"{layer.name}.{field}"] = _smallest_int(np.asarray(value, np.int64))
+    return arrays
 
 
 def save(net: Network, path: str | os.PathLike) -> None:
@@ -520,8 +737,7 @@ def save(net: Network, path: str | os.PathLike) -> None:
     net.validate(str(path))
     manifest = yaml.safe_dump(to_manifest(net), sort_keys=False)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{layer.weights_key: _smallest_int(layer.index)
-                                   for layer in net.layers})
+    np.savez_compressed(buffer, **_arrays(net))
     path.mkdir(parents=True, exist_ok=True)
     atomic_write(path / MANIFEST, manifest.encode())
     atomic_write(path / ARRAYS, buffer.getvalue())
@@ -529,7 +745,8 @@ def save(net: Network, path: str | os.PathLike) -> None:
 
 def _smallest_int(index: np.ndarray) -> np.ndarray:
     for dtype in (np.int8, np.int16, np.int32):
-        if index.size == 0 or index.max() <= np.iinfo(dtype).max:
+        info = np.iinfo(dtype)
+        if index.size == 0 or (index.max() <= info.max and index.min() >= info.min):
             return index.astype(dtype)
     return index.astype(np.int64)
 

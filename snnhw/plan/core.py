@@ -44,7 +44,15 @@ def check_lanes(lanes: object) -> int:
 
 def check_network(network: Network) -> None:
     """Raise naming the field if ``network`` has what its format allows but the core cannot
-    have: more timesteps than the core's counter holds, a name too long for a file name."""
+    have: more timesteps than the core's counter holds, a name too long for a file name, a
+    neuron of format version 2 (its hardware unit comes in a later step)."""
+    for number, layer in enumerate(network.layers):
+        extensions = layer.neuron.extensions()
+        if extensions:
+            field, value = extensions[0]
+            raise PlanError(f"layers[{number}] ({layer.name}).neuron.{field}",
+                            f"the core does not implement {field} {value} yet (a format "
+                            f"version 2 neuron: the golden model runs it, the hardware does not)")
     longest = 64  # names become file names (mem/<layer>.*.hex) and Verilog identifiers
     if network.timesteps > (1 << TIMESTEP_BITS) - 1:
         raise PlanError("timesteps", f"expected at most {(1 << TIMESTEP_BITS) - 1} (the core "

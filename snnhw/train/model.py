@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from ..errors import SnnhwError
-from ..network.format import Network, Reset, signed_range
+from ..network.format import (Fire, Network, Neuron, Reset, ResetTiming, Rounding,
+                              signed_range)
 from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
 from .state import FixedLevels
 
@@ -93,6 +94,8 @@ class LIFLayer(nn.Module):
         self.frozen: tuple[torch.Tensor, int] | None = None
         #: membrane state levels as a function of the threshold (None: V is kept whole)
         self.state_scheme: LevelFunction | None = None
+        #: a format-version-2 neuron of a frozen layer (from_network): its update replaces §2's
+        self.neuron: Neuron | None = None
         #: when True, forward keeps V after every timestep in ``v_trace`` [batch, T, size]
         self.keep_v = False
         self.v_trace: torch.Tensor | None = None
@@ -158,7 +161,52 @@ class LIFLayer(nn.Module):
             self.recorded = (spikes.detach(), currents)
         return self._neurons(currents, threshold)
 
+    def _version_2_neurons(self, currents: torch.Tensor) -> torch.Tensor:
+        """The golden model's update (``snnhw.golden.model`` docstring, steps 1-7) in int64 for
+        a frozen layer of a format-version-2 neuron; spikes in the currents' dtype."""
+        neuron, size = self.neuron, self.size
+        thr, beta, bias = (torch.from_numpy(neuron.values(field, size))
+                           for field in ("threshold", "beta", "bias"))
+        fire = torch.ge if neuron.fire is Fire.GE else torch.gt
+        timing, reset = neuron.reset_timing, neuron.reset
+        pending = timing is not ResetTiming.IMMEDIATE
+        levels = None if neuron.state_levels is None else torch.tensor(neuron.state_levels)
+        integer = torch.round(currents.detach()).to(torch.int64)  # exact integers already
+        v = torch.zeros(currents.shape[0], size, dtype=torch.int64)
+        no_reset = torch.zeros(v.shape, dtype=torch.int64)
+        out, trace = [], []
+        for t in range(currents.shape[1]):
+            r = fire(v, thr).to(torch.int64) if pending else no_reset  # step 1
+            if pending and reset is Reset.ZERO:  # step 2
+                v = v * (1 - r)
+            if neuron.beta is not None:  # step 3
+                half = 1 << (neuron.beta_frac_bits - 1) \
+                    if neuron.beta_rounding is Rounding.NEAREST else 0
+                v = torch.div(v * beta + half, 1 << neuron.beta_frac_bits, rounding_mode="floor")
+            elif neuron.leak_shift:
+                v = v - torch.div(v, 1 << neuron.leak_shift, rounding_mode="floor")
+            v = v + integer[:, t] + bias  # step 4
+            if timing is ResetTiming.DEFERRED and reset is Reset.SUBTRACT:
+                v = v - r * thr
+            v = torch.clamp(v, *self.v_range)
+            compared = v - r * thr if timing is ResetTiming.IMMEDIATE_SNNTORCH else v  # step 5
+            s = fire(compared, thr).to(torch.int64)
+            if timing is not ResetTiming.DEFERRED:  # step 6
+                if reset is Reset.SUBTRACT:
+                    v = v - s * thr
+                elif reset is Reset.ZERO:
+                    v = v * (1 - s)
+            if levels is not None:  # step 7
+                v = snap_to_levels(v, levels)
+            out.append(s.to(currents.dtype))
+            if self.keep_v:
+                trace.append(v.to(currents.dtype))
+        self.v_trace = torch.stack(trace, dim=1) if self.keep_v else None
+        return torch.stack(out, dim=1)
+
     def _neurons(self, currents: torch.Tensor, threshold: int | None) -> torch.Tensor:
+        if self.neuron is not None:
+            return self._version_2_neurons(currents)
         integer = threshold is not None
         theta = float(threshold) if integer else 1.0
         divisor = float(1 << self.leak_shift)
@@ -242,7 +290,11 @@ NEURON_LAYERS = {"lif": LIFLayer}
 
 
 def from_network(net: Network) -> SNN:
-    """Build a frozen torch model that computes exactly what the integer network ``net`` does."""
+    """Build a frozen torch model that computes exactly what the integer network ``net`` does.
+
+    A layer with a format-version-2 neuron runs :meth:`LIFLayer._version_2_neurons`: the golden
+    model's steps in int64, frozen (no surrogate gradient; such networks come from snnTorch or
+    NIR, trained there)."""
     for spec in net.layers:
         if spec.neuron.model not in NEURON_LAYERS:
             raise SnnhwError(f"layer {spec.name}: neuron model {spec.neuron.model!r} has no torch "
@@ -257,4 +309,6 @@ def from_network(net: Network) -> SNN:
         layer.frozen = (weights, spec.neuron.threshold)
         if spec.neuron.state_levels is not None:
             layer.state_scheme = FixedLevels(spec.neuron.state_levels)
+        if spec.neuron.extensions():
+            layer.neuron = spec.neuron
     return model

@@ -1,0 +1,250 @@
+"""NIR graphs in and out (snnhw.frontends.nir, ``snnhw import`` / ``snnhw export``).
+
+Exact round trips (``import(export(M)) == M``), snnTorch networks integer by construction through
+snnTorch's own NIR export, and bad graphs: one line naming the node and field, exit 2, nothing
+written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nir = pytest.importorskip("nir")
+
+from test_frontend_snntorch import integer_network, snntorch_spikes  # noqa: E402
+from test_network_format import tiny_network, version_2_network  # noqa: E402
+from snnhw.cli import main  # noqa: E402
+from snnhw.frontends.nir import export_graph, from_graph, import_graph, to_graph  # noqa: E402
+from snnhw.golden import simulate  # noqa: E402
+from snnhw.network import load, save  # noqa: E402
+from snnhw.network.format import Reset, ResetTiming  # noqa: E402
+from snnhw.random_networks import random_network  # noqa: E402
+
+
+def same_network(a, b) -> bool:
+    return (a.name, a.input_size, a.timesteps, len(a.layers)) == \
+        (b.name, b.input_size, b.timesteps, len(b.layers)) and all(
+        (x.name, x.codebook, x.weight_bits, x.neuron) == (y.name, y.codebook, y.weight_bits,
+                                                          y.neuron)
+        and np.array_equal(x.index, y.index) for x, y in zip(a.layers, b.layers))
+
+
+def random_version_2_network(seed: int):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, 7, [6, 4], codebook_size=5, weight_bits=6, density=0.6, v_bits=12,
+                         state_levels=4 if seed % 2 else None)
+    if seed % 3:
+        for layer in net.layers:
+            layer.neuron = dataclasses.replace(
+                layer.neuron, threshold=tuple(int(t) for t in rng.integers(1, 100, layer.size)),
+                leak_shift=0, beta=int(rng.integers(0, 257)), beta_bits=9, beta_frac_bits=8,
+                bias=tuple(int(b) for b in rng.integers(-5, 6, layer.size)))
+    net.validate()
+    return net
+
+
+@pytest.mark.parametrize("net", [tiny_network(), version_2_network(),
+                                 *[random_version_2_network(seed) for seed in range(6)]],
+                         ids=["tiny", "version_2", *[f"random{seed}" for seed in range(6)]])
+def test_import_of_export_is_the_same_network(tmp_path, net):
+    export_graph(net, tmp_path / "g.nir")
+    assert same_network(import_graph(tmp_path / "g.nir"), net)
+
+
+def test_cli_round_trip(tmp_path, capsys):
+    save(version_2_network(), tmp_path / "m")
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "g.nir")]) == 0
+    assert main(["import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "back")]) == 0
+    assert (tmp_path / "m" / "network.yaml").read_text() == \
+        (tmp_path / "back" / "network.yaml").read_text()
+    assert same_network(load(tmp_path / "back"), load(tmp_path / "m"))
+
+
+def test_a_graph_edited_elsewhere_is_quantized_not_taken_from_the_metadata():
+    net = tiny_network()
+    graph = to_graph(net)
+    graph.nodes["fc1"].weight = graph.nodes["fc1"].weight * 2  # a tool changed the weights
+    back = from_graph(graph)
+    assert np.array_equal(back.layers[0].dense_weights(), net.layers[0].dense_weights() * 2)
+
+
+def snntorch_export(reset, reset_delay, seed):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("nirtorch")  # snnTorch's export_to_nir needs it
+    from snntorch.export_nir import export_to_nir
+    model = integer_network([20, 30, 10], reset=reset, reset_delay=reset_delay, seed=seed)
+    twin = integer_network([20, 30, 10], reset=reset, reset_delay=reset_delay, seed=seed,
+                           init_hidden=True)
+    with np.errstate(divide="ignore"):  # snnTorch writes beta = 1 as tau = dt / 0
+        graph = export_to_nir(twin, torch.zeros(20))
+    return model, graph
+
+
+@pytest.mark.parametrize("reset,reset_delay,timing", [
+    ("subtract", True, ResetTiming.DEFERRED), ("subtract", False, ResetTiming.IMMEDIATE_SNNTORCH),
+    ("zero", True, ResetTiming.DEFERRED), ("zero", False, ResetTiming.IMMEDIATE)])
+def test_snntorch_export_is_exact_through_nir(tmp_path, reset, reset_delay, timing):
+    # snnTorch's export drops the reset mechanism and reset_delay: the options give them back.
+    model, graph = snntorch_export(reset, reset_delay, seed=3)
+    nir.write(tmp_path / "g.nir", graph)
+    net = import_graph(tmp_path / "g.nir", timesteps=25, reset=Reset(reset), reset_timing=timing)
+    inputs = (np.random.default_rng(3).random((40, 25, 20)) < 0.4).astype(np.uint8)
+    got = simulate(net, inputs)
+    for layer, want in zip(net.layers, snntorch_spikes(model, inputs)):
+        assert want.sum() > 0
+        assert np.array_equal(got.spikes[layer.name], want), layer.name
+
+
+def test_nir_semantics_without_metadata_are_reset_to_zero_at_once(tmp_path):
+    # NIR's own LIF / IF: v > v_threshold, then v = 0 in the same step. An snnTorch network with
+    # reset to zero and reset_delay=False is exactly that, with no options at all.
+    model, graph = snntorch_export("zero", False, seed=4)
+    net = from_graph(graph, timesteps=25)
+    inputs = (np.random.default_rng(4).random((40, 25, 20)) < 0.4).astype(np.uint8)
+    got = simulate(net, inputs)
+    for layer, want in zip(net.layers, snntorch_spikes(model, inputs)):
+        assert np.array_equal(got.spikes[layer.name], want), layer.name
+
+
+def test_snntorch_import_nir_reads_our_export():
+    # snnTorch's import_nir needs one threshold per layer (version_2_network has one per
+    # neuron); it reads LIF as a Leaky with reset to zero at once, IF as beta 0.9 (docs/nir.md).
+    snn_import = pytest.importorskip("snntorch.import_nir")
+    net = tiny_network()
+    module = snn_import.import_from_nir(to_graph(net))
+    names = [name for name, _ in module.named_children()]
+    assert names == ["fc1", "fc1_neuron", "fc2", "fc2_neuron"]
+
+
+def test_calibration_report(tmp_path, capsys):
+    _, graph = snntorch_export("zero", False, seed=5)
+    nir.write(tmp_path / "g.nir", graph)
+    inputs = (np.random.default_rng(5).random((30, 25, 20)) < 0.4).astype(np.uint8)
+    np.save(tmp_path / "x.npy", inputs)
+    np.save(tmp_path / "y.npy", np.arange(30) % 10)
+    assert main(["import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "m"), "--timesteps",
+                 "25", "--calibration", str(tmp_path / "x.npy"), "--labels",
+                 str(tmp_path / "y.npy")]) == 0
+    report = json.loads((tmp_path / "m" / "import.json").read_text())
+    assert report["prediction_agreement"] == 1.0
+    assert report["layer_spike_agreement"] == {"fc1": 1.0, "fc2": 1.0}
+    assert report["float_accuracy"] == report["integer_accuracy"]
+    assert "predictions 1.0000; accuracy" in capsys.readouterr().out
+
+
+# -- bad graphs ----------------------------------------------------------------------------------
+
+
+def chain(*nodes, edges=None, metadata=None):
+    """Input(3) -> nodes... -> Output, named n0, n1, ..."""
+    names = [f"n{k}" for k in range(len(nodes))]
+    size = 2
+    all_nodes = {"input": nir.Input(input_type={"input": np.array([3])}),
+                 **dict(zip(names, nodes)),
+                 "output": nir.Output(output_type={"output": np.array([size])})}
+    order = ["input", *names, "output"]
+    return nir.NIRGraph(nodes=all_nodes, edges=edges or list(zip(order, order[1:])),
+                        metadata=metadata or {}, type_check=False)
+
+
+def affine(weight=None, bias=None):
+    return nir.Affine(weight=np.ones((2, 3)) if weight is None else weight,
+                      bias=np.zeros(2) if bias is None else bias)
+
+
+def lif(**fields):
+    values = dict(tau=np.full(2, 1e-3), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                  v_threshold=np.ones(2), v_reset=np.zeros(2))
+    values.update(fields)
+    return nir.LIF(**values)
+
+
+BAD = {
+    "cuba": (lambda: chain(affine(), nir.CubaLIF(
+        tau_mem=np.ones(2), tau_syn=np.ones(2), r=np.ones(2), v_leak=np.zeros(2),
+        v_threshold=np.ones(2))), "node 'n1': CubaLIF is not supported (snnhw's neuron has no "
+                                  "synaptic current state)"),
+    "unknown": (lambda: chain(affine(), nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))),
+                "node 'n1': unknown node type LI (snnhw imports Input, Output, Linear, Affine, "
+                "LIF and IF)"),
+    "branch": (lambda: chain(affine(), lif(), edges=[("input", "n0"), ("n0", "n1"),
+                                                     ("n1", "output"), ("n1", "n0")]),
+               "node 'n0': the graph is not a chain (it has 2 inputs and 1 outputs; snnhw has no "
+               "recurrent or branching layers yet)"),
+    "cycle": (lambda: chain(affine(), lif(), edges=[("input", "n0"), ("n0", "n1"),
+                                                    ("n1", "input")]),
+              "node 'input': the graph is not a chain (it has a cycle through this node; snnhw "
+              "has no recurrent layers yet)"),
+    "shape": (lambda: chain(affine(weight=np.ones((2, 4))), lif()),
+              "node 'n0'.weight: expected 3 inputs (the previous node's size), got shape [2, 4]"),
+    "bias shape": (lambda: chain(affine(bias=np.zeros(3)), lif()),
+                   "node 'n0'.bias: expected shape [2], got [3]"),
+    "nan": (lambda: chain(affine(weight=np.array([[1, np.nan, 0], [0, 0, 1]])), lif()),
+            "node 'n0'.weight: expected finite numbers, got nan"),
+    "inf": (lambda: chain(affine(), lif(v_threshold=np.array([1.0, np.inf]))),
+            "node 'n1'.v_threshold: expected finite numbers, got inf"),
+    "tau": (lambda: chain(affine(), lif(tau=np.array([1e-3, 0.0]))),
+            "node 'n1'.tau: expected numbers > 0, got 0"),
+    "threshold": (lambda: chain(affine(), lif(v_threshold=np.array([1.0, -1.0]))),
+                  "node 'n1'.v_threshold: expected numbers > 0, got -1"),
+    "v_leak": (lambda: chain(affine(), lif(v_leak=np.array([0.0, 0.5]))),
+               "node 'n1'.v_leak: expected 0 (snnhw's neuron leaks towards 0), got 0.5"),
+    "v_reset": (lambda: chain(affine(), lif(v_reset=np.array([0.0, -0.5]))),
+                "node 'n1'.v_reset: expected 0 (snnhw resets to 0 or by subtraction), got -0.5"),
+    "order": (lambda: chain(lif(), affine()), "node 'n0': expected Linear or Affine here (layers "
+                                              "are a Linear or Affine followed by a LIF or IF), "
+                                              "got LIF"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_graphs_are_one_line_and_write_nothing(tmp_path, capsys, case):
+    make, message = BAD[case]
+    path = tmp_path / "g.nir"
+    nir.write(path, make())
+    status = main(["import", str(path), "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert (status, err) == (2, f"snnhw: error: {path}: {message}\n")
+    assert not (tmp_path / "m").exists()
+
+
+def test_not_a_nir_file(tmp_path, capsys):
+    path = tmp_path / "g.nir"
+    path.write_text("hello\n")
+    assert main(["import", str(path), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"snnhw: error: {path}: not a NIR graph (") and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_docs_example_runs(monkeypatch, capsys):
+    import re
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "nir.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", docs, re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/nir.md", "exec"), {})
+    assert "agree on 2560 spikes" in capsys.readouterr().out
+
+
+def test_import_of_export_of_random_networks():
+    # The golden model's property-test networks: version 1 and version 2 neurons of every kind.
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    from test_golden import networks_and_inputs
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(networks_and_inputs())
+    def round_trip(case):
+        net, _ = case
+        with tempfile.TemporaryDirectory() as work:
+            export_graph(net, Path(work) / "g.nir")
+            assert same_network(import_graph(Path(work) / "g.nir"), net)
+
+    round_trip()
