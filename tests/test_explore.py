@@ -230,12 +230,21 @@ def test_a_sweep_with_a_failure_and_a_lost_worker_then_a_resume(tmp_path, client
     assert (hooks / "calls").read_text().splitlines() == calls  # nothing ran on a worker
     assert [r["metrics"] for r in again.records] == [r["metrics"] for r in summary.records]
 
+    # A new lane count: two new points, on the models the first run left in OUT/models.
+    wider = load_space(_space(tmp_path, boards=["icebreaker"],
+                              axes={"compress[0].bits": [2, 4], "lanes": [1, 2, 4]}))
+    third = run_sweep(wider, out, client, progress=False, hook=Hook(hooks))
+    assert (third.computed, third.read_back, third.models_trained) == (2, 4, 0)
+    assert [r["status"] for r in third.records] == ["ok", "failed", "ok", "ok", "ok", "ok"]
+    assert third.records[2]["metrics"]["model"] == third.records[0]["metrics"]["model"]
+
     # The command, on the same cluster: resumes too; exit 1 because a point failed.
     capsys.readouterr()
     assert main(["explore", str(path), "-o", str(out), "--no-progress",
                  "--scheduler", client.scheduler.address]) == 1
     assert "4 point(s): 0 computed (0 model(s) trained), 4 read back, 1 failed" in \
         capsys.readouterr().out
+    assert len(json.loads((out / "points.json").read_text())["points"]) == 4
 
 
 def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp_path):
@@ -245,8 +254,9 @@ def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp
     from snnhw.network import load
     from snnhw.train.pipeline import run_recipe
     from snnhw.train.recipe import parse_recipe, recipe_to_dict
-    recipe = recipe_to_dict(parse_recipe(BASE | {"compress": [
-        {"prune": {"sparsity": 0.5, "rounds": 1, "epochs": 1}}, {"qat": {"bits": 4, "epochs": 1}}]}))
+    stages = [{"prune": {"sparsity": 0.5, "rounds": 1, "epochs": 1}},
+              {"qat": {"bits": 4, "epochs": 1}}]
+    recipe = recipe_to_dict(parse_recipe(BASE | {"compress": stages}))
     checkpoint = tasks.train_float(recipe)
     for stage in range(len(recipe["compress"])):
         checkpoint = tasks.train_stage(checkpoint, recipe, stage)
@@ -263,3 +273,16 @@ def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp
 def test_the_example_spaces_load(name):
     space = load_space(Path(__file__).parent.parent / "examples" / "spaces" / f"{name}.yaml")
     assert len(space.points) == {"digits_precision": 84, "digits_prune_cluster": 60}[name]
+
+
+def test_the_space_file_of_the_docs_loads(tmp_path):
+    import re
+    root = Path(__file__).parent.parent
+    example = re.search(r"```yaml\n(.*?)```", (root / "docs" / "explore.md").read_text(), re.S)
+    path = root / "examples" / "spaces" / "docs_example.yaml"  # its recipe path is relative
+    try:
+        path.write_text(example.group(1))
+        space = load_space(path)
+    finally:
+        path.unlink()
+    assert space.grid_size == 3 * 2 * 4 * 3 and len(space.points) == 20

@@ -69,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
     # process starts: a LocalCluster's).
     with dask.config.set({"distributed.scheduler.allowed-failures": args.retries}):
         try:
+            # On another cluster the workers may not see OUT: models travel as task results
+            # only, and finished points are still read back from OUT.
             summary = run_sweep(space, args.out, connect, retries=args.retries,
-                                retry_failed=args.retry_failed, progress=not args.no_progress)
+                                retry_failed=args.retry_failed, progress=not args.no_progress,
+                                cache=args.scheduler is None)
         finally:
             for thing in opened:  # the client, then the cluster
                 thing.close()

@@ -71,7 +71,8 @@ def fronts(space: Space, records: list[dict]) -> dict[str, dict]:
 
 
 def _csv(space: Space, records: list[dict]) -> str:
-    columns = ["id", "status", *(a for a in space.axes if a != "lanes"), "lanes", "accuracy", "float_accuracy",
+    axes = [axis for axis in space.axes if axis != "lanes"]
+    columns = ["id", "status", *axes, "lanes", "accuracy", "float_accuracy",
                "torch_accuracy", "weight_memory_bits", "state_memory_bits", "memory_bits",
                "synapses", "cycles_per_image", "energy_pj_per_image"]
     board_columns = [f"{b.name}.{m}" for b in space.boards
