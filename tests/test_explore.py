@@ -231,7 +231,8 @@ def test_a_sweep_with_a_failure_and_a_lost_worker_then_a_resume(tmp_path, client
     assert [r["metrics"] for r in again.records] == [r["metrics"] for r in summary.records]
 
     # A new lane count: two new points, on the models the first run left in OUT/models.
-    wider = load_space(_space(tmp_path, boards=["icebreaker"],
+    (tmp_path / "wider").mkdir()
+    wider = load_space(_space(tmp_path / "wider", boards=["icebreaker"],
                               axes={"compress[0].bits": [2, 4], "lanes": [1, 2, 4]}))
     third = run_sweep(wider, out, client, progress=False, hook=Hook(hooks))
     assert (third.computed, third.read_back, third.models_trained) == (2, 4, 0)
@@ -269,10 +270,12 @@ def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp
         assert ours.neuron == theirs.neuron
 
 
-@pytest.mark.parametrize("name", ["digits_precision", "digits_prune_cluster"])
+@pytest.mark.parametrize("name", ["digits_precision", "digits_prune_cluster",
+                                  "digits_prune_cluster_reduced"])
 def test_the_example_spaces_load(name):
     space = load_space(Path(__file__).parent.parent / "examples" / "spaces" / f"{name}.yaml")
-    assert len(space.points) == {"digits_precision": 84, "digits_prune_cluster": 60}[name]
+    assert len(space.points) == {"digits_precision": 84, "digits_prune_cluster": 60,
+                                 "digits_prune_cluster_reduced": 18}[name]
 
 
 def test_the_space_file_of_the_docs_loads(tmp_path):

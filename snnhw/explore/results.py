@@ -117,10 +117,14 @@ def write_results(space: Space, out: Path, records: list[dict], *, final: bool) 
 
 
 def _short(record: dict) -> str:
-    """A point's label on a plot: its id and values."""
-    values = ", ".join(f"{axis.rsplit('.', 1)[-1]}={value}" if not isinstance(value, dict)
-                       else f"{axis}={json.dumps(value)}"
-                       for axis, value in record["params"].items())
+    """A point's label on a plot: its id and values (a whole stage by its name)."""
+    def value(v) -> str:
+        if isinstance(v, dict) and len(v) == 1:
+            return str(next(iter(v)))
+        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+    values = ", ".join(f"{axis.rsplit('.', 1)[-1]}={value(v)}"
+                       for axis, v in record["params"].items())
     return f"{record['id']} {values}"
 
 

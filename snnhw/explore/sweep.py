@@ -186,8 +186,11 @@ def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_R
             line = (f"{point.id} ok: accuracy {100 * metrics['accuracy']:.1f} %, "
                     f"{metrics['weight_memory_bits']} weight bits, "
                     f"{metrics['cycles_per_image']:.0f} cycles/image")
-        else:
-            error = future.exception()
+        else:  # "error", or "cancelled" (the scheduler lost the task or the client)
+            try:
+                error = future.exception()
+            except Exception as lost:  # noqa: BLE001 (CancelledError and the like: say which)
+                error = lost
             message = f"{type(error).__name__}: {error}".splitlines()[0]
             record = _record(point, key, "failed", error=message)
             line = f"{point.id} failed: {message}"
