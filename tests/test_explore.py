@@ -289,3 +289,18 @@ def test_the_space_file_of_the_docs_loads(tmp_path):
     finally:
         path.unlink()
     assert space.grid_size == 3 * 2 * 4 * 3 and len(space.points) == 20
+
+
+def test_points_that_share_a_prefix_share_its_training_key(tmp_path):
+    from snnhw.explore.tasks import MEASURE_SOURCES, TRAINING_SOURCES, training_keys
+    space = load_space(_space(tmp_path, recipe=BASE | {"compress": [
+        {"prune": {"sparsity": 0.5}}, {"qat": {"bits": 4}}]},
+        axes={"compress[1].bits": [2, 4], "compress[0].sparsity": [0.5, 0.8], "name": ["a", "b"]}))
+    keys = [training_keys(p.recipe) for p in space.points]
+    assert len({k[0] for k in keys}) == 1  # one float training
+    assert len({k[1] for k in keys}) == 2  # two prunings
+    assert len({k[-1] for k in keys}) == 4  # four models: the name is not part of training
+    # Editing the report, the CLI, the flow or the RTL generator keeps finished training.
+    assert not any(part.startswith(("explore/results", "cli", "flow", "hw", "compiler"))
+                   for part in MEASURE_SOURCES)
+    assert set(TRAINING_SOURCES) < set(MEASURE_SOURCES)

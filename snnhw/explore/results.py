@@ -1,4 +1,5 @@
-"""A sweep's outputs: ``points.json``/``.csv``, ``pareto.json``, ``report.html``, ``recipes/``."""
+"""A sweep's outputs: ``points.json``/``.csv``, ``pareto.json``, ``report.html`` with its figures
+as ``figures/<front>.png``, and ``recipes/``."""
 
 from __future__ import annotations
 
@@ -172,11 +173,14 @@ def _report(space: Space, out: Path, records: list[dict], found: dict[str, dict]
                 f"plan; cycles from the cycle bound (DESIGN.md §3) with the golden model's "
                 f"spikes; energy from the 45 nm per-operation model (snnhw/energy.py); logic "
                 f"from the fit estimate. Faded points are dominated.</p>"]
+    (out / "figures").mkdir(exist_ok=True)
     for name, front in found.items():
         if not front["all"]:
             continue
+        image = _plot(front, labels)
+        atomic_write(out / "figures" / f"{name}.png", base64.b64decode(image))
         sections += [f"<h2>{html.escape(front['label'])}</h2>",
-                     f'<img alt="{name}" src="data:image/png;base64,{_plot(front, labels)}">',
+                     f'<img alt="{name}" src="data:image/png;base64,{image}">',
                      "<p>On the front: " + ", ".join(
                          f"<code>{html.escape(labels[p['id']])}</code> ({p['recipe']})"
                          for p in front["points"]) + "</p>"]

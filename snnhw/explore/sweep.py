@@ -6,7 +6,8 @@ Dask does the distributed part: every training prefix, export and point is a tas
 and then recorded as the point's error, and the tasks of a worker that dies are rescheduled by
 the scheduler (``distributed.scheduler.allowed-failures``). Resuming is ours, from ``OUT``:
 every finished point is written to ``points.json`` at once, and a later run reads back the
-points whose fingerprint (recipe, lanes, boards, snnhw's source) it finds there.
+points whose fingerprint (model, lanes, boards, the parts of snnhw that train and measure it)
+it finds there.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..flow.stages import fingerprint
+import hashlib
+
 from .space import Point, Space
-from .tasks import MODEL_FILES, training_keys
+from .tasks import MEASURE_SOURCES, MODEL_FILES, fingerprint, training_keys
 
 __all__ = ["Summary", "point_key", "run_sweep", "local_cluster", "DEFAULT_RETRIES"]
 
@@ -39,10 +41,12 @@ class Summary:
 
 
 def point_key(point: Point, space: Space) -> str:
-    """The fingerprint a finished point is found by: recipe, lanes, boards (their files too)."""
-    return fingerprint({"recipe": point.recipe, "lanes": point.lanes,
-                        "boards": [board.name for board in space.boards]},
-                       [board.path for board in space.boards if board.path is not None])
+    """The fingerprint a finished point is found by: its model, lanes, the boards' files and
+    the parts of snnhw that measure it (:data:`~.tasks.MEASURE_SOURCES`)."""
+    boards = [(board.name, hashlib.sha256(board.path.read_bytes()).hexdigest()
+               if board.path is not None else repr(board)) for board in space.boards]
+    return fingerprint({"model": training_keys(point.recipe)[-1], "lanes": point.lanes,
+                "boards": boards}, MEASURE_SOURCES)
 
 
 def local_cluster(workers: int | None = None):
@@ -53,8 +57,9 @@ def local_cluster(workers: int | None = None):
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
+    # Any free port for the dashboard: several sweeps (and users) may share the machine.
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None)
+                        dashboard_address=":0")
 
 
 def _previous(out: Path) -> dict[str, dict]:

@@ -13,6 +13,8 @@ torch is imported only inside the tasks, on the workers.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -26,13 +28,42 @@ from typing import Any
 
 import numpy as np
 
-from ..flow.stages import fingerprint
-
-__all__ = ["Checkpoint", "Trained", "training_keys", "train_float", "train_stage",
-           "export_model", "load_trained", "evaluate_point", "MODEL_FILES"]
+__all__ = ["Checkpoint", "Trained", "fingerprint", "training_keys", "TRAINING_SOURCES",
+           "MEASURE_SOURCES", "train_float", "train_stage", "export_model", "load_trained",
+           "evaluate_point", "MODEL_FILES"]
 
 #: What a finished model directory holds (the last one written last: its presence means done).
 MODEL_FILES = ("network.yaml", "test_inputs.npy", "test_labels.npy", "metrics.json")
+
+
+#: The parts of snnhw a trained model depends on (below ``snnhw/``)...
+TRAINING_SOURCES = ("train", "network", "golden", "config.py", "yamlfile.py", "results.py",
+                    "errors.py", "explore/tasks.py")
+#: ... and those a point's measurements add. Unlike the flow's fingerprints (all of snnhw's
+#: source), an edit elsewhere (the report, the CLI, the RTL generator) keeps hours of training.
+MEASURE_SOURCES = TRAINING_SOURCES + ("plan", "energy.py", "boards/fit.py", "boards/config.py",
+                                      "boards/top.py")
+
+
+@functools.cache
+def _source_digest(parts: tuple[str, ...]) -> str:
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for part in parts:
+        path = root / part
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            if "__pycache__" not in file.parts:
+                digest.update(f"{file.relative_to(root).as_posix()}\0".encode())
+                digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def fingerprint(params: Any, parts: tuple[str, ...] = TRAINING_SOURCES) -> str:
+    """Fingerprint of ``params`` (JSON-able), snnhw's version and the source files ``parts``."""
+    from .. import __version__
+    return hashlib.sha256(json.dumps([__version__, _source_digest(parts), params],
+                                     sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass
@@ -120,7 +151,7 @@ def train_stage(parent: Checkpoint, recipe_data: dict, stage: int) -> Checkpoint
     return Checkpoint(ctx.model, ctx.epochs_done, ctx.stages)
 
 
-def export_model(parent: Checkpoint, recipe_data: dict, key: str,
+def export_model(parent: Checkpoint, recipe_data: dict, model_key: str,
                  cache: str | None) -> Trained:
     """Quantize what is still float, export, verify; keep the model in ``cache/key``."""
     _quiet_torch()
@@ -133,19 +164,19 @@ def export_model(parent: Checkpoint, recipe_data: dict, key: str,
     if cache is None:
         with tempfile.TemporaryDirectory(prefix="snnhw-explore-") as tmp:
             finish(ctx, tmp, recipe_text=text)
-            return load_trained(tmp, key, fresh=True)
+            return load_trained(tmp, model_key, fresh=True)
     cache_dir = Path(cache)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{key}.{uuid.uuid4().hex}"
+    tmp = cache_dir / f".{model_key}.{uuid.uuid4().hex}"
     finish(ctx, tmp, recipe_text=text)
     try:
-        os.replace(tmp, cache_dir / key)  # atomic: a model directory is whole or absent
+        os.replace(tmp, cache_dir / model_key)  # atomic: a model directory is whole or absent
     except OSError:  # another worker exported the same model first: theirs is as good
         shutil.rmtree(tmp, ignore_errors=True)
-    return load_trained(cache_dir / key, key, fresh=True)
+    return load_trained(cache_dir / model_key, model_key, fresh=True)
 
 
-def load_trained(path: str | Path, key: str, fresh: bool = False) -> Trained:
+def load_trained(path: str | Path, model_key: str, fresh: bool = False) -> Trained:
     """Read an exported model directory and run the golden model on its test split."""
     from ..golden import simulate
     from ..network import load
@@ -154,7 +185,8 @@ def load_trained(path: str | Path, key: str, fresh: bool = False) -> Trained:
     inputs = np.load(path / "test_inputs.npy")
     labels = np.load(path / "test_labels.npy")
     metrics = json.loads((path / "metrics.json").read_text())
-    return Trained(key, metrics, network, inputs, labels, simulate(network, inputs), fresh)
+    return Trained(model_key, metrics, network, inputs, labels, simulate(network, inputs),
+                   fresh)
 
 
 def evaluate_point(trained: Trained, lanes: int, boards: tuple, point: str,
