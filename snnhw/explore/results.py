@@ -144,9 +144,15 @@ def _plot(front: dict, labels: dict[str, str]) -> str:
             color="#c44e52", lw=1.2)
     ax.scatter([p["cost"] for p in on], [100 * p["accuracy"] for p in on], s=30,
                color="#c44e52", label="Pareto front", zorder=3)
+    # Points at the same place (the same network at lanes that do not change this cost) get
+    # one label; labels alternate below and above the front so that neighbours stay legible.
+    places: dict[tuple[float, float], list[str]] = {}
     for p in on:
-        ax.annotate(labels[p["id"]], (p["cost"], 100 * p["accuracy"]), fontsize=6,
-                    xytext=(4, -8), textcoords="offset points")
+        places.setdefault((p["cost"], p["accuracy"]), []).append(p["id"])
+    for n, ((cost, accuracy), ids) in enumerate(places.items()):
+        text = labels[ids[0]] + (f" (+{len(ids) - 1} alike)" if len(ids) > 1 else "")
+        ax.annotate(text, (cost, 100 * accuracy), fontsize=6, rotation=0,
+                    xytext=(4, -10 if n % 2 == 0 else 6), textcoords="offset points")
     costs = [p["cost"] for p in every]
     if costs and min(costs) > 0 and max(costs) / min(costs) > 20:
         ax.set_xscale("log")
