@@ -138,6 +138,15 @@ def test_a_bad_space_file_is_one_line_before_any_point_runs(capsys, monkeypatch,
     assert not (tmp_path / "out").exists()
 
 
+def test_workers_are_for_the_local_cluster_only(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("snnhw.explore.sweep.run_sweep", _never)
+    status = main(["explore", str(_space(tmp_path)), "-o", str(tmp_path / "out"),
+                   "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"])
+    assert status == 2
+    assert capsys.readouterr().err == ("snnhw: error: --workers: sizes the LocalCluster; with "
+                                       "--scheduler the cluster has its own workers\n")
+
+
 def test_a_bad_base_recipe_names_its_field(tmp_path):
     path = _space(tmp_path, recipe=BASE | {"model": {"hidden": [0]}})
     with pytest.raises(SnnhwError, match=r"space.yaml: recipe: model.hidden\[0\]: expected a "
@@ -180,7 +189,7 @@ def client():
 
 def test_a_sweep_with_a_failure_and_a_lost_worker_then_a_resume(tmp_path, client, capsys):
     from snnhw.explore.sweep import run_sweep
-    from snnhw.train.recipe import load_recipe
+    from snnhw.flow.flow import FlowConfig
     path = _space(tmp_path, boards=["icebreaker"],
                   axes={"compress[0].bits": [2, 4], "lanes": [1, 2]})
     space = load_space(path)
@@ -221,8 +230,8 @@ def test_a_sweep_with_a_failure_and_a_lost_worker_then_a_resume(tmp_path, client
     assert "Pareto front" in (out / "report.html").read_text() or \
         "<img" in (out / "report.html").read_text()
     for point in space.points:  # every point's recipe is one snnhw flow takes
-        assert load_recipe(out / "recipes" / f"{point.id}.yaml").compress[0].bits == \
-            point.params["compress[0].bits"]
+        recipe = FlowConfig.load(out / "recipes" / f"{point.id}.yaml", tmp_path / "flow").recipe
+        assert recipe.compress[0].bits == point.params["compress[0].bits"]
 
     calls = (hooks / "calls").read_text().splitlines()
     again = run_sweep(space, out, client, progress=False, hook=Hook(hooks))
