@@ -1,6 +1,6 @@
 """The package's layering, read from its imports: every arrow points down, and none go round.
 
-    cli -> flow -> sim, boards -> compiler -> hw -> plan -> network
+    cli -> explore -> flow -> sim, boards -> compiler -> hw -> plan -> network
                    train -> plan, golden -> network
                    frontends -> golden -> network
 
@@ -79,6 +79,9 @@ ALLOWED = {
     "hw": BASE | {"network", "plan"},
     "train": BASE | {"network", "plan", "golden", "results"},
     "frontends": BASE | {"network", "golden", "results"},
+    # explore drives train, plan, golden, energy and the fit check; never the RTL or the CLI
+    "explore": BASE | {"network", "plan", "golden", "results", "train", "energy", "boards",
+                       "flow"},
 }
 
 

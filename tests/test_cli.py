@@ -101,7 +101,7 @@ def test_help_lists_every_command_of_the_readme():
     table = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| `snnhw (\w+)", table, re.M)
     listed = re.findall(r"^    (\w+) {2,}\w", result.stdout, re.M)
-    assert len(documented) == 8 and sorted(listed) == sorted(documented)
+    assert len(documented) == 9 and sorted(listed) == sorted(documented)
 
 
 def test_usage_error_exits_2_from_the_shell():

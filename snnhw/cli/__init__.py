@@ -12,13 +12,13 @@ import argparse
 import sys
 
 from ..errors import ParameterError, SnnhwError
-from . import build, compile, cosim, flow, nir_export, nir_import, simulate, train
+from . import build, compile, cosim, explore, flow, nir_export, nir_import, simulate, train
 from .args import FLAGS, Parser
 
 __all__ = ["build_parser", "main"]
 
 #: The commands, in the order ``snnhw --help`` lists them.
-COMMANDS = (flow, train, nir_import, nir_export, compile, simulate, cosim, build)
+COMMANDS = (flow, explore, train, nir_import, nir_export, compile, simulate, cosim, build)
 
 
 def build_parser() -> argparse.ArgumentParser:
