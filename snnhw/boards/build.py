@@ -219,8 +219,12 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
     _write_json(out_dir / "utilization.json", utilization)
     if not utilization["timing_met"] and not allow_timing_fail:
         what = "board clock" if clock.pll is None else "clock"
-        hint = ("no clock the board makes is that low" if fixed is None
-                else "a lower --clock, or none, picks one that meets timing")
+        if fixed is not None:
+            hint = "a lower --clock, or none, picks one that meets timing"
+        elif clock == candidates[0]:
+            hint = "no clock the board makes is that low"
+        else:
+            hint = f"the clock search gave up after {len(search)} passes; try a lower --clock"
         raise BuildError(f"timing not met: Fmax {fmax:.1f} MHz is below the {what} "
                          f"{clock.mhz:.6g} MHz ({hint}; bitstream kept in {bitstream}; "
                          f"--allow-timing-fail accepts it; fewer lanes shorten the paths; "
