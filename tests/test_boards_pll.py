@@ -58,6 +58,8 @@ def test_the_clock_is_the_highest_the_pll_makes_not_above_the_request():
     assert _params(resolve_clock(ecp, 57)) == {"CLKI_DIV": 4, "CLKFB_DIV": 9, "CLKOP_DIV": 11}
     # The oscillator itself needs no PLL; "board" asks for it; None and "auto" ask for a search.
     assert resolve_clock(ice, 12) == resolve_clock(ice, "board") == Clock(12.0)
+    assert resolve_clock(ice, 16) == Clock(12.0)  # below the PLL's lowest, 16.125
+    assert resolve_clock(ice, 16.125).mhz == 16.125
     assert resolve_clock(ecp, 25) == Clock(25.0)
     assert resolve_clock(ice, None) is None and resolve_clock(ice, "auto") is None
     candidates = clock_candidates(ecp)
@@ -92,30 +94,37 @@ def test_ecp5_settings_match_ecppll(request_mhz, tmp_path):
     assert abs(clock.mhz * clkop - 600) == pytest.approx(abs(clock.mhz * ours["CLKOP_DIV"] - 600))
 
 
-@pytest.mark.parametrize("board, clock, got", [
-    ("icebreaker", 0, "0"), ("icebreaker", -5, "-5"), ("icebreaker", 300, "300"),
-    ("icebreaker", 16, "16"), ("icebreaker", 10, "10"), ("icebreaker", float("nan"), "nan"),
+ICE_RANGE = ("a frequency in MHz from 12 to 270 (the 12 MHz oscillator, or the SB_PLL40 PLL's "
+             "16.125..270 MHz from it) or 'board'")
+
+
+@pytest.mark.parametrize("clock, got", [
+    (0, "0"), (-5, "-5"), (300, "300"), (270.5, "270.5"), (11.9, "11.9"), (float("nan"), "nan"),
 ])
-def test_bad_clocks_name_the_range(board, clock, got):
+def test_bad_clocks_name_the_range(clock, got):
     with pytest.raises(ParameterError) as error:
-        resolve_clock(find_board(board), clock)
-    assert str(error.value) == (f"clock: expected a frequency in MHz from 16.125 to 270 (the "
-                                f"SB_PLL40 PLL's range from the 12 MHz oscillator) or 'board' "
-                                f"(12 MHz, no PLL), got {got}")
+        resolve_clock(find_board("icebreaker"), clock)
+    assert str(error.value) == f"clock: expected {ICE_RANGE}, got {got}"
 
 
 def test_a_board_without_a_pll_takes_only_its_oscillator():
-    with pytest.raises(ParameterError) as error:
-        resolve_clock(find_board("arty-a7-35"), 50)
-    assert str(error.value) == ("clock: expected only 'board' (100 MHz, no PLL): arty-a7-35 has "
-                                "no PLL snnhw can drive, got 50")
+    arty = find_board("arty-a7-35")
+    assert resolve_clock(arty, 100) == Clock(100.0)
+    for bad in (50, 120):
+        with pytest.raises(ParameterError) as error:
+            resolve_clock(arty, bad)
+        assert str(error.value) == (f"clock: expected 'board' or 100 (the oscillator: arty-a7-35 "
+                                    f"has no PLL snnhw can drive), got {bad}")
+    ecp = find_board("ulx3s-85f")
+    with pytest.raises(ParameterError, match=r"^clock: expected a frequency in MHz from 3.125 to "
+                                             r"400 \(the 25 MHz oscillator, or the EHXPLLL PLL's "
+                                             r"3.125..400 MHz from it\) or 'board', got 3$"):
+        resolve_clock(ecp, 3)
 
 
 @pytest.mark.parametrize("value, message", [
-    ("300", "--clock: expected a frequency in MHz from 16.125 to 270 (the SB_PLL40 PLL's range "
-            "from the 12 MHz oscillator) or 'board' (12 MHz, no PLL), got 300"),
-    ("-1", "--clock: expected a frequency in MHz from 16.125 to 270 (the SB_PLL40 PLL's range "
-           "from the 12 MHz oscillator) or 'board' (12 MHz, no PLL), got -1"),
+    ("300", f"--clock: expected {ICE_RANGE}, got 300"),
+    ("-1", f"--clock: expected {ICE_RANGE}, got -1"),
     ("fast", "--clock: expected a frequency in MHz, 'board' or 'auto', got 'fast'"),
 ])
 def test_cli_bad_clock_is_one_line_and_writes_nothing(capsys, tmp_path, net, value, message):

