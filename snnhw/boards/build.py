@@ -94,8 +94,8 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
     """Build the planned core for ``board`` into ``out_dir``; raise a one-line error if anything
     fails.
 
-    ``clock`` is the core's clock: a frequency in MHz (the highest the board's PLL makes that is
-    not above it), ``"board"`` (the oscillator, no PLL), or ``None``/``"auto"``: the highest
+    ``clock`` is the core's clock: a frequency in MHz (the highest clock the board makes, its
+    oscillator or a PLL output, that is not above it), ``"board"`` (the oscillator, no PLL), or ``None``/``"auto"``: the highest
     clock that meets timing, found by placing and routing more than once (see the clock search
     below). ``synapses`` says where synapse memories go
     (:data:`snnhw.boards.fit.SYNAPSE_CHOICES`).

@@ -30,8 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baud", type=positive_int, metavar="RATE",
                    help="UART bit rate (default: the board file's uart.baud)")
     p.add_argument("--clock", type=clock, default="auto", metavar="MHZ",
-                   help="the core's clock: MHZ (the highest frequency the board's PLL makes "
-                        "that is not above it), 'board' (the board's oscillator, no PLL), or "
+                   help="the core's clock: MHZ (the highest clock the board makes, its "
+                        "oscillator or a PLL output, that is not above MHZ), 'board' (the "
+                        "board's oscillator, no PLL), or "
                         "'auto': the highest clock that meets timing, found by placing and "
                         "routing two or more times (default: auto)")
     p.add_argument("--synapses", choices=SYNAPSE_CHOICES, default="auto",
