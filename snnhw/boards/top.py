@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -12,6 +12,7 @@ from ..hw.core import Core
 from ..plan import CorePlan
 from .bridge import Bridge
 from .config import Board, BoardError, Family, check_baud
+from .pll import Clock, PllDomain
 from .protocol import TIMEOUT_S
 from .uart import UARTRx, UARTTx
 
@@ -88,7 +89,7 @@ class UARTTop(wiring.Component):
 
 
 class BoardTop(Elaboratable):
-    """:class:`UARTTop` on a board: the platform's clock and reset, UART pins, and LEDs.
+    """:class:`UARTTop` on a board: its clock (the platform's, or a PLL's), UART pins, and LEDs.
 
     The LEDs named by the board show the predicted class in binary, least significant bit on
     the first LED. The platform must have the resources the board names
@@ -103,9 +104,14 @@ class BoardTop(Elaboratable):
         on iCE40 its large RAM is SPRAM.
     baud : int
         UART bit rate.
+    clock : Clock or None
+        The core's clock (:func:`snnhw.boards.pll.resolve_clock`): with a PLL setting, the
+        ``sync`` domain comes from :class:`~snnhw.boards.pll.PllDomain`; ``None`` or without
+        one, from the platform's default clock. The UART's divisor and timeout count its cycles.
     """
 
-    def __init__(self, board: Board, plan: CorePlan, baud: int | None = None):
+    def __init__(self, board: Board, plan: CorePlan, baud: int | None = None,
+                 clock: Clock | None = None):
         if plan.large and not board.budget.large_ram_blocks:
             raise BoardError(f"{board.path}: budget.large_ram_blocks: {board.name} has no large "
                              f"RAM for the synapses of {', '.join(plan.large)}")
@@ -114,13 +120,17 @@ class BoardTop(Elaboratable):
                              f"{'' if plan.spram else 'not '}be SPRAM: plan with spram="
                              f"{board.fpga.family is Family.ICE40}")
         self.board = board
+        self.clock = clock or Clock(board.clock_hz / 1e6)
         baud = baud or board.uart.baud
-        self.top = UARTTop(plan, divisor=check_baud(board.clock_hz, baud),
-                           timeout=int(TIMEOUT_S * board.clock_hz))
+        self.top = UARTTop(plan, divisor=check_baud(self.clock.hz, baud),
+                           timeout=int(TIMEOUT_S * self.clock.hz))
 
     def elaborate(self, platform):
         m = Module()
         board = self.board
+        if self.clock.pll is not None:
+            m.domains.sync = ClockDomain("sync")  # instead of the platform's default clock
+            m.submodules.clock = PllDomain(self.clock.pll)
         m.submodules.top = top = self.top
         uart = board.uart
         if uart.pins is not None:

@@ -15,13 +15,14 @@ from typing import NoReturn
 from ..errors import SnnhwError
 from ..plan import MAX_LANES
 
-__all__ = ["FLAGS", "Parser", "lanes", "positive_int", "nonnegative_int", "out_dir", "out_file",
-           "core_plan"]
+__all__ = ["FLAGS", "Parser", "lanes", "positive_int", "nonnegative_int", "clock", "out_dir",
+           "out_file", "core_plan"]
 
 #: The flag that sets each library parameter (:class:`~snnhw.errors.ParameterError` names the
 #: parameter; the CLI shows the flag).
 FLAGS = {"lanes": "--lanes", "baud": "--baud", "board": "--board", "samples": "--samples",
-         "first_step": "--from", "last_step": "--to", "synapses": "--synapses"}
+         "first_step": "--from", "last_step": "--to", "synapses": "--synapses",
+         "clock": "--clock"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,6 +46,18 @@ def lanes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
     if not 1 <= value <= MAX_LANES:
         raise argparse.ArgumentTypeError(f"{expected}, got {value}")
+    return value
+
+
+def clock(text: str) -> float | str:
+    """Parse ``--clock``: MHz, ``board`` or ``auto`` (the board's range is checked by the build)."""
+    if text in ("board", "auto"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frequency in MHz, 'board' or 'auto', got "
+                                         f"{text!r}") from None
     return value
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..boards.fit import SYNAPSE_CHOICES
-from .args import core_plan, lanes, out_dir, positive_int
+from .args import clock, core_plan, lanes, out_dir, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -17,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Check that the network fits the board, wrap its core in the "
                                    "board's UART bridge, and synthesise, place and route it with "
                                    "the open tools from PyPI: OUT/<top>.bin or .bit, "
-                                   "OUT/utilization.json (used vs available, Fmax vs the board "
-                                   "clock), OUT/logs/. Vendor-only boards get Verilog and the "
+                                   "OUT/utilization.json (used vs available, the clock and the "
+                                   "Fmax), OUT/logs/. Vendor-only boards get Verilog and the "
                                    "vendor's project script. See docs/boards.md.")
     p.add_argument("model", help="network directory (network.yaml + arrays.npz)")
     p.add_argument("--board", required=True, metavar="NAME",
@@ -29,6 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="synapses per cycle per layer")
     p.add_argument("--baud", type=positive_int, metavar="RATE",
                    help="UART bit rate (default: the board file's uart.baud)")
+    p.add_argument("--clock", type=clock, default="auto", metavar="MHZ",
+                   help="the core's clock: MHZ (the highest clock the board makes, its "
+                        "oscillator or a PLL output, that is not above MHZ), 'board' (the "
+                        "board's oscillator, no PLL), or "
+                        "'auto': the highest clock that meets timing, found by placing and "
+                        "routing two or more times (default: auto)")
     p.add_argument("--synapses", choices=SYNAPSE_CHOICES, default="auto",
                    help="where synapse memories go: block RAM (initialised with the bitstream) "
                         "or the board's large RAM (iCE40 SPRAM, loaded by the host after "
@@ -37,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fit-check", action="store_true",
                    help="build even if the estimate says the network does not fit")
     p.add_argument("--allow-timing-fail", action="store_true",
-                   help="accept a bitstream whose Fmax is below the board clock")
+                   help="accept a bitstream whose Fmax is below its clock")
     p.set_defaults(run=run)
 
 
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if net.input_size > MAX_INPUTS:  # the board's protocol sends input indices in 15 bits
         raise SnnhwError(f"{Path(args.model) / MANIFEST}: input_size: expected at most "
                          f"{MAX_INPUTS} for a board (its protocol's limit), got {net.input_size}")
-    result = build(plan, board, args.out, baud=args.baud,
+    result = build(plan, board, args.out, baud=args.baud, clock=args.clock,
                    synapses=args.synapses, fit_check=not args.no_fit_check,
                    allow_timing_fail=args.allow_timing_fail,
                    echo=lambda line: print(line, flush=True))
@@ -66,9 +72,21 @@ def run(args: argparse.Namespace) -> int:
         used = "-" if entry["used"] is None else entry["used"]
         print(f"  {unit[name]:>9}: {used:>6} / {entry['available']:<6} "
               f"(estimate {entry['estimate']})")
+    source = ("the board's oscillator" if util["pll"] is None
+              else f"PLL from the {util['board_clock_mhz']:g} MHz oscillator")
+    requested = util["clock_requested"]
+    if requested in ("auto", "board"):
+        why = {"auto": "auto: the highest that meets timing", "board": "--clock board"}[requested]
+    else:
+        why = f"--clock {requested:g}"
+    if "clock_search" in util:
+        why += (f", after {len(util['clock_search'])} place-and-route pass(es): "
+                + ", ".join(f"{p['clock_mhz']:g} MHz -> Fmax {p['fmax_mhz']:.1f}"
+                            for p in util["clock_search"]))
+    print(f"  clock {util['clock_mhz']:g} MHz ({source}; {why})")
     if result.bitstream is not None:
         verdict = "met" if util["timing_met"] else "NOT MET"
-        print(f"  Fmax {util['fmax_mhz']:.1f} MHz vs board clock {util['clock_mhz']:g} MHz: "
+        print(f"  Fmax {util['fmax_mhz']:.1f} MHz vs clock {util['clock_mhz']:g} MHz: "
               f"timing {verdict}")
         print(f"{result.bitstream}: bitstream; {result.out_dir / 'utilization.json'}")
     if board.notes:
