@@ -2,6 +2,7 @@
 
     cli -> flow -> sim, boards -> compiler -> hw -> plan -> network
                    train -> plan, golden -> network
+                   formal -> hw
 
 (``sim/`` installs as ``snnhw.sim``.) Function-local imports count too: they are imports all
 the same, only later.
@@ -76,6 +77,7 @@ ALLOWED = {
     "golden": BASE | {"network", "results"},
     "results": BASE | {"network"},
     "hw": BASE | {"network", "plan"},
+    "formal": BASE | {"network", "plan", "hw"},
     "train": BASE | {"network", "plan", "golden", "results"},
 }
 

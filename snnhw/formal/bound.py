@@ -56,6 +56,8 @@ class CycleBound(wiring.Component):
     """
 
     def __init__(self, plan: CorePlan, timesteps: int, startup: int, model: str = "words"):
+        if model not in ("words", "stated"):
+            raise ValueError(f"Bound model must be 'words' or 'stated', not {model!r}")
         if len(plan.layers) != 1:
             raise ValueError(f"The cycle-bound harness takes a one-layer core, not "
                              f"{len(plan.layers)} layers")
