@@ -12,11 +12,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from amaranth.hdl import Assert, Module, signed
+from amaranth.hdl import Assert, Elaboratable, Module, Signal, signed
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 import snnhw.hw.core
+import snnhw.hw.engine
 from snnhw.formal import (CycleBound, EngineReference, LIFEquivalence, Mode, RestartEquivalence,
                           StreamProtocol, Verdict, run_sby, startup_cycles)
 from snnhw.golden import simulate
@@ -30,11 +32,22 @@ from snnhw.sim.runner import Simulator, compare
 pytestmark = pytest.mark.formal
 
 
-def _verdict(harness, tmp_path, mode: Mode, depth: int) -> Verdict:
+def _run(harness, tmp_path, mode: Mode, depth: int):
     result = run_sby(harness, "proof", tmp_path, mode=mode, depth=depth)
     if result.verdict is Verdict.ERROR:
         pytest.fail(f"SymbiYosys failed to run:\n{result.log[-3000:]}")
-    return result.verdict
+    return result
+
+
+def _verdict(harness, tmp_path, mode: Mode, depth: int) -> Verdict:
+    return _run(harness, tmp_path, mode, depth).verdict
+
+
+def _failures(harness, tmp_path, mode: Mode, depth: int) -> set[str]:
+    """The messages of the assertions a counterexample violates (none if the run passed)."""
+    result = _run(harness, tmp_path, mode, depth)
+    assert result.verdict is Verdict.FAIL, result.verdict
+    return set(result.failed)
 
 
 def _layer(name: str, weights: list[list[int]], neuron: Neuron) -> Layer:
@@ -113,8 +126,8 @@ class _WrappingLIFUnit(wiring.Component):
 ])
 def test_lif_proof_fails_on_a_broken_unit(case, unit, tmp_path):
     neuron, current_bits = LIF_CASES[case]
-    assert _verdict(LIFEquivalence(neuron, current_bits, unit=unit), tmp_path, Mode.BMC,
-                    1) is Verdict.FAIL
+    failed = _failures(LIFEquivalence(neuron, current_bits, unit=unit), tmp_path, Mode.BMC, 1)
+    assert failed & {"membrane potential", "spike", "stored state", "stored level index"}
 
 
 # -- the stream rule on every engine's input and output: unbounded (k-induction) --------------
@@ -143,39 +156,78 @@ def test_output_stalls_are_reachable(tmp_path):
     assert _verdict(StreamProtocol(plan), tmp_path, Mode.COVER, 16) is Verdict.PASS
 
 
+class _FlickeringQueue(Elaboratable):
+    """A broken output queue: its ``r_rdy`` (the engine's ``o.valid``) is low every other
+    cycle, whether or not the event was taken."""
+
+    def __init__(self, width: int, depth: int):
+        self.inner = SyncFIFOBuffered(width=width, depth=depth)
+        for name in ("w_data", "w_en", "w_rdy", "r_data", "r_en", "level"):
+            setattr(self, name, getattr(self.inner, name))
+        self.r_rdy = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = self.inner
+        toggle = Signal()
+        m.d.sync += toggle.eq(~toggle)
+        m.d.comb += self.r_rdy.eq(self.inner.r_rdy & toggle)
+        return m
+
+
+def test_stream_proof_fails_when_an_engine_withdraws_valid(tmp_path, monkeypatch):
+    monkeypatch.setattr(snnhw.hw.engine, "SyncFIFOBuffered", _FlickeringQueue)
+    plan = _protocol_plans()["1-layer-levels"]
+    # The first output event is about 10 cycles deep: a BMC reaches it (the induction of the
+    # proof fails too, but only a trace reached from reset shows it).
+    assert _failures(StreamProtocol(plan), tmp_path, Mode.BMC, 14) == {
+        "l_o: valid dropped or payload changed before ready"}
+
+
 def test_stream_check_sees_a_violation(tmp_path):
     # The same check, asserted of a stream that nothing constrains, must find a violation.
     plan = _protocol_plans()["1-layer-levels"]
-    assert _verdict(StreamProtocol(plan, input_rule=Assert), tmp_path, Mode.BMC,
-                    4) is Verdict.FAIL
+    assert _failures(StreamProtocol(plan, input_rule=Assert), tmp_path, Mode.BMC, 4) == {
+        "core_i: valid dropped or payload changed before ready"}
 
 
-# -- no accumulator or membrane wrap: the engine against a reference, BMC depth 20 ------------
+# -- no accumulator or membrane wrap: the engine against a reference, BMC --------------------
 
-# Every weight at the extremes, so that the worst-case sums (all 3 inputs spiking at once) need
-# the whole accumulator width, and V saturates at both ends within two timesteps.
-REFERENCE_LAYER = _layer("l", [[7, 7, 7], [-8, -8, -8], [7, -8, 5]], SUBTRACT)
-REFERENCE_DEPTH = 20
-
-
-def _reference_plan(acc_bits_delta: int = 0):
-    plan = CorePlan.build(_network(REFERENCE_LAYER), 1).layers[0]
-    return dataclasses.replace(plan, acc_bits=plan.acc_bits + acc_bits_delta)
-
-
-def test_engine_never_wraps_and_matches_the_specification(tmp_path):
-    harness = EngineReference(_reference_plan(), timesteps=3)
-    assert _verdict(harness, tmp_path, Mode.BMC, REFERENCE_DEPTH) is Verdict.PASS
+# Weights at the codebook extremes, so that the worst-case sums (all 3 inputs spiking at once)
+# need the whole accumulator width, and V saturates at both ends within two timesteps. Depth:
+# the clear, a first timestep with every input spiking, its sweep, and a second timestep.
+ENGINE_CASES = {
+    "dense-subtract-1-lane": (_layer("l", [[7, 7, 7], [-8, -8, -8], [7, -8, 5]], SUBTRACT), 1,
+                              20),
+    "pruned-levels-zero-2-lanes": (_layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]],
+                                          ZERO_LEVELS), 2, 16),
+}
 
 
-def test_engine_worst_case_sums_are_reachable_within_the_depth(tmp_path):
-    harness = EngineReference(_reference_plan(), timesteps=3)
-    assert _verdict(harness, tmp_path, Mode.COVER, REFERENCE_DEPTH) is Verdict.PASS
+def _engine(case: str, acc_bits_delta: int = 0) -> tuple[EngineReference, int]:
+    """The case's harness and depth."""
+    layer, lanes, depth = ENGINE_CASES[case]
+    plan = CorePlan.build(_network(layer), lanes).layers[0]
+    plan = dataclasses.replace(plan, acc_bits=plan.acc_bits + acc_bits_delta)
+    return EngineReference(plan, timesteps=3), depth
 
 
-def test_engine_proof_fails_with_an_accumulator_one_bit_narrow(tmp_path):
-    harness = EngineReference(_reference_plan(-1), timesteps=3)
-    assert _verdict(harness, tmp_path, Mode.BMC, REFERENCE_DEPTH) is Verdict.FAIL
+@pytest.mark.parametrize("case", sorted(ENGINE_CASES))
+def test_engine_never_wraps_and_matches_the_specification(case, tmp_path):
+    harness, depth = _engine(case)
+    assert _verdict(harness, tmp_path, Mode.BMC, depth) is Verdict.PASS
+
+
+@pytest.mark.parametrize("case", sorted(ENGINE_CASES))
+def test_engine_worst_case_sums_are_reachable_within_the_depth(case, tmp_path):
+    harness, depth = _engine(case)
+    assert _verdict(harness, tmp_path, Mode.COVER, depth) is Verdict.PASS
+
+
+@pytest.mark.parametrize("case", sorted(ENGINE_CASES))
+def test_engine_proof_fails_with_an_accumulator_one_bit_narrow(case, tmp_path):
+    harness, depth = _engine(case, acc_bits_delta=-1)
+    assert _failures(harness, tmp_path, Mode.BMC, depth) & {"membrane potential", "spike"}
 
 
 # -- every sample finishes within the bound: BMC past the largest bound (complete for T=2) ----
@@ -188,23 +240,25 @@ BOUND_PLANS = {
 }
 
 
-def _bound_verdict(plan, tmp_path, *, startup=None, model="words") -> Verdict:
+def _bound(plan, *, startup=None, model="words") -> tuple[CycleBound, int]:
+    """The harness, and a depth by which every trace has finished or failed: the start is
+    step 0, so a sample not done max_bound + 1 cycles after it fails in step max_bound + 2."""
     startup = startup_cycles(plan) if startup is None else startup
     harness = CycleBound(plan, timesteps=2, startup=startup, model=model)
-    # Steps 0 .. max_bound + 2: the start is step 0, so a sample not done max_bound + 1 cycles
-    # after it (in step max_bound + 2) fails; by then every trace has finished or failed.
-    return _verdict(harness, tmp_path, Mode.BMC, harness.max_bound() + 3)
+    return harness, harness.max_bound() + 3
 
 
 @pytest.mark.parametrize("name", sorted(BOUND_PLANS))
 def test_every_sample_finishes_within_the_bound(name, tmp_path):
-    assert _bound_verdict(BOUND_PLANS[name](), tmp_path) is Verdict.PASS
+    harness, depth = _bound(BOUND_PLANS[name]())
+    assert _verdict(harness, tmp_path, Mode.BMC, depth) is Verdict.PASS
 
 
 def test_bound_is_tight(tmp_path):
     # One cycle less and some sample is late: the proof is not vacuous.
     plan = BOUND_PLANS["2x2-dense-1-lane"]()
-    assert _bound_verdict(plan, tmp_path, startup=startup_cycles(plan) - 1) is Verdict.FAIL
+    harness, depth = _bound(plan, startup=startup_cycles(plan) - 1)
+    assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 
 
 def test_cycle_model_of_plan_undercounts_accumulation(tmp_path):
@@ -213,7 +267,8 @@ def test_cycle_model_of_plan_undercounts_accumulation(tmp_path):
     # accumulation-bound sample exceeds it. Pins the finding reported in docs/formal.md: when
     # the model is corrected this test must change with it.
     plan = BOUND_PLANS["2x2-dense-1-lane"]()
-    assert _bound_verdict(plan, tmp_path, model="stated") is Verdict.FAIL
+    harness, depth = _bound(plan, model="stated")
+    assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 
 
 # -- a start mid-sample: the core then equals a fresh one, BMC depth 18 ----------------------
@@ -239,7 +294,7 @@ def test_restart_proof_fails_if_start_does_not_reset_the_engines(tmp_path, monke
     # leaves the engines mid-sample.
     monkeypatch.setattr(snnhw.hw.core, "ResetInserter", lambda signal: lambda engine: engine)
     harness = RestartEquivalence(RESTART_PLAN(), timesteps=2)
-    assert _verdict(harness, tmp_path, Mode.BMC, RESTART_DEPTH) is Verdict.FAIL
+    assert _failures(harness, tmp_path, Mode.BMC, RESTART_DEPTH)
 
 
 @pytest.mark.verilator

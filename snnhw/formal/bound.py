@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from amaranth.hdl import Array, Assert, Cover, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from ..hw import Core
-from ..hw.engine import EventLayout
 from ..plan import CorePlan
 from ..plan.cycles import SWEEP_OVERHEAD
 from .streams import EventSource

@@ -48,6 +48,7 @@ class SbyResult:
     verdict: Verdict
     log: str
     work_dir: Path
+    failed: tuple[str, ...] = ()  #: the messages of the assertions a counterexample violates
 
     @property
     def passed(self) -> bool:
@@ -116,4 +117,16 @@ memory_map
     status = work_dir / name / "status"
     text = status.read_text().split() if status.exists() else []
     verdict = Verdict(text[0]) if text and text[0] in Verdict.__members__ else Verdict.ERROR
-    return SbyResult(verdict=verdict, log=log, work_dir=work_dir / name)
+    return SbyResult(verdict=verdict, log=log, work_dir=work_dir / name,
+                     failed=_failed_messages(log, work_dir / name / "model" / "design.il"))
+
+
+def _failed_messages(log: str, design: Path) -> tuple[str, ...]:
+    """The messages of the assertions the log reports failed (an Amaranth ``Assert``'s message
+    is the FORMAT parameter of its check cell; the log names only the cell)."""
+    cells = re.findall(r"failed assertion top\.(\S+)", log)
+    if not cells or not design.exists():
+        return ()
+    messages = dict(re.findall(r"cell \$check \\(\S+)\n(?: +parameter .*\n)*?"
+                               r" +parameter \\FORMAT \"(.*)\"", design.read_text()))
+    return tuple(dict.fromkeys(messages.get(cell, cell) for cell in cells))
