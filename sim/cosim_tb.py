@@ -135,6 +135,15 @@ async def load_synapses(dut, image: bytes, gap: float, rng: random.Random) -> No
     await RisingEdge(dut.clk)
 
 
+async def pulse_start(dut, timesteps: int) -> None:
+    """Begin a sample of ``timesteps`` timesteps: ``start`` high for one clock cycle."""
+    await RisingEdge(dut.clk)
+    dut.start.value = 1
+    dut.timesteps.value = timesteps
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+
+
 @cocotb.test()
 async def cosim(dut):
     """Run every sample of the job through the core and save what it did."""
@@ -169,16 +178,28 @@ async def cosim(dut):
     out["cycles"] = np.zeros((samples, timesteps), np.int64)
     errors: list[str] = []
     first = job.get("first_sample", 0)
+    restart_after = job.get("restart_after", 0)
     for s in range(samples):
+        if restart_after:
+            # Begin the sample, abandon it after restart_after cycles and start it again below:
+            # a start in the middle of a sample must leave no trace in the next one.
+            driver.load(inputs[s])
+            sink.start(timesteps, layers[-1]["size"])
+            await pulse_start(dut, timesteps)
+            for _ in range(restart_after):
+                driver.drive()
+                sink.drive()
+                await FallingEdge(dut.clk)
+                driver.sample()
+                sink.sample()
+                await RisingEdge(dut.clk)
+            driver.valid = 0
+            dut.i__valid.value = 0
         driver.load(inputs[s])
         sink.start(timesteps, layers[-1]["size"])
         for monitor in monitors:
             monitor.start(timesteps)
-        await RisingEdge(dut.clk)
-        dut.start.value = 1
-        dut.timesteps.value = timesteps
-        await RisingEdge(dut.clk)
-        dut.start.value = 0
+        await pulse_start(dut, timesteps)
         budget = job["cycle_budget"]
         for cycle in range(budget):
             driver.drive()

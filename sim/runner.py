@@ -108,12 +108,16 @@ class Simulator:
 
     def run(self, inputs: np.ndarray, *, gap: float = 0.0, backpressure: float = 0.0,
             seed: int = 0, first_sample: int = 0, waves_to: Path | None = None,
-            log_name: str = "cosim.log",
-            load_image: bytes | None = None) -> tuple[Result, np.ndarray, list[str]]:
+            log_name: str = "cosim.log", load_image: bytes | None = None,
+            restart_after: int = 0) -> tuple[Result, np.ndarray, list[str]]:
         """Run a batch; return the RTL's result, its output-stream spikes, and protocol errors.
 
         A core with large-RAM layers is first loaded with ``load_image`` (default: the plan's,
         :meth:`~snnhw.plan.CorePlan.load_image`).
+
+        With ``restart_after`` > 0, every sample is first begun and abandoned after that many
+        cycles (a ``start`` in the middle of the sample), then run again from its start: what
+        is returned is the second run.
 
         With ``waves_to`` (the simulator must have been built with ``waves``), the run's VCD is
         moved there.
@@ -144,6 +148,7 @@ class Simulator:
                 "layers": [{"name": l.name, "size": l.size} for l in self.net.layers],
                 "cycle_budget": self._cycle_budget(inputs, gap, backpressure),
                 "first_sample": first_sample,
+                "restart_after": restart_after,
                 "load_image": None if image_path is None else str(image_path),
             }
 

@@ -3,6 +3,7 @@
     cli -> explore -> flow -> sim, boards -> compiler -> hw -> plan -> network
                    train -> plan, golden -> network
                    frontends -> golden -> network
+                   formal -> hw
 
 (``sim/`` installs as ``snnhw.sim``.) Function-local imports count too: they are imports all
 the same, only later.
@@ -77,6 +78,7 @@ ALLOWED = {
     "golden": BASE | {"network", "results"},
     "results": BASE | {"network"},
     "hw": BASE | {"network", "plan"},
+    "formal": BASE | {"network", "plan", "hw"},
     "train": BASE | {"network", "plan", "golden", "results"},
     "frontends": BASE | {"network", "golden", "results"},
     # explore drives train, plan, golden, energy and the fit check; never the RTL or the CLI

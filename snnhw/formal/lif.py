@@ -1,0 +1,127 @@
+"""The LIF unit against its specification, for every stored state and every input current.
+
+:class:`LIFSpec` is DESIGN.md §2 written out again, on purpose without looking at
+:class:`~snnhw.hw.LIFUnit`'s structure: all arithmetic in one width wide enough that nothing
+wraps, saturation as an explicit clamp, and the state-level snap as a linear scan (the unit
+uses a binary search over midpoints). The unit is combinational, so a proof at depth 1 covers
+every input: this is the exhaustive test at widths simulation cannot enumerate (v_bits 24).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Assert, Assume, Const, Cover, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hw.lif import LIFUnit, state_shape
+from ..network.format import Neuron, Reset
+
+__all__ = ["LIFSpec", "LIFEquivalence"]
+
+
+class LIFSpec(wiring.Component):
+    """DESIGN.md §2's neuron update, from the decoded membrane potential ``v`` (no state index).
+
+    Members
+    -------
+    v : In(signed(v_bits))
+        V after the previous timestep.
+    current : In(signed(current_bits))
+        The timestep's exact synaptic sum.
+    v_next : Out(signed(v_bits))
+        V after leak, add, saturation, threshold, reset and (with state levels) the snap.
+    level : Out(range(len(state_levels)))
+        With state levels: the index of ``v_next`` among them.
+    spike : Out(1)
+    """
+
+    def __init__(self, neuron: Neuron, current_bits: int):
+        self.neuron = neuron
+        self.wide = signed(max(neuron.v_bits, current_bits) + 3)  # |V - V>>k + I| never wraps
+        levels = neuron.state_levels or (0,)
+        super().__init__({
+            "v": In(signed(neuron.v_bits)), "current": In(signed(current_bits)),
+            "v_next": Out(signed(neuron.v_bits)), "level": Out(range(max(2, len(levels)))),
+            "spike": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.neuron
+
+        def wide(name):
+            return Signal(self.wide, name=name)
+
+        v, leaked, total, saturated, after = (wide(x) for x in
+                                              ("v_w", "leaked", "total", "saturated", "after"))
+        m.d.comb += v.eq(self.v)
+        # V >> k of a signed value is the floor of V / 2**k.
+        m.d.comb += leaked.eq(v - (v >> n.leak_shift) if n.leak_shift else v)
+        m.d.comb += total.eq(leaked + self.current)
+        m.d.comb += saturated.eq(Mux(total > n.v_max, n.v_max,
+                                     Mux(total < n.v_min, n.v_min, total)))
+        m.d.comb += self.spike.eq(saturated >= n.threshold)
+        reset_to = saturated - n.threshold if n.reset is Reset.SUBTRACT else 0
+        m.d.comb += after.eq(Mux(self.spike, reset_to, saturated))
+        if n.state_levels is None:
+            m.d.comb += self.v_next.eq(after)
+            return m
+        # Nearest level, ties to the lower one: scan upwards, take a level only when strictly
+        # nearer than the best so far.
+        best, best_index = Const(n.state_levels[0], self.wide), Const(0, self.level.shape())
+        for k, level in enumerate(n.state_levels[1:], start=1):
+            distance, best_distance = wide(f"d{k}"), wide(f"bd{k}")
+            m.d.comb += [distance.eq(abs(after - level)), best_distance.eq(abs(after - best))]
+            nearer = distance < best_distance
+            best, best_index = Mux(nearer, level, best), Mux(nearer, k, best_index)
+        m.d.comb += [self.v_next.eq(best), self.level.eq(best_index)]
+        return m
+
+
+class LIFEquivalence(wiring.Component):
+    """Asserts that :class:`~snnhw.hw.LIFUnit` equals :class:`LIFSpec` for the free inputs.
+
+    Parameters
+    ----------
+    neuron : Neuron
+    current_bits : int
+        The accumulator width of the layer (:attr:`~snnhw.plan.LayerPlan.acc_bits`).
+    unit : callable
+        Makes the unit under proof from (neuron, current_bits); a deliberately broken one shows
+        that the proof can fail.
+
+    Members
+    -------
+    state : In(state_shape(neuron))
+        Any stored state (with state levels: any valid level index, assumed).
+    current : In(signed(current_bits))
+        Any current.
+    """
+
+    def __init__(self, neuron: Neuron, current_bits: int, *, unit=LIFUnit):
+        self.neuron, self.current_bits, self.unit = neuron, current_bits, unit
+        super().__init__({"state": In(state_shape(neuron)), "current": In(signed(current_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.neuron
+        m.submodules.dut = dut = self.unit(n, self.current_bits)
+        m.submodules.spec = spec = LIFSpec(n, self.current_bits)
+        m.d.comb += [dut.state.eq(self.state), dut.current.eq(self.current),
+                     spec.current.eq(self.current)]
+        if n.state_levels is None:
+            m.d.comb += spec.v.eq(self.state)
+            m.d.comb += Assert(dut.state_next == spec.v_next, "stored state")
+        else:
+            # The memory only ever holds an index the unit wrote (or the index of 0).
+            m.d.comb += Assume(self.state < len(n.state_levels))
+            levels = Array(Const(level, signed(n.v_bits)) for level in n.state_levels)
+            m.d.comb += spec.v.eq(levels[self.state])
+            m.d.comb += Assert(dut.state_next == spec.level, "stored level index")
+        m.d.comb += [
+            Assert(dut.v_next == spec.v_next, "membrane potential"),
+            Assert(dut.spike == spec.spike, "spike"),
+            # A cover run shows that the assumption leaves both outcomes possible.
+            Cover(spec.spike), Cover(~spec.spike),
+        ]
+        return m
