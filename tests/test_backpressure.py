@@ -49,7 +49,7 @@ def _forced_full(plan, spikes: dict[str, np.ndarray]) -> dict[str, int]:
       word); it takes at most ``cycles / col_words + 2`` events (the one in flight and one in
       its input register);
     - the last layer's queue is drained by the output stream, ready in a cycle with probability
-      ``1 - BACKPRESSURE`` = 0.1: over ``size + SWEEP_OVERHEAD`` = 66 cycles it takes more than
+      ``1 - BACKPRESSURE`` = 0.1: over ``size + SWEEP_OVERHEAD`` = 70 cycles it takes more than
       ``64 - QUEUE_DEPTH`` = 48 events with a probability below 1e-30.
 
     So if a timestep's sweep emits more than ``QUEUE_DEPTH`` + those, the queue reached its
@@ -91,7 +91,7 @@ def test_full_queues_lose_nothing(net, sim, gap):
 def test_back_to_back_events_into_one_accumulator_word(tmp_path, lanes):
     """A layer as wide as the lanes has one accumulator word per lane, so every input event adds
     into the word the previous event is still writing: the read must see that write (the
-    accumulator's read port is transparent for it). The 64-neuron layers above never hit the
+    accumulation forwards its last sum). The 64-neuron layers above never hit the
     same word twice in a row; here every event does, with stalls on both streams."""
     net = random_network(np.random.default_rng(9), 40, [lanes], density=1.0, timesteps=6)
     plan = CorePlan.build(net, lanes)

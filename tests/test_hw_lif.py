@@ -50,14 +50,20 @@ def _check_every_input(neuron: Neuron, current_bits: int) -> None:
     got = []
 
     async def testbench(ctx):
-        for (state, _), current in cases:
-            ctx.set(dut.state, state)
-            ctx.set(dut.current, current)
-            v_next, state_next = ctx.get(dut.v_next), ctx.get(dut.state_next)
-            assert state_next == (v_next if levels is None else levels.index(v_next))
-            got.append((v_next, ctx.get(dut.spike)))
+        # One case a cycle into the pipeline; each case's outputs `latency` cycles later.
+        for k in range(len(cases) + dut.latency):
+            if k < len(cases):
+                (state, _), current = cases[k]
+                ctx.set(dut.state, state)
+                ctx.set(dut.current, current)
+            if k >= dut.latency:
+                v_next, state_next = ctx.get(dut.v_next), ctx.get(dut.state_next)
+                assert state_next == (v_next if levels is None else levels.index(v_next))
+                got.append((v_next, ctx.get(dut.spike)))
+            await ctx.tick()
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
     assert [v for v, _ in got] == want_v.tolist()

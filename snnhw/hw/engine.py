@@ -1,7 +1,7 @@
 """The neuron engine of one layer: event-driven accumulation of timestep t+1 overlapped with the
 LIF sweep of timestep t."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -117,10 +117,9 @@ class LayerEngine(wiring.Component):
                 acc = Memory(shape=acc_shape, depth=depth, init=[])
                 m.submodules[f"acc{p}_{b}"] = acc
                 acc_wr[b].append(acc.write_port())
-                # Transparent: a synapse that reads an accumulator in the cycle the previous
-                # synapse writes it (two events targeting one neuron back to back) sees the new
-                # sum.
-                acc_rd[b].append(acc.read_port(transparent_for=[acc_wr[b][p]]))
+                # Not transparent (that would put an address compare and a mux after the block
+                # RAM): the accumulation forwards its own last sum instead (S2, S3 below).
+                acc_rd[b].append(acc.read_port())
             v = Memory(shape=v_shape, depth=depth, init=[])
             m.submodules[f"v{p}"] = v
             v_wr.append(v.write_port())
@@ -171,12 +170,14 @@ class LayerEngine(wiring.Component):
         issue_addr = Signal(lay.start_bits)
         issue_offset = Signal.like(offset)
         left_after = Signal(lay.count_bits)  # words of the current column still to issue after
+        last_word = Signal()  # none after this cycle's: compared directly, not via left_after
         with m.If(col_pending):
             m.d.comb += [
                 issue.eq(col_count != 0),
                 issue_addr.eq(col_start),
                 issue_offset.eq(0),
                 left_after.eq(Mux(col_count != 0, col_count - 1, 0)),
+                last_word.eq(_at_most_one(col_count)),
             ]
         with m.Else():
             m.d.comb += [
@@ -184,14 +185,18 @@ class LayerEngine(wiring.Component):
                 issue_addr.eq(word),
                 issue_offset.eq(offset),
                 left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
+                last_word.eq(_at_most_one(words_left)),
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
 
-        # -- accumulate pipeline: S1 (slot decode, codebook + accumulator reads), S2 (add) ----
+        # -- accumulate pipeline: S1 (slot decode), S2 (codebook + accumulator reads), S3 (add,
+        # write) ----------------------------------------------------------------------------
+        # Each stage ends in registers, so no path crosses more than one memory read and a short
+        # step. A word in S3 writes a sum that the next word, read in the same cycle by S2, does
+        # not see: S2 compares its address with S3's (registers both) and S3 then takes the last
+        # sum instead of the stale read (words further apart see the memory).
         s1_valid = Signal()
         s1_offset = Signal.like(offset)
-        s2_valid = Signal(lanes)
-        s2_addr = [Signal(range(depth), name=f"s2_addr{p}") for p in range(lanes)]
         lane_depth = [len(range(p, size, lanes)) for p in range(lanes)]
         slot_valid = Signal(lanes)
         slot_addr = [Signal(range(depth), name=f"slot_addr{p}") for p in range(lanes)]
@@ -211,56 +216,84 @@ class LayerEngine(wiring.Component):
                 ]
                 if lay.index_bits:
                     m.d.comb += slot_index[p].eq(slot[:lay.index_bits])
-            m.d.comb += cb_rd[p].addr.eq(slot_index[p])
-        m.d.sync += [s2_valid.eq(slot_valid), s1_offset.eq(issue_offset)]
-        for p in range(lanes):
-            m.d.sync += s2_addr[p].eq(slot_addr[p])
-        # The accumulation's side of lane p's banks (bank acc_bank).
+        m.d.sync += s1_offset.eq(issue_offset)
+        s2_valid, s3_valid, s3_forward = Signal(lanes), Signal(lanes), Signal(lanes)
+        s2_addr = [Signal(range(depth), name=f"s2_addr{p}") for p in range(lanes)]
+        s3_addr = [Signal(range(depth), name=f"s3_addr{p}") for p in range(lanes)]
+        s2_index = [Signal.like(slot_index[p], name=f"s2_index{p}") for p in range(lanes)]
         a_sum = [Signal(acc_shape, name=f"a_sum{p}") for p in range(lanes)]
+        last_sum = [Signal(acc_shape, name=f"last_sum{p}") for p in range(lanes)]
+        m.d.sync += [s2_valid.eq(slot_valid), s3_valid.eq(s2_valid)]
         for p in range(lanes):
-            m.d.comb += a_sum[p].eq(Mux(acc_bank, acc_rd[1][p].data, acc_rd[0][p].data)
-                                    + cb_rd[p].data)
+            m.d.sync += [
+                s2_addr[p].eq(slot_addr[p]), s2_index[p].eq(slot_index[p]),
+                s3_addr[p].eq(s2_addr[p]),
+                s3_forward[p].eq(s2_valid[p] & s3_valid[p] & (s2_addr[p] == s3_addr[p])),
+                last_sum[p].eq(a_sum[p]),
+            ]
+            m.d.comb += cb_rd[p].addr.eq(s2_index[p])
+            # The accumulation's side of lane p's banks (bank acc_bank), or the forwarded sum.
+            acc_read = Mux(acc_bank, acc_rd[1][p].data, acc_rd[0][p].data)
+            m.d.comb += a_sum[p].eq(Mux(s3_forward[p], last_sum[p], acc_read) + cb_rd[p].data)
 
-        # -- sweep pipeline: T0 (read V and accumulator of neuron j), T1 (LIF, write, emit) ----
+        # -- sweep pipeline: T0 (read V and accumulator of neuron j), T1 (select its lane),
+        # the LIF unit's stages, then F (write V, clear the accumulator, emit) ----------------
         sweep_lane = Signal(range(max(2, lanes)))
         sweep_addr = Signal(range(depth))
         sweep_neuron = Signal(range(size + 1))
-        t1_valid = Signal()
-        t1_lane = Signal.like(sweep_lane)
-        t1_addr = Signal.like(sweep_addr)
-        t1_neuron = Signal.like(sweep_neuron)
-        # The output queue must accept T1's event one cycle after T0 issues; issue only while
-        # two more entries fit (the buffered queue's write side may lag its level by one).
-        room = Signal()
-        m.d.comb += room.eq(queue.level + t1_valid + 2 <= plan.queue_depth)
 
+        def stage(name):
+            return {"valid": Signal(name=f"{name}_valid"),
+                    "lane": Signal.like(sweep_lane, name=f"{name}_lane"),
+                    "addr": Signal.like(sweep_addr, name=f"{name}_addr"),
+                    "neuron": Signal.like(sweep_neuron, name=f"{name}_neuron")}
+
+        # The neuron in each stage after T0: T1, T2 (its V and current enter the LIF unit), one
+        # more per cycle of LIF latency; the last, F, has the unit's outputs.
+        stages = [stage(f"t{k}") for k in range(1, lif.latency + 3)]
+        t1, final = stages[0], stages[-1]
+        for earlier, later in zip(stages, stages[1:]):
+            m.d.sync += [later[key].eq(earlier[key]) for key in later]
+        in_flight = Signal(range(len(stages) + 1))  # neurons in T1..F
+
+        # The output queue must accept F's event len(stages) cycles after T0 issues; issue only
+        # while the queue's entries, the neurons in flight and two more fit (the buffered
+        # queue's write side may lag its level by one). The check is registered, so it also
+        # leaves room for the one entry that the cycle it lags by may add.
+        room = Signal()
+        m.d.sync += room.eq(queue.level + in_flight + 3 <= plan.queue_depth)
+        issue_sweep = Signal()
+        m.d.sync += in_flight.eq(in_flight + issue_sweep - final["valid"])
+
+        # T1: the lane's V and accumulator (the sweep's bank), registered into the LIF unit.
         v_now = Signal(v_shape)
         acc_now = Signal(acc_shape)
         for p in range(lanes):
-            with m.If(t1_lane == p):
-                m.d.comb += [v_now.eq(v_rd[p].data),
+            m.d.comb += v_rd[p].addr.eq(sweep_addr)
+            with m.If(t1["lane"] == p):
+                m.d.sync += [v_now.eq(v_rd[p].data),
                              acc_now.eq(Mux(acc_bank, acc_rd[0][p].data, acc_rd[1][p].data))]
         m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now)]
-        with m.If(t1_valid):
+        with m.If(final["valid"]):
             for p in range(lanes):
-                with m.If(t1_lane == p):
+                with m.If(final["lane"] == p):
                     m.d.comb += [
-                        v_wr[p].addr.eq(t1_addr), v_wr[p].data.eq(lif.state_next),
+                        v_wr[p].addr.eq(final["addr"]), v_wr[p].data.eq(lif.state_next),
                         v_wr[p].en.eq(1),
                     ]
             m.d.comb += [
-                push.addr.eq(t1_neuron), push.eot.eq(0), queue.w_en.eq(lif.spike),
+                push.addr.eq(final["neuron"]), push.eot.eq(0), queue.w_en.eq(lif.spike),
                 self.probe.valid.eq(1),
             ]
         m.d.comb += [
-            self.probe.neuron.eq(t1_neuron),
+            self.probe.neuron.eq(final["neuron"]),
             self.probe.spike.eq(lif.spike),
             self.probe.v.eq(lif.v_next),
         ]
 
         # -- accumulator banks: each lane's two banks, routed by owner --------------------------
-        # The accumulation reads in S1 and adds in S2; the sweep reads in T0 and clears the word
-        # it has consumed in T1 (the bank is then all zeros for timestep t+2).
+        # The accumulation reads in S2 and adds in S3; the sweep reads in T0 and clears the word
+        # it has consumed in F (the bank is then all zeros for timestep t+2).
         clearing = Signal(init=1)
         clear_addr = Signal(range(depth + 1))
         zero = zero_state(layer.neuron)
@@ -271,34 +304,33 @@ class LayerEngine(wiring.Component):
                     m.d.comb += [wr.addr.eq(clear_addr), wr.data.eq(0), wr.en.eq(1)]
                 with m.Elif(acc_bank == b):
                     m.d.comb += [
-                        rd.addr.eq(slot_addr[p]),
-                        wr.addr.eq(s2_addr[p]), wr.data.eq(a_sum[p]), wr.en.eq(s2_valid[p]),
+                        rd.addr.eq(s2_addr[p]),
+                        wr.addr.eq(s3_addr[p]), wr.data.eq(a_sum[p]), wr.en.eq(s3_valid[p]),
                     ]
                 with m.Else():
                     m.d.comb += [
                         rd.addr.eq(sweep_addr),
-                        wr.addr.eq(t1_addr), wr.data.eq(0), wr.en.eq(t1_valid & (t1_lane == p)),
+                        wr.addr.eq(final["addr"]), wr.data.eq(0),
+                        wr.en.eq(final["valid"] & (final["lane"] == p)),
                     ]
 
         # -- sweep control ----------------------------------------------------------------------
         sweeping = Signal()
         sweep_free = Signal()  # the sweep can take the other bank this cycle
-        m.d.sync += t1_valid.eq(0)
+        m.d.sync += t1["valid"].eq(0)
         with m.If(sweeping & room):
             with m.If(sweep_neuron != size):
-                for p in range(lanes):
-                    with m.If(sweep_lane == p):
-                        m.d.comb += v_rd[p].addr.eq(sweep_addr)
+                m.d.comb += issue_sweep.eq(1)
                 m.d.sync += [
-                    t1_valid.eq(1), t1_lane.eq(sweep_lane), t1_addr.eq(sweep_addr),
-                    t1_neuron.eq(sweep_neuron), sweep_neuron.eq(sweep_neuron + 1),
+                    t1["valid"].eq(1), t1["lane"].eq(sweep_lane), t1["addr"].eq(sweep_addr),
+                    t1["neuron"].eq(sweep_neuron), sweep_neuron.eq(sweep_neuron + 1),
                 ]
                 with m.If(sweep_lane == lanes - 1):
                     m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(sweep_addr + 1)]
                 with m.Else():
                     m.d.sync += sweep_lane.eq(sweep_lane + 1)
-            with m.Elif(~t1_valid):
-                # T1 of the last neuron has pushed (and cleared its accumulator): close the
+            with m.Elif(in_flight == 0):
+                # F of the last neuron has pushed (and cleared its accumulator): close the
                 # timestep. A handoff in this same cycle starts the next sweep at once.
                 m.d.comb += [push.eot.eq(1), queue.w_en.eq(1), sweep_free.eq(1)]
                 m.d.sync += sweeping.eq(0)
@@ -319,7 +351,7 @@ class LayerEngine(wiring.Component):
 
             with m.State("ACCUMULATE"):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
-                m.d.comb += self.i.ready.eq(left_after == 0)
+                m.d.comb += self.i.ready.eq(last_word)
                 m.d.sync += [
                     s1_valid.eq(issue),
                     word.eq(issue_addr + 1),
@@ -334,16 +366,22 @@ class LayerEngine(wiring.Component):
                         m.d.sync += col_pending.eq(1)
 
             with m.State("DRAIN"):
-                # The last words are still in S1/S2; the sweep reads what they write. Once S1
-                # is empty and the sweep of the previous timestep has finished, hand this bank
-                # to the sweep and take the other (the sweep has just cleared it). A word in S2
-                # still writes this bank in the handoff cycle (the routing follows acc_bank,
-                # which flips after it), and the sweep's first read comes a cycle later.
+                # The last words are still in S1..S3; the sweep reads what they write. Once S1
+                # and S2 are empty and the sweep of the previous timestep has finished, hand
+                # this bank to the sweep and take the other (the sweep has just cleared it). A
+                # word in S3 still writes this bank in the handoff cycle (the routing follows
+                # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
                 m.d.sync += s1_valid.eq(0)
-                with m.If(~s1_valid & sweep_free):
+                with m.If(~s1_valid & (s2_valid == 0) & sweep_free):
                     m.d.sync += [
                         acc_bank.eq(~acc_bank), sweeping.eq(1),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                     ]
                     m.next = "ACCUMULATE"
         return m
+
+
+def _at_most_one(count):
+    """``count <= 1`` for an unsigned count, as its upper bits being zero (no comparator, and no
+    constant comparison for a 1-bit count)."""
+    return count[1:] == 0 if len(count) > 1 else Const(1)

@@ -1,4 +1,4 @@
-"""The fixed-point LIF update unit (DESIGN.md §2), combinational."""
+"""The fixed-point LIF update unit (DESIGN.md §2), pipelined."""
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..network.format import Neuron, Reset
 from ..plan import membrane_bits
+from ..plan.cycles import lif_latency
 
 __all__ = ["LIFUnit", "state_shape", "zero_state"]
 
@@ -29,12 +30,25 @@ class LIFUnit(wiring.Component):
     decodes it through the level LUT, and snaps the new V to the nearest level (ties to the
     lower one) and encodes its index, so the membrane memory holds only log2(levels) bits.
 
+    The unit is a pipeline without stalls, so that no path crosses more than one short
+    arithmetic step: the outputs belong to the inputs of :attr:`latency` cycles earlier. Its
+    stages: (decode the level, with a state codebook), leak, add, then compare the sum with the
+    saturation bounds and the threshold (in parallel: with the threshold inside the V range,
+    ``saturated >= threshold`` is ``total >= threshold``), then the outputs select the
+    saturated or reset V from those registered results (and snap it to a level, after one more
+    register).
+
     Parameters
     ----------
     neuron : Neuron
         Threshold, leak shift, reset mode, membrane width and optional state levels.
     current_bits : int
         Signed width of the summed input current (wide enough never to overflow).
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an input to its outputs.
 
     Members
     -------
@@ -56,6 +70,8 @@ class LIFUnit(wiring.Component):
         if not isinstance(current_bits, int) or current_bits < 1:
             raise ValueError(f"Current width must be a positive integer, not {current_bits!r}")
         self.neuron = neuron
+        self.current_bits = current_bits
+        self.latency = lif_latency(neuron)
         super().__init__({
             "state": In(state_shape(neuron)),
             "current": In(signed(current_bits)),
@@ -69,31 +85,58 @@ class LIFUnit(wiring.Component):
         n = self.neuron
         v_shape = signed(n.v_bits)
         levels = n.state_levels
+        current = self.current
+        # Decode (state codebook only): the level of the stored index.
         if levels is None:
             v = self.state
         else:
             v = Signal(v_shape)
-            m.d.comb += v.eq(Array(Const(level, v_shape) for level in levels)[self.state])
-        if n.leak_shift:
-            leaked = v - (v >> n.leak_shift)  # signed >> is arithmetic (floor)
-        else:
-            leaked = v
-        total = leaked + self.current  # widens: exact, saturation happens once, below
+            m.d.sync += v.eq(Array(Const(level, v_shape) for level in levels)[self.state])
+            current = _delayed(m, current, "current_d")
+        # Leak.
+        leaked = Signal(v_shape)
+        m.d.sync += leaked.eq(v - (v >> n.leak_shift) if n.leak_shift else v)  # >> is floor
+        current = _delayed(m, current, "current_l")
+        # Add: widens, exact; saturation happens once, below.
+        total = Signal(signed(max(n.v_bits, self.current_bits) + 1))
+        m.d.sync += total.eq(leaked + current)
+        # Compare: the saturation bounds and the threshold, side by side. Within the V range the
+        # sum fits v_bits, and so does the sum less the threshold when the neuron fires.
+        above, below, fires = Signal(), Signal(), Signal()
+        in_range, minus = Signal(v_shape), Signal(v_shape)
         v_max, v_min = Const(n.v_max, v_shape), Const(n.v_min, v_shape)
-        # Named signals, not expressions: an expression used twice is generated twice, and the
-        # level search below compares V with up to 255 midpoints.
-        saturated = Signal(v_shape)
-        m.d.comb += saturated.eq(Mux(total > n.v_max, v_max, Mux(total < n.v_min, v_min, total)))
-        m.d.comb += self.spike.eq(saturated >= n.threshold)
-        after_spike = saturated - n.threshold if n.reset is Reset.SUBTRACT else 0
-        after_reset = Signal(v_shape)
-        m.d.comb += after_reset.eq(Mux(self.spike, after_spike, saturated))
-        if levels is None:
-            m.d.comb += [self.v_next.eq(after_reset), self.state_next.eq(after_reset)]
+        fires_if = total >= n.threshold  # the format keeps the threshold within the V range
+        m.d.sync += [
+            above.eq(total > n.v_max), below.eq(total < n.v_min), fires.eq(fires_if),
+            in_range.eq(total), minus.eq(total - n.threshold),
+        ]
+        # Saturate and reset: selects only. A firing neuron is never below the range.
+        saturated = Mux(above, v_max, Mux(below, v_min, in_range))
+        if n.reset is Reset.SUBTRACT:
+            after_spike = Mux(above, Const(n.v_max - n.threshold, v_shape), minus)
         else:
+            after_spike = Const(0, v_shape)
+        after_reset = Signal(v_shape)
+        if levels is None:
+            m.d.comb += after_reset.eq(Mux(fires, after_spike, saturated))
+            m.d.comb += [
+                self.v_next.eq(after_reset), self.state_next.eq(after_reset),
+                self.spike.eq(fires),
+            ]
+        else:
+            # Snap, a register later (the level search is a comparator and a mux tree deep).
+            m.d.sync += after_reset.eq(Mux(fires, after_spike, saturated))
+            m.d.comb += self.spike.eq(_delayed(m, fires, "fires_s"))
             index, level = _nearest_level(after_reset, levels, self.state_next.shape(), v_shape)
             m.d.comb += [self.state_next.eq(index), self.v_next.eq(level)]
         return m
+
+
+def _delayed(m, value, name):
+    """``value`` a cycle later."""
+    reg = Signal.like(value, name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 def _nearest_level(v, levels, index_shape, v_shape):

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cycle_bounds", "BOUND_FORMULA", "SERIAL_BOUND_FORMULA", "SWEEP_OVERHEAD"]
+__all__ = ["cycle_bounds", "lif_latency", "sweep_overhead", "BOUND_FORMULA",
+           "SERIAL_BOUND_FORMULA", "SWEEP_OVERHEAD"]
 
-#: Cycles a layer's sweep takes beyond one per neuron: the LIF stage of the last neuron, and the
-#: cycle that emits the end-of-timestep event (in which the next sweep is already handed over).
-SWEEP_OVERHEAD = 2
+
+def lif_latency(neuron) -> int:
+    """Cycles from the hardware LIF unit's inputs to its outputs (:class:`snnhw.hw.LIFUnit`):
+    leak, add, compare; with a state codebook also the level decode before them and a register
+    before the snap to a level."""
+    return 3 if neuron.state_levels is None else 5
+
+
+def sweep_overhead(neuron) -> int:
+    """Cycles a layer's sweep takes beyond one per neuron: the stages after the read of the last
+    neuron (its lane select, the LIF unit, its write), and the cycle that emits the
+    end-of-timestep event (in which the next sweep is already handed over)."""
+    return lif_latency(neuron) + 3
+
+
+#: :func:`sweep_overhead` of a neuron without a state codebook (two more with one).
+SWEEP_OVERHEAD = 6
 
 #: The bound of today's core shape (the accumulation of timestep t+1 overlaps the sweep of t), as
 #: reports state it.
-BOUND_FORMULA = f"max(ceil(active synapse events / P), neurons) + {SWEEP_OVERHEAD}"
+BOUND_FORMULA = (f"max(ceil(active synapse events / P), neurons) + {SWEEP_OVERHEAD} "
+                 f"(+ 2 with a state codebook)")
 
 #: The bound of the earlier shape, which swept only after the accumulation (for comparison).
 SERIAL_BOUND_FORMULA = "ceil(active synapse events / P) + neurons"
@@ -20,12 +36,12 @@ SERIAL_BOUND_FORMULA = "ceil(active synapse events / P) + neurons"
 
 def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
                  serial: bool = False) -> np.ndarray:
-    """Per layer, sample and timestep: max(ceil(active synapse events / P), neurons) + 2.
+    """Per layer, sample and timestep: max(ceil(active synapse events / P), neurons) + overhead.
 
     A layer accumulates the events of timestep t+1 (P synapses a cycle) while it sweeps the
     neurons of timestep t (one a cycle), so its cycles per timestep are bounded by the slower of
-    the two, plus :data:`SWEEP_OVERHEAD`. With ``serial``, the bound of the earlier shape that
-    swept only after accumulating: ceil(active synapse events / P) + neurons
+    the two, plus the layer's :func:`sweep_overhead`. With ``serial``, the bound of the earlier
+    shape that swept only after accumulating: ceil(active synapse events / P) + neurons
     (:data:`SERIAL_BOUND_FORMULA`).
 
     The active synapse events of a layer are the synapses of the neurons that spiked into it at
@@ -41,6 +57,6 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
         if serial:
             per_layer.append(accumulate + layer.size)
         else:
-            per_layer.append(np.maximum(accumulate, layer.size) + SWEEP_OVERHEAD)
+            per_layer.append(np.maximum(accumulate, layer.size) + sweep_overhead(layer.neuron))
         pre = spikes[layer.name][:len(inputs)].astype(np.int64)
     return np.stack(per_layer)
