@@ -9,14 +9,15 @@ from amaranth.lib.wiring import In
 
 from ..hw import Core
 from ..plan import CorePlan
-from ..plan.cycles import SWEEP_OVERHEAD
+from ..plan.cycles import sweep_overhead
 from .streams import EventSource
 
 __all__ = ["CycleBound", "startup_cycles", "ACCUMULATE_OVERHEAD"]
 
 #: Cycles a timestep's accumulation takes beyond one per synapse word: the end-of-timestep
-#: event, and two cycles of drain and handoff to the sweep (DRAIN in the engine).
-ACCUMULATE_OVERHEAD = 3
+#: event, and three cycles of drain and handoff to the sweep (DRAIN in the engine waits until
+#: the last word has left S1 and S2 of the accumulate pipeline).
+ACCUMULATE_OVERHEAD = 4
 
 
 def startup_cycles(plan: CorePlan) -> int:
@@ -25,11 +26,12 @@ def startup_cycles(plan: CorePlan) -> int:
     Clearing the memories (one word a cycle, at least 2); one sweep of pipeline fill (the
     accumulation of timestep t+1 overlaps the sweep of t, so a sample of T timesteps is T
     accumulations and T sweeps in a two-stage pipeline, which the sum of per-timestep maxima
-    undercounts by at most one stage, and the sweep stage is always neurons + SWEEP_OVERHEAD);
-    and one cycle from the output's last ``eot`` to ``done``.
+    undercounts by at most one stage, and the sweep stage is always neurons + the layer's
+    :func:`~snnhw.plan.cycles.sweep_overhead`); and one cycle from the output's last ``eot`` to
+    ``done``.
     """
     layer = plan.layers[0]
-    return max(2, layer.bank_depth) + layer.layer.size + SWEEP_OVERHEAD + 1
+    return max(2, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 1
 
 
 class CycleBound(wiring.Component):
@@ -38,11 +40,12 @@ class CycleBound(wiring.Component):
     raises ``done`` no later than ``startup`` cycles after the sum of its per-timestep bounds.
 
     With ``model="words"`` a timestep's bound is
-    ``max(synapse words + ACCUMULATE_OVERHEAD, neurons + SWEEP_OVERHEAD)``, the synapse words
-    being those of the columns of the spiking inputs (at least one per spike); with
-    ``model="stated"`` it is :data:`snnhw.plan.cycles.BOUND_FORMULA`,
-    ``max(ceil(active synapse events / P), neurons) + SWEEP_OVERHEAD``, which the engine can
-    exceed (docs/formal.md).
+    ``max(synapse words + ACCUMULATE_OVERHEAD, neurons + sweep overhead)``, the synapse words
+    being those of the columns of the spiking inputs (at least one per spike) and the sweep
+    overhead the layer's :func:`~snnhw.plan.cycles.sweep_overhead` (6, or 8 with a state
+    codebook); with ``model="stated"`` it is :data:`snnhw.plan.cycles.BOUND_FORMULA`,
+    ``max(ceil(active synapse events / P), neurons) + sweep overhead``, which the engine can
+    exceed, e.g. where spiking inputs have no synapses (docs/formal.md).
 
     While the sample is still being sent, the bound of the timesteps not yet complete is taken
     at its smallest (no further events), so the assertion fails as soon as the core is late
@@ -69,16 +72,18 @@ class CycleBound(wiring.Component):
         layer, lanes = self.plan.layers[0], self.plan.lanes
         if self.model == "stated":
             # cycles.py: ceil(active synapse events / P), same overhead as the sweep.
-            return [int(n) for n in layer.layer.connectivity.fan_out()], lanes, SWEEP_OVERHEAD
+            return ([int(n) for n in layer.layer.connectivity.fan_out()], lanes,
+                    sweep_overhead(layer.layer.neuron))
         # What the engine does: one cycle per synapse word of the column (at least one per
-        # event), then the end-of-timestep event and two cycles of drain and handoff.
+        # event), then the end-of-timestep event and three cycles of drain and handoff.
         return [max(1, int(n)) for n in layer.synapses.col_words], 1, ACCUMULATE_OVERHEAD
 
     def max_bound(self) -> int:
         """The largest bound any sample can have (every input spiking at every timestep)."""
         cost, divide, overhead = self._model()
         size = self.plan.layers[0].layer.size
-        per_step = max(-(-sum(cost) // divide) + overhead, size + SWEEP_OVERHEAD)
+        sweep = size + sweep_overhead(self.plan.layers[0].layer.neuron)
+        per_step = max(-(-sum(cost) // divide) + overhead, sweep)
         return self.timesteps * per_step + self.startup
 
     def elaborate(self, platform):
@@ -102,14 +107,14 @@ class CycleBound(wiring.Component):
         this_step = Signal(range(limit + 1))
         accumulate = Signal(range(limit + 1))
         m.d.comb += accumulate.eq((events + divide - 1) // divide + overhead)
-        m.d.comb += this_step.eq(Mux(accumulate > layer.size + SWEEP_OVERHEAD, accumulate,
-                                     layer.size + SWEEP_OVERHEAD))
+        sweep = layer.size + sweep_overhead(layer.neuron)  # a timestep's sweep side
+        m.d.comb += this_step.eq(Mux(accumulate > sweep, accumulate, sweep))
         with m.If(source.taken & core.i.payload.eot):
             m.d.sync += [complete.eq(complete + this_step), events.eq(0)]
         with m.Elif(source.taken):
             m.d.sync += events.eq(events + Array(cost)[core.i.payload.addr])
         bound = Signal(range(limit + 1))
-        later = (steps - 1 - source.eots) * (layer.size + SWEEP_OVERHEAD)
+        later = (steps - 1 - source.eots) * sweep
         m.d.comb += bound.eq(Mux(source.eots == steps, complete, complete + this_step + later)
                              + self.startup)
 

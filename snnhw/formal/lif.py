@@ -3,8 +3,10 @@
 :class:`LIFSpec` is DESIGN.md §2 written out again, on purpose without looking at
 :class:`~snnhw.hw.LIFUnit`'s structure: all arithmetic in one width wide enough that nothing
 wraps, saturation as an explicit clamp, and the state-level snap as a linear scan (the unit
-uses a binary search over midpoints). The unit is combinational, so a proof at depth 1 covers
-every input: this is the exhaustive test at widths simulation cannot enumerate (v_bits 24).
+uses a binary search over midpoints). The unit is a pipeline without stalls whose outputs
+depend only on its inputs of :attr:`~snnhw.hw.LIFUnit.latency` cycles earlier, so a proof at
+depth latency + 1 (:attr:`LIFEquivalence.depth`) covers every input: this is the exhaustive test
+at widths simulation cannot enumerate (v_bits 24).
 """
 
 from __future__ import annotations
@@ -88,7 +90,12 @@ class LIFEquivalence(wiring.Component):
         The accumulator width of the layer (:attr:`~snnhw.plan.LayerPlan.acc_bits`).
     unit : callable
         Makes the unit under proof from (neuron, current_bits); a deliberately broken one shows
-        that the proof can fail.
+        that the proof can fail. The unit states its pipeline ``latency``.
+
+    Attributes
+    ----------
+    depth : int
+        The BMC depth that checks the unit's outputs for every input: its latency + 1.
 
     Members
     -------
@@ -99,29 +106,43 @@ class LIFEquivalence(wiring.Component):
     """
 
     def __init__(self, neuron: Neuron, current_bits: int, *, unit=LIFUnit):
-        self.neuron, self.current_bits, self.unit = neuron, current_bits, unit
+        self.neuron, self.current_bits = neuron, current_bits
+        self.dut = unit(neuron, current_bits)
+        self.depth = self.dut.latency + 1
         super().__init__({"state": In(state_shape(neuron)), "current": In(signed(current_bits))})
 
     def elaborate(self, platform):
         m = Module()
         n = self.neuron
-        m.submodules.dut = dut = self.unit(n, self.current_bits)
+        m.submodules.dut = dut = self.dut
         m.submodules.spec = spec = LIFSpec(n, self.current_bits)
         m.d.comb += [dut.state.eq(self.state), dut.current.eq(self.current),
                      spec.current.eq(self.current)]
+        # The specification's answer to the inputs of `latency` cycles ago, and whether that
+        # many cycles have passed since reset (before, the unit's outputs belong to no input).
+        expected = {name: getattr(spec, name) for name in ("v_next", "level", "spike")}
+        for stage in range(dut.latency):
+            for name, value in expected.items():
+                delayed = Signal.like(value, name=f"{name}_{stage}")
+                m.d.sync += delayed.eq(value)
+                expected[name] = delayed
+        filled = Signal(range(dut.latency + 1))
+        with m.If(filled != dut.latency):
+            m.d.sync += filled.eq(filled + 1)
         if n.state_levels is None:
             m.d.comb += spec.v.eq(self.state)
-            m.d.comb += Assert(dut.state_next == spec.v_next, "stored state")
+            checks = [Assert(dut.state_next == expected["v_next"], "stored state")]
         else:
             # The memory only ever holds an index the unit wrote (or the index of 0).
             m.d.comb += Assume(self.state < len(n.state_levels))
             levels = Array(Const(level, signed(n.v_bits)) for level in n.state_levels)
             m.d.comb += spec.v.eq(levels[self.state])
-            m.d.comb += Assert(dut.state_next == spec.level, "stored level index")
-        m.d.comb += [
-            Assert(dut.v_next == spec.v_next, "membrane potential"),
-            Assert(dut.spike == spec.spike, "spike"),
-            # A cover run shows that the assumption leaves both outcomes possible.
-            Cover(spec.spike), Cover(~spec.spike),
-        ]
+            checks = [Assert(dut.state_next == expected["level"], "stored level index")]
+        with m.If(filled == dut.latency):
+            m.d.comb += checks + [
+                Assert(dut.v_next == expected["v_next"], "membrane potential"),
+                Assert(dut.spike == expected["spike"], "spike"),
+                # A cover run shows that the assumption leaves both outcomes possible.
+                Cover(expected["spike"]), Cover(~expected["spike"]),
+            ]
         return m
