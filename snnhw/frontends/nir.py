@@ -27,9 +27,9 @@ whose parameters were changed elsewhere is quantized like any other.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ import numpy as np
 
 from ..config import shown
 from ..errors import NetworkFormatError, SnnhwError
-from ..network.format import (Fire, Layer, Network, Neuron, Reset, ResetTiming,
-                              Rounding)
+from ..network.format import (Fire, Layer, Network, Neuron, Reset, ResetTiming, Rounding,
+                              atomic_write)
 from .quantize import FloatLayer, quantize
 
 __all__ = ["DEFAULT_DT", "read_graph", "float_layers", "from_graph", "import_graph", "to_graph",
@@ -356,14 +356,6 @@ def export_graph(net: Network, path: str | os.PathLike, *, dt: float = DEFAULT_D
     import nir
     path = Path(path)
     graph = to_graph(net, dt=dt)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    nir.write(buffer, graph)
+    atomic_write(path, buffer.getvalue())
