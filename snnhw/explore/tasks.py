@@ -47,16 +47,9 @@ MEASURE_SOURCES = TRAINING_SOURCES + ("plan", "energy.py", "boards/fit.py", "boa
 
 @functools.cache
 def _source_digest(parts: tuple[str, ...]) -> str:
+    from ..flow.stages import tree_digest
     root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for part in parts:
-        path = root / part
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for file in files:
-            if "__pycache__" not in file.parts:
-                digest.update(f"{file.relative_to(root).as_posix()}\0".encode())
-                digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
+    return tree_digest([root / part for part in parts], suffixes=(".py",))
 
 
 def fingerprint(params: Any, parts: tuple[str, ...] = TRAINING_SOURCES) -> str:

@@ -27,7 +27,8 @@ class StageFailed(SnnhwError):
 
 
 def tree_digest(roots: Iterable[Path], suffixes: Iterable[str] = SOURCE_SUFFIXES) -> str:
-    """Hash of the names and contents of the files with ``suffixes`` below each root.
+    """Hash of the names and contents of the files with ``suffixes`` below each root (a root
+    that is a file: that file).
 
     A file reachable from two roots (an installed ``snnhw/sim`` inside ``snnhw/``) counts once.
     """
@@ -35,11 +36,14 @@ def tree_digest(roots: Iterable[Path], suffixes: Iterable[str] = SOURCE_SUFFIXES
     digest, seen = hashlib.sha256(), set()
     for root in roots:
         root = Path(root)
-        for file in sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file()):
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.suffix in suffixes and p.is_file())
+        for file in files:
             if "__pycache__" in file.parts or file.resolve() in seen:
                 continue
             seen.add(file.resolve())
-            digest.update(f"{root.name}/{file.relative_to(root).as_posix()}\0".encode())
+            name = root.name if file == root else f"{root.name}/{file.relative_to(root).as_posix()}"
+            digest.update(f"{name}\0".encode())
             digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 
