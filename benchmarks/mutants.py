@@ -74,7 +74,7 @@ MUTANTS = [
            "np.clip(v_out, neuron.v_min, neuron.v_max - 1, out=v_out)",
            ("tests/test_golden.py",)),
     Mutant("hardware saturation bound off by one", "snnhw/hw/lif.py",
-           "v_max, v_min = Const(n.v_max, v_shape)", "v_max, v_min = Const(n.v_max - 1, v_shape)",
+           "Const(n.v_max - n.threshold, v_shape)", "Const(n.v_max - 1 - n.threshold, v_shape)",
            ("tests/test_hw_lif.py",)),
     Mutant("pointer start off by one", "snnhw/plan/layout.py",
            "return [int(s) | (int(c) << self.start_bits)",

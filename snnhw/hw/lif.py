@@ -104,14 +104,16 @@ class LIFUnit(wiring.Component):
         # sum fits v_bits, and so does the sum less the threshold when the neuron fires.
         above, below, fires = Signal(), Signal(), Signal()
         in_range, minus = Signal(v_shape), Signal(v_shape)
-        v_max, v_min = Const(n.v_max, v_shape), Const(n.v_min, v_shape)
+        v_min = Const(n.v_min, v_shape)
         fires_if = total >= n.threshold  # the format keeps the threshold within the V range
         m.d.sync += [
             above.eq(total > n.v_max), below.eq(total < n.v_min), fires.eq(fires_if),
             in_range.eq(total), minus.eq(total - n.threshold),
         ]
-        # Saturate and reset: selects only. A firing neuron is never below the range.
-        saturated = Mux(above, v_max, Mux(below, v_min, in_range))
+        # Saturate and reset: selects only. A firing neuron is never below the range, and a sum
+        # above it always fires (the threshold is at most v_max), so only a firing neuron sees
+        # the top bound: as v_max - threshold after a subtract reset.
+        saturated = Mux(below, v_min, in_range)
         if n.reset is Reset.SUBTRACT:
             after_spike = Mux(above, Const(n.v_max - n.threshold, v_shape), minus)
         else:
