@@ -111,13 +111,19 @@ def _figures(data: ReportData, numbers: dict) -> dict[str, "object"]:
     trace = data.golden.v_trace[layer.name][sample]
     neurons = np.argsort(-data.golden.spikes[layer.name][sample].sum(axis=0))[:3]
     fig, ax = plt.subplots(figsize=(7, 3))
+    colors = []
     for n in neurons:
         line, = ax.step(range(len(trace)), trace[:, n], where="post",
                         label=f"{layer.name}[{n}] golden")
+        colors.append(line.get_color())
         if data.rtl is not None:
             ax.plot(range(len(trace)), data.rtl.v_trace[layer.name][sample][:, n], "o",
                     color=line.get_color(), fillstyle="none", label=f"{layer.name}[{n}] RTL")
-    ax.axhline(layer.neuron.threshold, color="grey", ls="--", lw=0.8, label="threshold")
+    if isinstance(layer.neuron.threshold, tuple):  # per neuron: each in its neuron's colour
+        for n, color in zip(neurons, colors):
+            ax.axhline(layer.neuron.threshold[n], color=color, ls="--", lw=0.8)
+    else:
+        ax.axhline(layer.neuron.threshold, color="grey", ls="--", lw=0.8, label="threshold")
     ax.set_xlabel("timestep")
     ax.set_ylabel("membrane potential\n(after update)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
