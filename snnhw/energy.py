@@ -5,6 +5,7 @@ The model counts the operations the core performs (DESIGN.md §3) and prices the
 ISSCC 2014, the table most SNN-accelerator papers use, e.g. Schaefer et al. 2023):
 
 - integer add: 0.03 pJ at 8 bits, 0.1 pJ at 32 bits (interpolated linearly in the width);
+- integer multiply: 0.2 pJ at 8 bits, 3.1 pJ at 32 bits (likewise);
 - SRAM read of a 64-bit word: 10 pJ from an 8 KB array, 20 pJ from 32 KB, 100 pJ from 1 MB
   (interpolated in log(size), extended beyond the table and floored at 1 pJ; a narrower access
   costs proportionally less; a write is taken to cost the same as a read).
@@ -17,7 +18,9 @@ Operations per inference, per layer (these are snnhw's modelling choices, stated
   accumulate (add at the accumulator width) and one accumulator write;
 - per neuron per timestep (the sweep): membrane and accumulator reads, the LIF update (two adds at
   the membrane width: leak and input; the compare and reset counted as one more add) and
-  membrane and accumulator writes.
+  membrane and accumulator writes; a version-2 neuron adds what its unit does: one more add for
+  a bias, one for a pending reset (deferred or immediate_snntorch), a multiply at the membrane
+  width for beta instead of the leak's add, and a read of its per-neuron parameter ROM.
 
 Absolute numbers are for an ASIC at 45 nm; an FPGA spends several times more. Use them to compare
 networks and compression choices, not as a board measurement.
@@ -29,19 +32,41 @@ import math
 
 import numpy as np
 
-from .plan import CorePlan
+from .network.format import ResetTiming
+from .plan import CorePlan, per_neuron_bits
 from .results import Result
 
-__all__ = ["add_pj", "read_pj", "energy_per_inference"]
+__all__ = ["add_pj", "multiply_pj", "read_pj", "energy_per_inference"]
 
 _ADD = ((8, 0.03), (32, 0.1))  # (bits, pJ)
+_MULTIPLY = ((8, 0.2), (32, 3.1))  # (bits, pJ)
 _SRAM_64BIT = ((8 * 1024 * 8, 10.0), (32 * 1024 * 8, 20.0), (1024 * 1024 * 8, 100.0))  # bits, pJ
 
 
 def add_pj(bits: int) -> float:
     """Energy of one integer add of the given width."""
-    (b0, e0), (b1, e1) = _ADD
+    return _linear(_ADD, bits)
+
+
+def multiply_pj(bits: int) -> float:
+    """Energy of one integer multiply of the given width."""
+    return _linear(_MULTIPLY, bits)
+
+
+def _linear(table, bits: int) -> float:
+    (b0, e0), (b1, e1) = table
     return max(0.0, e0 + (bits - b0) * (e1 - e0) / (b1 - b0))
+
+
+def _update_pj(neuron, width: int, parameter_bits: int, parameter_memory_bits: int) -> float:
+    """One LIF update's arithmetic and parameter read (the module docstring's counts)."""
+    adds = 3 + (neuron.bias != 0) + (neuron.reset_timing is not ResetTiming.IMMEDIATE)
+    pj = adds * add_pj(width)
+    if neuron.beta is not None:  # the multiply replaces the shift leak's add
+        pj += multiply_pj(width) - add_pj(width)
+    if parameter_bits:
+        pj += read_pj(parameter_bits, parameter_memory_bits)
+    return pj
 
 
 def read_pj(word_bits: int, memory_bits: int) -> float:
@@ -75,8 +100,9 @@ def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> 
             "synapse reads": words * read_pj(lay.word_bits, bits["synapse"]),
             "codebook reads": synapse_events * read_pj(layer.weight_bits, bits["codebook"]),
             "accumulates": synapse_events * (2 * acc_rw + add_pj(lp.acc_bits)),
-            "neuron updates": updates * (2 * v_rw + 2 * acc_rw
-                                         + 3 * add_pj(max(layer.neuron.v_bits, lp.acc_bits))),
+            "neuron updates": updates * (2 * v_rw + 2 * acc_rw + _update_pj(
+                layer.neuron, max(layer.neuron.v_bits, lp.acc_bits),
+                per_neuron_bits(layer.neuron), bits["parameter"])),
         }
         layers.append({
             "name": layer.name,

@@ -325,30 +325,3 @@ def test_recipe_name_that_cannot_name_a_network(capsys, monkeypatch, tmp_path, n
     assert status == 2
     assert err.startswith(f"{recipe}: name: expected a network name of 1..64 letters, digits, "
                           f"'_', '.' and '-', got ")
-
-
-# -- neurons of format version 2: the golden model runs them, the hardware not yet ---------------
-
-
-@pytest.mark.parametrize("command", ["compile", "cosim", "build"])
-@pytest.mark.parametrize("field,value,shown", [("fire", ">", "'>'"),
-                                               ("reset_timing", "deferred", "'deferred'"),
-                                               ("bias", 2, "2"), ("reset", "none", "'none'")])
-def test_version_2_neurons_do_not_reach_the_hardware(capsys, tmp_path, model, command, field,
-                                                     value, shown):
-    def change(manifest):
-        manifest["version"] = 2
-        manifest["layers"][1]["neuron"][field] = value
-        if field == "reset_timing":
-            manifest["layers"][1]["neuron"]["reset"] = "zero"
-
-    _edit(model, change)
-    inputs = _inputs(tmp_path, np.zeros((1, 5, 3), np.uint8))
-    argv = {"compile": ["compile", model, "-o", tmp_path / "out"],
-            "cosim": ["cosim", model, "--inputs", inputs, "--out", tmp_path / "out.npz"],
-            "build": ["build", model, "--board", "icebreaker", "-o", tmp_path / "out"]}[command]
-    status, err = _run(capsys, *argv)
-    assert (status, err) == (2, f"{model / 'network.yaml'}: layers[1] (fc2).neuron.{field}: the "
-                                f"core does not implement {field} {shown} yet (a format version 2 "
-                                f"neuron: the golden model runs it, the hardware does not)")
-    assert not any(path.name.startswith("out") for path in tmp_path.iterdir())

@@ -26,6 +26,7 @@ from snnhw.golden import simulate
 from snnhw.hw import LIFUnit
 from snnhw.hw.lif import state_shape
 from snnhw.network import Layer, Network, Neuron, Reset
+from snnhw.network.format import Fire, ResetTiming, Rounding
 from snnhw.plan import CorePlan
 from snnhw.plan.cycles import lif_latency
 from snnhw.random_networks import random_inputs, random_network
@@ -86,6 +87,25 @@ LIF_CASES = {
     "v16-levels-subtract-acc10": (Neuron(threshold=9, leak_shift=2, reset=Reset.SUBTRACT,
                                          v_bits=16,
                                          state_levels=(-300, -4, 0, 5, 7, 8, 9, 12, 32767)), 10),
+    # Version 2, each feature in at least one case (docs/nir.md): '>' with the threshold at
+    # V's top value, bias, reset none.
+    "v2-v20-gt-top-none-bias-acc14": (Neuron(threshold=(1 << 19) - 1, leak_shift=0,
+                                             reset=Reset.NONE, v_bits=20, fire=Fire.GT,
+                                             bias=-1000), 14),
+    # Deferred reset to zero, per-neuron threshold and bias.
+    "v2-v16-deferred-zero-per-neuron-acc12": (Neuron(
+        threshold=(3, 500, 32767), leak_shift=2, reset=Reset.ZERO, v_bits=16,
+        reset_timing=ResetTiming.DEFERRED, bias=(-7, 0, 100)), 12),
+    # immediate_snntorch with a per-neuron beta, rounded to nearest.
+    "v2-v10-snntorch-beta-nearest-acc8": (Neuron(
+        threshold=100, leak_shift=0, reset=Reset.SUBTRACT, v_bits=10, fire=Fire.GT,
+        reset_timing=ResetTiming.IMMEDIATE_SNNTORCH, beta=(230, 256, 17), beta_bits=9,
+        beta_frac_bits=8, beta_rounding=Rounding.NEAREST, bias=3), 8),
+    # Deferred subtraction, beta floor, state levels.
+    "v2-v10-deferred-subtract-beta-floor-levels-acc8": (Neuron(
+        threshold=40, leak_shift=0, reset=Reset.SUBTRACT, v_bits=10,
+        reset_timing=ResetTiming.DEFERRED, beta=57, beta_bits=6, beta_frac_bits=6,
+        state_levels=(-512, -30, 0, 7, 39, 40, 41, 200, 511)), 8),
 }
 
 
@@ -109,7 +129,7 @@ class _WrappingLIFUnit(wiring.Component):
         self.neuron, self.current_bits = neuron, current_bits
         self.latency = lif_latency(neuron)
         super().__init__({"state": In(state_shape(neuron)), "current": In(signed(current_bits)),
-                          "state_next": Out(state_shape(neuron)),
+                          "index": In(range(2)), "state_next": Out(state_shape(neuron)),
                           "v_next": Out(signed(neuron.v_bits)), "spike": Out(1)})
 
     def elaborate(self, platform):
@@ -124,6 +144,13 @@ class _WrappingLIFUnit(wiring.Component):
 
 @pytest.mark.parametrize("case,unit", [
     ("v24-noleak-zero-acc26", _WrappingLIFUnit),
+    # Version 2: a unit built with another comparison, another timing, another rounding.
+    ("v2-v20-gt-top-none-bias-acc14",
+     lambda n, bits: LIFUnit(dataclasses.replace(n, fire=Fire.GE), bits)),
+    ("v2-v16-deferred-zero-per-neuron-acc12",
+     lambda n, bits: LIFUnit(dataclasses.replace(n, reset_timing=ResetTiming.IMMEDIATE), bits)),
+    ("v2-v10-snntorch-beta-nearest-acc8",
+     lambda n, bits: LIFUnit(dataclasses.replace(n, beta_rounding=Rounding.FLOOR), bits)),
     # A unit built with the next threshold: snapping and firing differ somewhere.
     ("v16-levels-subtract-acc10",
      lambda n, bits: LIFUnit(dataclasses.replace(n, threshold=n.threshold + 1), bits)),

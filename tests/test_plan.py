@@ -151,3 +151,27 @@ def test_generator_parts_refuse_a_wrong_type():
         with pytest.raises(TypeError, match=r"^Layer plan must be a LayerPlan, not 1$"):
             LayerEngine(1)
         gc.collect()
+
+
+def test_version_2_neurons_plan_parameter_roms_and_pipeline_stages():
+    # Per-neuron threshold, beta and bias live in the LIF unit's ROMs (the plan's parameter
+    # memory, a neuron per word); the membrane stores V alone (a pending reset is recomputed).
+    import dataclasses
+
+    from snnhw.network.format import ResetTiming
+    from snnhw.plan.cycles import lif_latency, sweep_overhead
+    net = random_network(np.random.default_rng(3), 30, [20, 6], v_bits=12)
+    fc1 = net.layers[0]
+    v1_neuron = fc1.neuron
+    fc1.neuron = dataclasses.replace(
+        fc1.neuron, threshold=tuple(range(1, 21)), bias=tuple(range(-10, 10)), leak_shift=0,
+        beta=(200,) * 20, beta_bits=9, beta_frac_bits=8, reset_timing=ResetTiming.DEFERRED)
+    plan = CorePlan.build(net, 2)
+    parameter = [m for m in plan.layers[0].memories if m.kind is MemoryKind.PARAMETER]
+    assert [(m.depth, m.width, m.rom) for m in parameter] == [(20, 12 + 12 + 9, True)]
+    assert plan.layers[0].memory_bits["parameter"] == 20 * 33
+    assert plan.layers[1].memory_bits["parameter"] == 0
+    assert plan.layers[0].state_bits == 12
+    # Fetch, pending reset and multiply: three stages more than the version-1 unit.
+    assert lif_latency(fc1.neuron) == lif_latency(v1_neuron) + 3 == 6
+    assert sweep_overhead(fc1.neuron) == 9

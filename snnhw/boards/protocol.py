@@ -108,6 +108,9 @@ def network_id(net: Network) -> int:
         crc = zlib.crc32(f"|{layer.name}|{layer.kind}|{layer.codebook}|{layer.weight_bits}|"
                          f"{n.model}|{n.threshold}|{n.leak_shift}|{n.reset.value}|{n.v_bits}|"
                          f"{n.state_levels}".encode(), crc)
+        if n.extensions():  # version-2 fields (a version-1 network keeps its identity)
+            crc = zlib.crc32(f"|{n.fire.value}|{n.reset_timing.value}|{n.beta}|{n.beta_bits}|"
+                             f"{n.beta_frac_bits}|{n.beta_rounding.value}|{n.bias}".encode(), crc)
         crc = zlib.crc32(np.ascontiguousarray(layer.index, dtype="<i4").tobytes(), crc)
     return crc
 

@@ -22,7 +22,8 @@ __all__ = ["FLAGS", "Parser", "lanes", "positive_int", "nonnegative_int", "clock
 #: parameter; the CLI shows the flag).
 FLAGS = {"lanes": "--lanes", "baud": "--baud", "board": "--board", "samples": "--samples",
          "first_step": "--from", "last_step": "--to", "synapses": "--synapses",
-         "clock": "--clock"}
+         "clock": "--clock", "nir": "--nir", "inputs": "--inputs", "labels": "--labels",
+         "reset": "--reset", "reset_timing": "--reset-timing"}
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
-"""``snnhw flow [RECIPE.yaml] -o OUT``: the whole job, from a recipe to a verified core."""
+"""``snnhw flow [RECIPE.yaml | --nir GRAPH.nir ...] -o OUT``: the whole job, from a recipe (or a
+NIR graph) to a verified core."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         f"it must have run into OUT already (default {STEP_NAMES[0]})")
     p.add_argument("--to", dest="last_step", choices=STEP_NAMES, metavar="STEP",
                    help=f"last step to run (default {STEP_NAMES[-1]})")
+    p.add_argument("--nir", metavar="GRAPH.nir",
+                   help="start from this NIR graph instead of training: the train step imports "
+                        "it (snnhw import), with --inputs as test split and calibration data")
+    p.add_argument("--inputs", metavar="X.npy",
+                   help="with --nir: 0/1 spikes [samples, timesteps, inputs] (the test split)")
+    p.add_argument("--labels", metavar="Y.npy", help="with --nir: integer labels [samples]")
+    p.add_argument("--reset", choices=("subtract", "zero", "none"),
+                   help="with --nir: reset mechanism, as snnhw import --reset")
+    p.add_argument("--reset-timing", choices=("immediate", "deferred", "immediate_snntorch"),
+                   help="with --nir: reset timing, as snnhw import --reset-timing")
     p.set_defaults(run=run)
 
 
@@ -42,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if args.board is not None:
         from ..boards.config import find_board
         find_board(args.board)  # a bad board fails now, not after minutes of training
+    if args.nir is not None and args.recipe is not None:
+        from ..errors import SnnhwError
+        raise SnnhwError(f"{args.recipe}: a recipe trains a network; --nir imports one instead "
+                         f"(give one of them)")
     run_flow(args.recipe, args.out, samples=args.samples, lanes=args.lanes, board=args.board,
-             first_step=args.first_step, last_step=args.last_step)
+             first_step=args.first_step, last_step=args.last_step, nir=args.nir,
+             inputs=args.inputs, labels=args.labels, reset=args.reset,
+             reset_timing=args.reset_timing)
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 
 from ..errors import SnnhwError
 
@@ -43,18 +42,6 @@ def _dt(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
-
-
-def _labels(path: str, samples: int) -> np.ndarray:
-    """Load ``--labels``: integers, one per calibration sample."""
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise SnnhwError(f"{path}: not a readable .npy array ({error})") from None
-    if labels.dtype.kind not in "iu" or labels.shape != (samples,):
-        raise SnnhwError(f"{path}: expected integer labels of shape [{samples}] (one per "
-                         f"calibration sample), got {labels.dtype} {list(labels.shape)}")
-    return labels
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -96,9 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import, check, save, print what was made (and the agreement)."""
-    from ..frontends.nir import DEFAULT_DT, float_layers, from_graph, read_graph
-    from ..frontends.quantize import agreement, simulate_float
-    from ..golden import simulate
+    from ..frontends.nir import DEFAULT_DT, calibrate, from_graph, load_labels, read_graph
     from ..network import save
     from ..network.format import Reset, ResetTiming, Rounding, atomic_write
     from ..results import load_inputs
@@ -117,17 +102,9 @@ def run(args: argparse.Namespace) -> int:
     report = None
     if args.calibration:
         inputs = load_inputs(net, args.calibration)
-        floats, _ = float_layers(graph, where=args.graph, **options)
-        measured = agreement(simulate_float(floats, inputs),
-                             [simulate(net, inputs).spikes[layer.name] for layer in net.layers])
-        report = {"calibration": args.calibration, "samples": int(inputs.shape[0]),
-                  "layer_spike_agreement": dict(zip([layer.name for layer in net.layers],
-                                                    measured["layer_spike_agreement"])),
-                  "prediction_agreement": measured["prediction_agreement"]}
-        if args.labels:
-            labels = _labels(args.labels, len(inputs))
-            report["float_accuracy"] = float(np.mean(measured["float_predictions"] == labels))
-            report["integer_accuracy"] = float(np.mean(measured["integer_predictions"] == labels))
+        labels = load_labels(args.labels, len(inputs)) if args.labels else None
+        report = calibrate(graph, net, inputs, labels, where=args.graph,
+                           source=args.calibration, **options)
     save(net, args.out)
     if report is not None:
         atomic_write(Path(args.out) / "import.json", (json.dumps(report, indent=2) + "\n")

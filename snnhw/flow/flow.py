@@ -56,6 +56,14 @@ class FlowConfig:
         Synapses per cycle per layer of the core.
     board : str or None
         Board to build a bitstream for; ``None`` skips the ``board`` step.
+    nir : str or None
+        Start from this NIR graph instead of training: the first step (``train``) imports it
+        (``snnhw import``) with ``reset`` and ``reset_timing``, and ``inputs`` and ``labels``
+        are the test split and the calibration data of the float-vs-integer agreement.
+    inputs, labels : str or None
+        With ``nir``: 0/1 spikes [samples, timesteps, inputs] (.npy) and their integer labels.
+    reset, reset_timing : str or None
+        With ``nir``: what the graph cannot say (``snnhw import --reset``, ``--reset-timing``).
     first_step : str or None
         Name of the first step to run (a name in :data:`STEP_NAMES`); the steps before it must
         have run into ``out`` already. ``None``: the first step.
@@ -71,10 +79,26 @@ class FlowConfig:
     board: str | None = None
     first_step: str | None = None
     last_step: str | None = None
+    nir: str | None = None
+    inputs: str | None = None
+    labels: str | None = None
+    reset: str | None = None
+    reset_timing: str | None = None
 
     def __post_init__(self) -> None:
         from ..plan import check_lanes
         check_lanes(self.lanes)
+        import_fields = ("inputs", "labels", "reset", "reset_timing")
+        if self.nir is None:
+            for param in import_fields:
+                if getattr(self, param) is not None:
+                    raise ParameterError(param, "only with a NIR graph to start from")
+        else:
+            for param in ("inputs", "labels"):
+                if getattr(self, param) is None:
+                    raise ParameterError(param, "a .npy file: a flow from a NIR graph needs "
+                                                "test inputs and their labels")
+            self._check_import()
         if self.samples is not None and (isinstance(self.samples, bool)
                                          or not isinstance(self.samples, int)
                                          or self.samples < 1):
@@ -93,6 +117,27 @@ class FlowConfig:
                                                f"{self.last_step!r}; the steps are "
                                                f"{', '.join(STEP_NAMES)}")
         _ = self.recipe  # parse now: a bad recipe fails before anything is written
+
+    def _check_import(self) -> None:
+        """The graph, and the shapes of the inputs and labels, before anything is written."""
+        from ..frontends.nir import read_graph
+        from ..network.format import npy_header
+        read_graph(self.nir)
+        shapes = {}
+        for param in ("inputs", "labels"):
+            path = getattr(self, param)
+            try:
+                with open(path, "rb") as file:
+                    shapes[param] = npy_header(file, path)
+            except OSError as error:
+                raise SnnhwError(f"{path}: cannot read the {param} ({error.strerror})") from None
+        (inputs, _), (labels, dtype) = shapes["inputs"], shapes["labels"]
+        if len(inputs) != 3:
+            raise SnnhwError(f"{self.inputs}: expected 0/1 spikes [samples, timesteps, inputs], "
+                             f"got shape {list(inputs)}")
+        if dtype.kind not in "iu" or labels != inputs[:1]:
+            raise SnnhwError(f"{self.labels}: expected integer labels of shape [{inputs[0]}] "
+                             f"(one per input sample), got {dtype} {list(labels)}")
 
     @classmethod
     def load(cls, recipe: str | Path | None, out: str | Path, **options: Any) -> FlowConfig:
@@ -145,6 +190,8 @@ class FlowContext:
     lanes: int
     echo: Callable[[str], None] = print
     results: dict[str, Any] = field(default_factory=dict)
+    #: Files the first step reads (a NIR graph and its inputs and labels; none for training).
+    sources: tuple[Path, ...] = ()
 
     @property
     def model_dir(self) -> Path:
@@ -199,9 +246,37 @@ class FlowContext:
 # --- the steps -------------------------------------------------------------------------------
 
 def step_train(context: FlowContext, config: FlowConfig) -> dict:
-    """Train and compress per the recipe; export the network and the test split."""
+    """Train and compress per the recipe; export the network and the test split. From a NIR
+    graph: import it instead (:func:`import_nir`)."""
+    if config.nir is not None:
+        return import_nir(context, config)
     from ..train.pipeline import run_recipe
     return run_recipe(config.recipe, context.model_dir, recipe_text=config.recipe_text)
+
+
+def import_nir(context: FlowContext, config: FlowConfig) -> dict:
+    """``snnhw import`` of the graph, calibrated on the inputs (the test split); write the
+    network, ``import.json`` and the test split; return the agreement."""
+    from ..frontends.nir import calibrate, from_graph, load_labels, read_graph
+    from ..network import save
+    from ..network.format import Reset, ResetTiming, atomic_write, npy_header
+    from ..results import load_inputs
+    graph = read_graph(config.nir)
+    options = dict(reset=Reset(config.reset) if config.reset else None,
+                   reset_timing=ResetTiming(config.reset_timing) if config.reset_timing
+                   else None)
+    with open(config.inputs, "rb") as file:  # the timesteps come from the inputs' shape
+        shape, _ = npy_header(file, config.inputs)
+    net = from_graph(graph, timesteps=shape[1], where=config.nir, **options)
+    inputs = load_inputs(net, config.inputs)
+    labels = load_labels(config.labels, len(inputs))
+    report = calibrate(graph, net, inputs, labels, where=config.nir, source=config.inputs,
+                       **options)
+    save(net, context.model_dir)
+    atomic_write(context.model_dir / "import.json", (json.dumps(report, indent=2) + "\n").encode())
+    np.save(context.model_dir / "test_inputs.npy", inputs)
+    np.save(context.model_dir / "test_labels.npy", labels)
+    return report
 
 
 def step_golden(context: FlowContext, config: FlowConfig) -> dict:
@@ -252,9 +327,13 @@ def step_report(context: FlowContext, config: FlowConfig) -> str:
     metrics, golden_info = context.results["train"], context.results["golden"]
     cosim_info = context.results["cosim"]
     golden = Result.load(context.golden_path)
-    accuracy = {"float": metrics["float_accuracy"]}
-    for stage in metrics["stages"][1:]:
-        accuracy[f"after {stage['stage']}"] = stage["accuracy"]
+    imported = metrics if config.nir is not None else None
+    if imported is not None:
+        accuracy = {"float (NIR graph)": imported["float_accuracy"]}
+    else:
+        accuracy = {"float": metrics["float_accuracy"]}
+        for stage in metrics["stages"][1:]:
+            accuracy[f"after {stage['stage']}"] = stage["accuracy"]
     accuracy["golden model"] = golden_info["accuracy"]
     everything = cosim_info["samples"] == cosim_info["test_samples"]
     accuracy["RTL" if everything else f"RTL ({cosim_info['samples']} samples)"] = \
@@ -264,16 +343,23 @@ def step_report(context: FlowContext, config: FlowConfig) -> str:
         labels=context.test_labels, golden=golden, rtl=Result.load(context.rtl_path),
         rtl_inputs=context.test_inputs[:cosim_info["samples"]],
         energy=energy_per_inference(context.plan, context.test_inputs, golden),
-        board=context.results.get("board"), training=metrics)
+        board=context.results.get("board"), training=metrics if imported is None else {},
+        imported=imported)
     which = (f"all {cosim_info['samples']} test samples (the whole test split, so the RTL's "
              f"accuracy is the golden model's, measured on the same samples)" if everything
              else f"the first {cosim_info['samples']} of {cosim_info['test_samples']} test "
                   f"samples")
     verdict = (f"The RTL computed every spike and membrane potential of {which} exactly as the "
-               f"golden model did; the golden model agrees with the "
-               f"torch integer model on {100 * metrics['agreement']:.1f} % of test predictions "
-               f"({metrics['spike_mismatches']} of {metrics['spikes_compared']} spikes and "
-               f"{metrics.get('v_mismatches', 0)} membrane potentials differ).")
+               f"golden model did; ")
+    if imported is not None:
+        verdict += (f"the integer network agrees with the float NIR graph {config.nir} on "
+                    f"{100 * imported['prediction_agreement']:.1f} % of test predictions "
+                    f"(a quantization, statistical: see the import section).")
+    else:
+        verdict += (f"the golden model agrees with the torch integer model on "
+                    f"{100 * metrics['agreement']:.1f} % of test predictions "
+                    f"({metrics['spike_mismatches']} of {metrics['spikes_compared']} spikes and "
+                    f"{metrics.get('v_mismatches', 0)} membrane potentials differ).")
     return str(write_report(context.out, data, verdict))
 
 
@@ -316,9 +402,11 @@ def _bit_exact(info: dict) -> str:
 
 
 _RECORDS: dict[str, _Record] = {
-    "train": _Record("train", params=("recipe_text",), inputs=lambda context: [],
+    "train": _Record("train", params=("recipe_text", "nir", "reset", "reset_timing"),
+                     inputs=lambda context: list(context.sources),
                      outputs=lambda context: [context.model_dir / name for name in (
-                         "network.yaml", "metrics.json", "test_inputs.npy", "test_labels.npy")]),
+                         "network.yaml", "import.json" if context.sources else "metrics.json",
+                         "test_inputs.npy", "test_labels.npy")]),
     "golden": _Record("golden model", outputs=lambda context: [context.golden_path]),
     "compile": _Record("compile", params=("lanes",),
                        outputs=lambda context: [context.core_dir / "report.json"]),
@@ -337,16 +425,21 @@ def run_flow(recipe: str | Path | None, out: str | Path, *,
              samples: int | None = DEFAULT_SAMPLES,
              lanes: int = DEFAULT_LANES, board: str | None = None,
              first_step: str | None = None, last_step: str | None = None,
-             echo: Callable[[str], None] = print) -> dict:
-    """Run the flow (or the steps ``first_step`` to ``last_step`` of it) into ``out``.
+             echo: Callable[[str], None] = print, **nir_import: str | None) -> dict:
+    """Run the flow (or the steps ``first_step`` to ``last_step`` of it) into ``out``;
+    ``nir_import`` (``nir``, ``inputs``, ``labels``, ``reset``, ``reset_timing``: see
+    :class:`FlowConfig`) starts it from a NIR graph instead of a recipe.
 
     Returns the report's numbers (``report.json``) when the report step ran; otherwise each
     step's result by name.
     """
     config = FlowConfig.load(recipe, out, samples=samples, lanes=lanes, board=board,
-                             first_step=first_step, last_step=last_step)
-    context = FlowContext(config.out, Stages(config.out, echo=echo), config.lanes, echo=echo)
-    echo(f"snnhw flow: recipe {config.recipe_source} -> {config.out}")
+                             first_step=first_step, last_step=last_step, **nir_import)
+    sources = tuple(Path(p) for p in (config.nir, config.inputs, config.labels) if p)
+    context = FlowContext(config.out, Stages(config.out, echo=echo), config.lanes, echo=echo,
+                          sources=sources)
+    echo(f"snnhw flow: " + (f"NIR graph {config.nir}" if config.nir else
+                            f"recipe {config.recipe_source}") + f" -> {config.out}")
     first, last = config.steps[0], config.steps[-1]
     for name, step in STEPS:
         if name == "board" and config.board is None:

@@ -30,6 +30,8 @@ class ReportData:
     energy: dict | None = None
     board: dict | None = None  #: utilisation and timing of a board build
     training: dict = field(default_factory=dict)  #: metrics.json of the training stage
+    #: import.json of a flow from a NIR graph: the float graph against the integer network
+    imported: dict | None = None
 
     @property
     def network(self) -> Network:
@@ -111,13 +113,19 @@ def _figures(data: ReportData, numbers: dict) -> dict[str, "object"]:
     trace = data.golden.v_trace[layer.name][sample]
     neurons = np.argsort(-data.golden.spikes[layer.name][sample].sum(axis=0))[:3]
     fig, ax = plt.subplots(figsize=(7, 3))
+    colors = []
     for n in neurons:
         line, = ax.step(range(len(trace)), trace[:, n], where="post",
                         label=f"{layer.name}[{n}] golden")
+        colors.append(line.get_color())
         if data.rtl is not None:
             ax.plot(range(len(trace)), data.rtl.v_trace[layer.name][sample][:, n], "o",
                     color=line.get_color(), fillstyle="none", label=f"{layer.name}[{n}] RTL")
-    ax.axhline(layer.neuron.threshold, color="grey", ls="--", lw=0.8, label="threshold")
+    if isinstance(layer.neuron.threshold, tuple):  # per neuron: each in its neuron's colour
+        for n, color in zip(neurons, colors):
+            ax.axhline(layer.neuron.threshold[n], color=color, ls="--", lw=0.8)
+    else:
+        ax.axhline(layer.neuron.threshold, color="grey", ls="--", lw=0.8, label="threshold")
     ax.set_xlabel("timestep")
     ax.set_ylabel("membrane potential\n(after update)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -194,6 +202,8 @@ def _numbers(data: ReportData) -> dict:
         numbers["board"] = data.board
     if data.training:
         numbers["training"] = data.training
+    if data.imported is not None:
+        numbers["import"] = data.imported
     return numbers
 
 
@@ -252,6 +262,20 @@ def write_report(out_dir: str | Path, data: ReportData, verdict: str = "") -> Pa
             ("state_memory_bits", "state memory (bits)", "d"),
             ("spike_rate", "spike rate", ".3f")]),
         img("memory"),
+    ]
+    if data.imported is not None:
+        imported = data.imported
+        rows = [{"layer": name, "agreement": 100 * value}
+                for name, value in imported["layer_spike_agreement"].items()]
+        rows.append({"layer": "predictions", "agreement": 100 * imported["prediction_agreement"]})
+        sections += [
+            "<h2>Import: float NIR graph against the integer network</h2>",
+            f"<p>The graph run in float and the integer network in the golden model on "
+            f"{imported['samples']} samples: the share of equal spikes per layer and of equal "
+            f"predictions (float accuracy {100 * imported['float_accuracy']:.2f} %, integer "
+            f"{100 * imported['integer_accuracy']:.2f} %).</p>",
+            _table(rows, [("layer", "layer", ""), ("agreement", "agreement (%)", ".2f")])]
+    sections += [
         "<h2>Spikes and membranes</h2>",
         img("raster"), img("membrane"),
     ]

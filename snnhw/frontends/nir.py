@@ -41,8 +41,8 @@ from ..network.format import (Fire, Layer, Network, Neuron, Reset, ResetTiming, 
                               atomic_write)
 from .quantize import FloatLayer, quantize
 
-__all__ = ["DEFAULT_DT", "read_graph", "float_layers", "from_graph", "import_graph", "to_graph",
-           "export_graph"]
+__all__ = ["DEFAULT_DT", "read_graph", "float_layers", "from_graph", "calibrate", "load_labels",
+           "import_graph", "to_graph", "export_graph"]
 
 #: snnTorch's export convention: a Leaky of beta is a LIF of tau = dt / (1 - beta), r = tau / dt.
 DEFAULT_DT = 1e-4
@@ -288,6 +288,41 @@ def from_graph(graph, *, name: str | None = None, timesteps: int | None = None,
     return quantize(layers, name=name, timesteps=timesteps, weight_bits=weight_bits,
                     codebook=codebook, beta_frac_bits=beta_frac_bits,
                     beta_rounding=beta_rounding, where=where)
+
+
+def calibrate(graph, net: Network, inputs: np.ndarray, labels: np.ndarray | None = None, *,
+              dt: float = DEFAULT_DT, reset: Reset | None = None,
+              reset_timing: ResetTiming | None = None, where: str = "graph",
+              source: str = "inputs") -> dict:
+    """Run the float graph and its integer network ``net`` side by side on 0/1 ``inputs``:
+    per-layer spike agreement, prediction agreement and, with ``labels``, both accuracies
+    (what ``snnhw import --calibration`` writes to ``MODEL/import.json``)."""
+    from ..golden import simulate
+    from .quantize import agreement, simulate_float
+    floats, _ = float_layers(graph, dt=dt, reset=reset, reset_timing=reset_timing, where=where)
+    result = simulate(net, inputs)
+    measured = agreement(simulate_float(floats, inputs),
+                         [result.spikes[layer.name] for layer in net.layers])
+    report = {"calibration": source, "samples": int(inputs.shape[0]),
+              "layer_spike_agreement": dict(zip([layer.name for layer in net.layers],
+                                                measured["layer_spike_agreement"])),
+              "prediction_agreement": measured["prediction_agreement"]}
+    if labels is not None:
+        report["float_accuracy"] = float(np.mean(measured["float_predictions"] == labels))
+        report["integer_accuracy"] = float(np.mean(measured["integer_predictions"] == labels))
+    return report
+
+
+def load_labels(path: str | os.PathLike, samples: int) -> np.ndarray:
+    """Integer labels from a .npy file, one per sample; raise naming the file otherwise."""
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise SnnhwError(f"{path}: not a readable .npy array ({error})") from None
+    if labels.dtype.kind not in "iu" or labels.shape != (samples,):
+        raise SnnhwError(f"{path}: expected integer labels of shape [{samples}] (one per "
+                         f"calibration sample), got {labels.dtype} {list(labels.shape)}")
+    return labels
 
 
 def import_graph(path: str | os.PathLike, **options) -> Network:

@@ -273,7 +273,9 @@ class LayerEngine(wiring.Component):
             with m.If(t1["lane"] == p):
                 m.d.sync += [v_now.eq(v_rd[p].data),
                              acc_now.eq(Mux(acc_bank, acc_rd[0][p].data, acc_rd[1][p].data))]
-        m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now)]
+        # The neuron whose V and current enter the unit (it selects per-neuron parameters).
+        m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now),
+                     lif.index.eq(stages[1]["neuron"])]
         with m.If(final["valid"]):
             for p in range(lanes):
                 with m.If(final["lane"] == p):

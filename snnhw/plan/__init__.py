@@ -12,7 +12,8 @@ from .layout import Layout, SynapseLayout
 from .memory import (SPRAM_ADDR_BITS, SPRAM_DEPTH, SPRAM_WIDTH, MemoryKind, MemorySpec,
                      Placement, spram_tiles)
 from .report import CoreReport, LayerReport, core_report
-from .widths import accumulator_bits, addr_bits, bits_for, membrane_bits, signed_bits_for
+from .widths import (accumulator_bits, addr_bits, bits_for, membrane_bits, per_neuron_bits,
+                     signed_bits_for)
 
 __all__ = [
     "CorePlan", "LayerPlan", "PlanError", "check_lanes", "top_name", "MAX_LANES", "QUEUE_DEPTH",
@@ -20,5 +21,5 @@ __all__ = [
     "Layout", "SynapseLayout",
     "MemoryKind", "MemorySpec", "Placement", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_ADDR_BITS",
     "spram_tiles", "CoreReport", "LayerReport", "core_report", "accumulator_bits", "addr_bits",
-    "bits_for", "membrane_bits", "signed_bits_for",
+    "bits_for", "membrane_bits", "per_neuron_bits", "signed_bits_for",
 ]

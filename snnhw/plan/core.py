@@ -17,7 +17,7 @@ from ..errors import ParameterError
 from ..network.format import Layer, Network
 from .layout import SynapseLayout
 from .memory import STORED, MemoryKind, MemorySpec, Placement
-from .widths import accumulator_bits, addr_bits, membrane_bits
+from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
 
 __all__ = ["MAX_LANES", "QUEUE_DEPTH", "TIMESTEP_BITS", "CYCLE_BITS", "PlanError", "LayerPlan",
            "CorePlan", "check_lanes", "top_name"]
@@ -44,15 +44,8 @@ def check_lanes(lanes: object) -> int:
 
 def check_network(network: Network) -> None:
     """Raise naming the field if ``network`` has what its format allows but the core cannot
-    have: more timesteps than the core's counter holds, a name too long for a file name, a
-    neuron of format version 2 (its hardware unit comes in a later step)."""
-    for number, layer in enumerate(network.layers):
-        extensions = layer.neuron.extensions()
-        if extensions:
-            field, value = extensions[0]
-            raise PlanError(f"layers[{number}] ({layer.name}).neuron.{field}",
-                            f"the core does not implement {field} {value} yet (a format "
-                            f"version 2 neuron: the golden model runs it, the hardware does not)")
+    have: more timesteps than the core's counter holds, a name too long for a file name.
+    (Every neuron of format versions 1 and 2 has a hardware unit: :class:`snnhw.hw.LIFUnit`.)"""
     longest = 64  # names become file names (mem/<layer>.*.hex) and Verilog identifiers
     if network.timesteps > (1 << TIMESTEP_BITS) - 1:
         raise PlanError("timesteps", f"expected at most {(1 << TIMESTEP_BITS) - 1} (the core "
@@ -116,6 +109,10 @@ class LayerPlan:
         if syn.addressed:
             memories.append(MemorySpec(MemoryKind.POINTER, layer.fan_in, syn.pointer_bits,
                                        rom=True))
+        parameter_bits = per_neuron_bits(layer.neuron)
+        if parameter_bits:
+            memories.append(MemorySpec(MemoryKind.PARAMETER, layer.size, parameter_bits,
+                                       rom=True))
         for _ in range(self.lanes):
             memories.append(MemorySpec(MemoryKind.MEMBRANE, self.bank_depth, self.state_bits,
                                        rom=False))
@@ -128,7 +125,7 @@ class LayerPlan:
 
     @cached_property
     def memory_bits(self) -> dict[str, int]:
-        """Bits of each kind of stored memory (synapse, pointer, codebook, membrane,
+        """Bits of each kind of stored memory (synapse, pointer, codebook, parameter, membrane,
         accumulator)."""
         return {kind.value: sum(m.bits for m in self.memories if m.kind is kind)
                 for kind in STORED}

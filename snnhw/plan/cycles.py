@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..network.format import ResetTiming
+
 __all__ = ["cycle_bounds", "lif_latency", "sweep_overhead", "BOUND_FORMULA",
            "SERIAL_BOUND_FORMULA", "SWEEP_OVERHEAD"]
 
 
 def lif_latency(neuron) -> int:
     """Cycles from the hardware LIF unit's inputs to its outputs (:class:`snnhw.hw.LIFUnit`):
-    leak, add, compare; with a state codebook also the level decode before them and a register
-    before the snap to a level."""
-    return 3 if neuron.state_levels is None else 5
+    leak, add, compare; one more for each of: the level decode or the read of per-neuron
+    parameters (a state codebook, or a per-neuron threshold, beta or bias), the pending reset
+    (``reset_timing`` deferred or immediate_snntorch), the beta multiply, and (state codebook)
+    the register before the snap to a level."""
+    levels = neuron.state_levels is not None
+    per_neuron = any(isinstance(getattr(neuron, field), tuple)
+                     for field in ("threshold", "beta", "bias"))
+    pending = neuron.reset_timing is not ResetTiming.IMMEDIATE
+    return 3 + (levels or per_neuron) + pending + (neuron.beta is not None) + levels
 
 
 def sweep_overhead(neuron) -> int:
@@ -22,13 +30,14 @@ def sweep_overhead(neuron) -> int:
     return lif_latency(neuron) + 3
 
 
-#: :func:`sweep_overhead` of a neuron without a state codebook (two more with one).
+#: :func:`sweep_overhead` of a version-1 neuron without a state codebook (two more with one; a
+#: version-2 neuron adds the stages of its features, :func:`lif_latency`).
 SWEEP_OVERHEAD = 6
 
 #: The bound of today's core shape (the accumulation of timestep t+1 overlaps the sweep of t), as
 #: reports state it.
 BOUND_FORMULA = (f"max(ceil(active synapse events / P), neurons) + {SWEEP_OVERHEAD} "
-                 f"(+ 2 with a state codebook)")
+                 f"(+ 2 with a state codebook, + 1 to 3 for version-2 neuron features)")
 
 #: The bound of the earlier shape, which swept only after the accumulation (for comparison).
 SERIAL_BOUND_FORMULA = "ceil(active synapse events / P) + neurons"

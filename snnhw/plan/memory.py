@@ -32,6 +32,8 @@ class MemoryKind(enum.Enum):
     SYNAPSE = "synapse"  #: synapse words (codebook index and target per slot)
     POINTER = "pointer"  #: first word and word count of each column (addressed layout)
     CODEBOOK = "codebook"  #: the layer's weight values
+    #: per-neuron threshold, beta and bias (format version 2; the LIF unit's ROMs)
+    PARAMETER = "parameter"
     MEMBRANE = "membrane"  #: V, or its state-level index, per neuron (one memory per lane)
     #: the timestep's input current per neuron (two banks per lane: timestep t+1 accumulates
     #: while t is swept)
@@ -40,8 +42,8 @@ class MemoryKind(enum.Enum):
 
 
 #: The kinds counted as the layer's stored memory in reports (the queue is a FIFO buffer).
-STORED = (MemoryKind.SYNAPSE, MemoryKind.POINTER, MemoryKind.CODEBOOK, MemoryKind.MEMBRANE,
-          MemoryKind.ACCUMULATOR)
+STORED = (MemoryKind.SYNAPSE, MemoryKind.POINTER, MemoryKind.CODEBOOK, MemoryKind.PARAMETER,
+          MemoryKind.MEMBRANE, MemoryKind.ACCUMULATOR)
 
 
 @dataclass(frozen=True)

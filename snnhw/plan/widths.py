@@ -6,7 +6,8 @@ import numpy as np
 
 from ..network.format import Layer, Neuron
 
-__all__ = ["bits_for", "addr_bits", "signed_bits_for", "membrane_bits", "accumulator_bits"]
+__all__ = ["bits_for", "addr_bits", "signed_bits_for", "membrane_bits", "accumulator_bits",
+           "per_neuron_bits"]
 
 
 def bits_for(count: int) -> int:
@@ -32,6 +33,14 @@ def membrane_bits(neuron: Neuron) -> int:
     if neuron.state_levels is None:
         return neuron.v_bits
     return max(1, bits_for(len(neuron.state_levels)))
+
+
+def per_neuron_bits(neuron: Neuron) -> int:
+    """Bits the LIF unit's ROMs hold per neuron: its own threshold and bias (v_bits each) and
+    beta (beta_bits), for each that the layer stores per neuron (0 when none)."""
+    widths = {"threshold": neuron.v_bits, "bias": neuron.v_bits, "beta": neuron.beta_bits}
+    return sum(bits for field, bits in widths.items()
+               if isinstance(getattr(neuron, field), tuple))
 
 
 def accumulator_bits(layer: Layer) -> int:
