@@ -110,3 +110,34 @@ def test_same_recipe_and_seed_give_the_same_network_whatever_the_process_did_bef
     for a, b in zip(net_a.layers, net_b.layers):
         np.testing.assert_array_equal(a.dense_weights(), b.dense_weights())
         assert a.neuron == b.neuron
+
+
+def test_stages_after_pruning_keep_the_mask_and_the_codebook():
+    """Joint compression's mechanisms: the mask the prune stage reached (its target sparsity)
+    stays fixed through clustering and state training, and every layer keeps at most M values."""
+    import torch
+
+    from snnhw.train.export import to_network
+    from snnhw.train.pipeline import apply_stages, prepare
+    from snnhw.train.recipe import parse_recipe
+
+    recipe = parse_recipe({
+        "name": "j", "data": {"timesteps": 4}, "model": {"hidden": [12], "min_threshold": 16},
+        "train": {"epochs": 1, "batch_size": 128, "progress": False},
+        "compress": [{"prune": {"method": "fsc", "sparsity": 0.7, "rounds": 3, "epochs": 1,
+                                "score_samples": 64}},
+                     {"cluster": {"values": 3, "bits": 8, "epochs": 1, "lr": 0.01}},
+                     {"state": {"bits": 4, "scheme": "threshold", "epochs": 1}}]})
+    ctx = prepare(recipe)
+    apply_stages(ctx, recipe.compress[:1])
+    masks = [layer.mask.clone() for layer in ctx.model.layers]
+    for mask in masks:
+        assert int((mask == 0).sum()) == round(0.7 * mask.numel())
+    apply_stages(ctx, recipe.compress[1:])
+    net = to_network(ctx.model, "j", 4)
+    for layer, mask, spec in zip(ctx.model.layers, masks, net.layers):
+        assert torch.equal(layer.mask, mask)
+        weights = spec.dense_weights()
+        assert np.all(weights[mask.numpy() == 0] == 0)
+        assert len(np.unique(weights[weights != 0])) <= 3
+    assert [s["stage"] for s in ctx.stages] == ["float", "prune", "cluster", "state"]
