@@ -7,8 +7,11 @@ the torch<->golden agreement on every spike and every membrane potential of ever
 and printed ("exact"). "state bits" is the membrane memory: V at v_bits per neuron, or the level
 index of a quantized state.
 
-    python benchmarks/train_compression.py [--epochs N] [--seed S] [--encoding E] [--only TEXT]
-                                           [--json OUT.json]
+    python benchmarks/train_compression.py [--epochs N] [--seed S] [--seeds K] [--encoding E]
+                                           [--only TEXT] [--json OUT.json]
+
+``--seeds K`` repeats the table for seeds S..S+K-1 (each its own float model) and then prints
+every row's mean and spread (min..max) of the accuracy and of its difference to float.
 
 Rows that start with the same stages share them: the prefix is trained once and branched (the
 result is the same as training it again: every stage is seeded by the recipe and epoch count).
@@ -74,7 +77,24 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
         ("joint: prune 80 % + QAT 4 + M=4",
          [{"prune": {"method": "fsc", **prune}}, {"qat": {"bits": 4, "epochs": e}},
           {"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
+        # the issue-14 target: 80 % pruning, 4 weight values and 4-bit (threshold-centred) states
+        ("joint: prune 80 % + M=4 + state 4",
+         [{"prune": {"method": "fsc", **prune}},
+          {"cluster": {"values": 4, "bits": 8, "epochs": e}},
+          {"state": {"bits": 4, "scheme": "threshold", "epochs": e}}]),
+        # snnhw flow's built-in recipe's stages, as they are (their own epochs)
+        ("flow default (prune 50 % + M=4)", _flow_default_stages()),
     ]
+
+
+def _flow_default_stages() -> list[dict]:
+    from importlib import resources
+
+    import yaml
+
+    from snnhw.flow.flow import DEFAULT_RECIPE
+    return yaml.safe_load(resources.files("snnhw.flow").joinpath(DEFAULT_RECIPE).read_text())[
+        "compress"]
 
 
 class Prefixes:
@@ -105,20 +125,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--encoding", choices=["rate", "latency", "direct"], default="rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds --seed.. to run (default 1)")
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="run only the rows whose label contains TEXT (repeatable)")
     parser.add_argument("--json", metavar="OUT", help="also write every row's metrics here")
     args = parser.parse_args(argv)
+    started = time.monotonic()
+    results = [row for seed in range(args.seed, args.seed + args.seeds)
+               for row in table(args, seed)]
+    if args.seeds > 1:
+        summary(results)
+    print(f"total {time.monotonic() - started:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["spike_mismatches"] == r["v_mismatches"] == 0 for r in results) else 1
 
-    base = {"name": "bench", "seed": args.seed, "model": {"hidden": [args.hidden]},
+
+def summary(results: list[dict]) -> None:
+    """Print each row's mean and min..max over the seeds, of accuracy and difference to float."""
+    def spread(values: list[float]) -> str:
+        return (f"{100 * sum(values) / len(values):6.2f} "
+                f"({100 * min(values):6.2f}..{100 * max(values):6.2f})")
+
+    floats = {r["recipe"]["seed"]: r["float_accuracy"] for r in results}
+    print(f"\nover seeds {sorted(floats)}: mean (min..max)")
+    print(f"{'method':<34} {'acc %':>22} {'d pts':>22}")
+    print(f"{'float (torch)':<34} {spread(list(floats.values())):>22}")
+    for label in dict.fromkeys(r["method"] for r in results):
+        rows_ = [r for r in results if r["method"] == label]
+        print(f"{label:<34} {spread([r['golden_accuracy'] for r in rows_]):>22} "
+              f"{spread([r['golden_accuracy'] - r['float_accuracy'] for r in rows_]):>22}")
+
+
+def table(args: argparse.Namespace, seed: int) -> list[dict]:
+    """Train the float model of ``seed``, print one row per method; return the rows' metrics."""
+    base = {"name": "bench", "seed": seed, "model": {"hidden": [args.hidden]},
             "data": {"encoding": args.encoding},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
     print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
-          f"64-{args.hidden}-10 LIF, {len(root.data.y_test)} test samples; float accuracy "
-          f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
+          f"64-{args.hidden}-10 LIF, {len(root.data.y_test)} test samples, seed {seed}; float "
+          f"accuracy {100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
               f"{'% int8':>7} {'unique/layer':>13} {'sparsity':>9} {'state bits':>10} "
               f"{'exact':>5} {'s':>4}")
@@ -157,10 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{extra['probe_bits']} bits: "
                       f"{', '.join(f'{100 * d:.1f}' for d in extra['layer_alone_drop'])} pts")
             results.append({"method": label, **metrics})
-    print(f"total {time.monotonic() - started:.0f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0 if all(r["spike_mismatches"] == r["v_mismatches"] == 0 for r in results) else 1
+    return results
 
 
 if __name__ == "__main__":

@@ -79,3 +79,65 @@ def test_other_stages_export_bit_exact(tmp_path, stage):
         info = metrics["stages"][1]
         assert info["allocated_bits"] <= info["budget_bits"]
         assert len(info["traces"]) == len(info["layer_alone_drop"]) == 2
+
+
+def test_same_recipe_and_seed_give_the_same_network_whatever_the_process_did_before():
+    """Reproducible training: the recipe pins torch's thread count (it decides how float sums
+    are split; 1 and 2 threads give different weights after one epoch of this recipe), every
+    draw is seeded, so neither the ambient thread count nor the global RNGs matter."""
+    import torch
+
+    from snnhw.train.export import to_network
+    from snnhw.train.pipeline import compress, prepare
+    from snnhw.train.recipe import parse_recipe
+
+    recipe = parse_recipe({"name": "r", "model": {"hidden": [64]},
+                           "train": {"epochs": 1, "progress": False}})
+    runs = []
+    for ambient_threads, global_seed in ((2, 1), (1, 2)):
+        torch.set_num_threads(ambient_threads)
+        torch.manual_seed(global_seed)
+        np.random.seed(global_seed)
+        ctx = prepare(recipe)
+        assert torch.get_num_threads() == recipe.train.threads == 1
+        assert torch.are_deterministic_algorithms_enabled()
+        weights = [layer.weight.detach().clone() for layer in ctx.model.layers]
+        compress(ctx, [])
+        runs.append((weights, to_network(ctx.model, "r", 16)))
+    (weights_a, net_a), (weights_b, net_b) = runs
+    for a, b in zip(weights_a, weights_b):
+        assert torch.equal(a, b)
+    for a, b in zip(net_a.layers, net_b.layers):
+        np.testing.assert_array_equal(a.dense_weights(), b.dense_weights())
+        assert a.neuron == b.neuron
+
+
+def test_stages_after_pruning_keep_the_mask_and_the_codebook():
+    """Joint compression's mechanisms: the mask the prune stage reached (its target sparsity)
+    stays fixed through clustering and state training, and every layer keeps at most M values."""
+    import torch
+
+    from snnhw.train.export import to_network
+    from snnhw.train.pipeline import apply_stages, prepare
+    from snnhw.train.recipe import parse_recipe
+
+    recipe = parse_recipe({
+        "name": "j", "data": {"timesteps": 4}, "model": {"hidden": [12], "min_threshold": 16},
+        "train": {"epochs": 1, "batch_size": 128, "progress": False},
+        "compress": [{"prune": {"method": "fsc", "sparsity": 0.7, "rounds": 3, "epochs": 1,
+                                "score_samples": 64}},
+                     {"cluster": {"values": 3, "bits": 8, "epochs": 1, "lr": 0.01}},
+                     {"state": {"bits": 4, "scheme": "threshold", "epochs": 1}}]})
+    ctx = prepare(recipe)
+    apply_stages(ctx, recipe.compress[:1])
+    masks = [layer.mask.clone() for layer in ctx.model.layers]
+    for mask in masks:
+        assert int((mask == 0).sum()) == round(0.7 * mask.numel())
+    apply_stages(ctx, recipe.compress[1:])
+    net = to_network(ctx.model, "j", 4)
+    for layer, mask, spec in zip(ctx.model.layers, masks, net.layers):
+        assert torch.equal(layer.mask, mask)
+        weights = spec.dense_weights()
+        assert np.all(weights[mask.numpy() == 0] == 0)
+        assert len(np.unique(weights[weights != 0])) <= 3
+    assert [s["stage"] for s in ctx.stages] == ["float", "prune", "cluster", "state"]

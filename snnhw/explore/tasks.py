@@ -103,13 +103,6 @@ def training_keys(recipe: dict) -> list[str]:
     return keys
 
 
-def _quiet_torch() -> None:
-    import torch
-    # One thread per task: a LocalCluster already runs one worker per core.
-    if os.environ.get("OMP_NUM_THREADS") == "1":
-        torch.set_num_threads(1)
-
-
 def _context(recipe_data: dict, checkpoint: Checkpoint):
     """Rebuild the training context of ``checkpoint`` (data and test spikes recomputed)."""
     from ..train.data import load_data
@@ -128,7 +121,6 @@ def _context(recipe_data: dict, checkpoint: Checkpoint):
 
 def train_float(recipe_data: dict) -> Checkpoint:
     """Train the recipe's float model."""
-    _quiet_torch()
     from ..train.pipeline import prepare
     from ..train.recipe import parse_recipe
     ctx = prepare(parse_recipe(recipe_data, "explore point"), progress=False)
@@ -137,7 +129,6 @@ def train_float(recipe_data: dict) -> Checkpoint:
 
 def train_stage(parent: Checkpoint, recipe_data: dict, stage: int) -> Checkpoint:
     """Apply compression stage number ``stage`` of the recipe to ``parent``."""
-    _quiet_torch()
     from ..train.pipeline import apply_stages
     ctx = _context(recipe_data, parent)
     apply_stages(ctx, [ctx.recipe.compress[stage]])
@@ -147,7 +138,6 @@ def train_stage(parent: Checkpoint, recipe_data: dict, stage: int) -> Checkpoint
 def export_model(parent: Checkpoint, recipe_data: dict, model_key: str,
                  cache: str | None) -> Trained:
     """Quantize what is still float, export, verify; keep the model in ``cache/key``."""
-    _quiet_torch()
     import yaml
 
     from ..train.pipeline import compress, finish

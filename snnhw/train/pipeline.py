@@ -36,7 +36,7 @@ from .recipe import (STAGES, Bits, ClusterStage, HessianStage, LevelPlacement, P
 from .state import ThresholdLevels, min_threshold_for
 
 __all__ = ["Context", "run_recipe", "prepare", "branch", "apply_stages", "compress", "finish",
-           "build_model", "verify", "STAGE_RUNNERS"]
+           "build_model", "reproducible", "verify", "STAGE_RUNNERS"]
 
 
 @dataclass
@@ -51,6 +51,9 @@ class Context:
     #: epochs trained so far, over all stages: seeds each epoch's rate-coded training spikes
     epochs_done: int = 0
     stages: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        reproducible(self.recipe)
 
     def train_spikes(self, epoch: int) -> np.ndarray:
         d = self.recipe.data
@@ -76,6 +79,18 @@ class Context:
     def test_accuracy(self, model: SNN | None = None) -> float:
         model = model or self.model
         return accuracy(model, self.test_spikes, self.data.y_test, exact=model.is_integer)
+
+
+def reproducible(recipe: Recipe) -> None:
+    """Make torch compute the same network for the same recipe and seed, bit for bit.
+
+    Every random draw is already seeded by the recipe (weights in build_model, batch order in
+    fit, spikes in Context.train_spikes, rounding and Hessian probes by their stages); what is
+    left is global torch state: the thread count (it decides how float sums are split) and
+    algorithms that are allowed to be nondeterministic. Called for every Context.
+    """
+    torch.set_num_threads(recipe.train.threads)
+    torch.use_deterministic_algorithms(True)
 
 
 def build_model(recipe: Recipe, input_size: int, classes: int) -> SNN:

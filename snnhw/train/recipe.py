@@ -124,6 +124,11 @@ class TrainConfig:
     finetune_lr: float = 0.0005
     #: show tqdm progress bars (on stderr)
     progress: bool = True
+    #: torch CPU threads while training and compressing. The trained network depends on it (the
+    #: threads split float sums, so they round differently), so it is part of the recipe: the
+    #: same recipe and seed give the same network bit for bit on the same machine. One thread is
+    #: also the fastest for these small layers on a shared machine.
+    threads: int = 1
 
 
 @dataclass
@@ -331,6 +336,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
     _check_range(source, "train.batch_size", t.batch_size, 1, None)
     _check_range(source, "train.lr", t.lr, 0.0, None)
     _check_range(source, "train.finetune_lr", t.finetune_lr, 0.0, None)
+    _check_range(source, "train.threads", t.threads, 1, 1024, "a thread count")
     _check_bits(source, "export.bits", recipe.export.bits, len(m.hidden) + 1)
     layers = len(m.hidden) + 1
     for n, stage in enumerate(recipe.compress):
