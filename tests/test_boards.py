@@ -25,7 +25,6 @@ from snnhw.train.recipe import Dataset, Encoding, PruneStage, QatStage
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
 MNIST_UP5K = EXAMPLE.parent / "recipes" / "mnist_up5k.yaml"
-MNIST_UP5K_LANES = 4  # docs/boards.md: snnhw flow examples/recipes/mnist_up5k.yaml --lanes 4
 
 
 # -- board files ---------------------------------------------------------------------------------
@@ -220,8 +219,12 @@ def test_fit_error_names_the_lane_count_that_fits():
 def test_mnist_up5k_recipe_is_valid_and_its_network_fits_the_up5k():
     """The recipe of docs/boards.md's trained MNIST network loads as the flow reads it, and a
     network of its shape (784 inputs, its hidden layers, 10 classes, its pruning and weight
-    levels; random weights, no training) fits the iCEBreaker at the lane count the docs give,
-    its first layer's synapses in SPRAM."""
+    levels; random weights, no training) fits the iCEBreaker at the lane count of the docs'
+    command, its first layer's synapses in SPRAM."""
+    command = _doc_block("mnist-up5k-command").split()
+    assert command[:3] == ["snnhw", "flow", "examples/recipes/mnist_up5k.yaml"]
+    assert command[command.index("--board") + 1] == "icebreaker"
+    lanes = int(command[command.index("--lanes") + 1])
     recipe = FlowConfig.load(MNIST_UP5K, "unused").recipe
     assert (recipe.data.dataset, recipe.data.encoding) == (Dataset.MNIST, Encoding.LATENCY)
     prune, qat = recipe.compress
@@ -229,7 +232,7 @@ def test_mnist_up5k_recipe_is_valid_and_its_network_fits_the_up5k():
     net = random_network(np.random.default_rng(0), 784, [*recipe.model.hidden, 10],
                          density=1 - prune.sparsity, codebook_size=2 ** qat.bits - 1,
                          weight_bits=8, timesteps=recipe.data.timesteps, name=recipe.name)
-    fit = check_fit(CorePlan.build(net, MNIST_UP5K_LANES), find_board("icebreaker"))
+    fit = check_fit(CorePlan.build(net, lanes), find_board("icebreaker"))
     assert fit.fits and fit.large_ram == ["fc1"]
 
 
