@@ -193,7 +193,7 @@ def _numbers(data: ReportData) -> dict:
     if data.board is not None:
         numbers["board"] = dict(data.board)
         if "cycles" in numbers and data.board.get("clock_mhz"):
-            # Co-simulated cycles from a sample's start to its last output, at the bitstream's clock.
+            # Co-simulated cycles from a sample's start to its last output, at the bitstream clock.
             per_image = float(data.rtl.cycles.sum(axis=1).mean())
             numbers["board"]["cycles_per_image"] = per_image
             numbers["board"]["us_per_image"] = per_image / data.board["clock_mhz"]
