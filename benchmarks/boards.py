@@ -15,13 +15,18 @@ sample), checked bit-exact against the golden model. µs/inf at the clock = cycl
 clock; at Fmax likewise (what a faster PLL setting could give).
 
 At the end, our rows side by side with the published figures of other MNIST FPGA SNNs
-(:data:`PUBLISHED`; only those with figures in the papers we track are listed).
+(:data:`PUBLISHED`; only those with figures in the papers we track are listed). ``--flow OUT``
+adds the trained networks of ``snnhw flow ... --board`` runs (read from ``OUT/report.json``: the
+golden model's accuracy on the test split, the bitstream's resources and clock, and µs per image
+from the co-simulated cycles); ``--only flow`` lists those without building anything.
 
-    python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR] [--only example|mnist]
-                                [--clock auto|board|MHZ]
+    python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR]
+                                [--only example|mnist|flow] [--clock auto|board|MHZ]
+                                [--flow OUT ...]
 """
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -79,7 +84,9 @@ def main():
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--out", type=Path, help="keep the builds here (default: temporary)")
-    parser.add_argument("--only", choices=("example", "mnist"))
+    parser.add_argument("--only", choices=("example", "mnist", "flow"))
+    parser.add_argument("--flow", type=Path, nargs="+", default=[], metavar="OUT",
+                        help="also list the trained networks of these snnhw flow --board outputs")
     parser.add_argument("--clock", default="auto",
                         help="--clock of every build: auto (default), board, or MHz")
     args = parser.parse_args()
@@ -128,14 +135,28 @@ def main():
                           f"{util['clock_mhz'] * 1e6 / per_sample:>10.0f} "
                           f"{per_sample / util['fmax_mhz']:>11.1f} {took:>8.0f}",
                           flush=True)
-                    blocks = f"{res['bram']['used']} BRAM" + (
-                        f" + {res['large_ram']['used']} SPRAM" if res["large_ram"]["used"]
-                        else "")
-                    ours.append((f"snnhw {net.name} P={lanes}",
-                                 f"{board.fpga.device} @ {util['clock_mhz']:.6g} MHz", None,
-                                 f"{res['logic']['used']} {board.budget.logic_unit}", blocks,
-                                 at_clock))
+                    ours.append(our_row(net.name, util, None, at_clock))
+    for out in args.flow if args.only in (None, "flow") else []:
+        ours.append(flow_row(out))
     side_by_side(ours)
+
+
+def our_row(network: str, util: dict, accuracy: float | None, micros: float) -> tuple:
+    """A side-by-side row from a build's utilization.json."""
+    board, res = find_board(util["board"]), util["resources"]
+    blocks = f"{res['bram']['used']} BRAM" + (
+        f" + {res['large_ram']['used']} SPRAM" if res["large_ram"]["used"] else "")
+    return (f"snnhw {network} P={util['lanes']}",
+            f"{board.fpga.device} @ {util['clock_mhz']:.6g} MHz", accuracy,
+            f"{res['logic']['used']} {board.budget.logic_unit}", blocks, micros)
+
+
+def flow_row(out: Path) -> tuple:
+    """A side-by-side row for the trained network of ``snnhw flow ... --board`` in ``out``."""
+    numbers = json.loads((out / "report.json").read_text())
+    board = numbers["board"]
+    return our_row(numbers["network"], board, 100 * numbers["accuracy"]["golden model"],
+                   board["us_per_image"])
 
 
 def side_by_side(ours: list) -> None:
@@ -148,9 +169,9 @@ def side_by_side(ours: list) -> None:
         print(f"{design:<34} {platform:<24} {shown:>9} {logic:>11} {blocks:>18} "
               f"{micros:>9.1f}")
     print("published: Spiker+ (shared/PAPERS.md; the only MNIST FPGA SNN there with figures). "
-          "Ours: random weights, so no accuracy (the RTL matches the golden model bit for bit; "
-          "accuracy is the trained network's, snnhw flow); logic is iCE40 LCs / ECP5 LUT4s, "
-          "Spiker+'s Xilinx LCs are not the same unit.")
+          "Ours: random weights, so no accuracy, except the trained networks of --flow (the "
+          "golden model's accuracy on their test split, which the RTL matches bit for bit); "
+          "logic is iCE40 LCs / ECP5 LUT4s, Spiker+'s Xilinx LCs are not the same unit.")
 
 if __name__ == "__main__":
     main()

@@ -15,13 +15,16 @@ from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, de
                                    decode_result, encode_sample, identity_bytes,
                                    large_ram_layers, network_id, result_size)
 from snnhw.cli import main
+from snnhw.flow.flow import FlowConfig
 from snnhw.golden import simulate
 from snnhw.host import Device, HostError
 from snnhw.network import load, save
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.plan import CorePlan
+from snnhw.train.recipe import Dataset, Encoding, PruneStage, QatStage
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
+MNIST_UP5K = EXAMPLE.parent / "recipes" / "mnist_up5k.yaml"
 
 
 # -- board files ---------------------------------------------------------------------------------
@@ -211,6 +214,26 @@ def test_fit_error_names_the_lane_count_that_fits():
     with pytest.raises(FitError, match=r"what would help: --lanes 2 fits"):
         check_fit(CorePlan.build(dense, 1), board,
                   plan_at=lambda lanes: CorePlan.build(dense, lanes))
+
+
+def test_mnist_up5k_recipe_is_valid_and_its_network_fits_the_up5k():
+    """The recipe of docs/boards.md's trained MNIST network loads as the flow reads it, and a
+    network of its shape (784 inputs, its hidden layers, 10 classes, its pruning and weight
+    levels; random weights, no training) fits the iCEBreaker at the lane count of the docs'
+    command, its first layer's synapses in SPRAM."""
+    command = _doc_block("mnist-up5k-command").split()
+    assert command[:3] == ["snnhw", "flow", "examples/recipes/mnist_up5k.yaml"]
+    assert command[command.index("--board") + 1] == "icebreaker"
+    lanes = int(command[command.index("--lanes") + 1])
+    recipe = FlowConfig.load(MNIST_UP5K, "unused").recipe
+    assert (recipe.data.dataset, recipe.data.encoding) == (Dataset.MNIST, Encoding.LATENCY)
+    prune, qat = recipe.compress
+    assert isinstance(prune, PruneStage) and prune.sparsity >= 0.8 and isinstance(qat, QatStage)
+    net = random_network(np.random.default_rng(0), 784, [*recipe.model.hidden, 10],
+                         density=1 - prune.sparsity, codebook_size=2 ** qat.bits - 1,
+                         weight_bits=8, timesteps=recipe.data.timesteps, name=recipe.name)
+    fit = check_fit(CorePlan.build(net, lanes), find_board("icebreaker"))
+    assert fit.fits and fit.large_ram == ["fc1"]
 
 
 def test_cli_build_refuses_before_synthesis(tmp_path, capsys):

@@ -199,7 +199,12 @@ def _numbers(data: ReportData) -> dict:
     if data.energy is not None:
         numbers["energy"] = data.energy
     if data.board is not None:
-        numbers["board"] = data.board
+        numbers["board"] = dict(data.board)
+        if "cycles" in numbers and data.board.get("clock_mhz"):
+            # Co-simulated cycles from a sample's start to its last output, at the bitstream clock.
+            per_image = float(data.rtl.cycles.sum(axis=1).mean())
+            numbers["board"]["cycles_per_image"] = per_image
+            numbers["board"]["us_per_image"] = per_image / data.board["clock_mhz"]
     if data.training:
         numbers["training"] = data.training
     if data.imported is not None:
@@ -293,12 +298,18 @@ def write_report(out_dir: str | Path, data: ReportData, verdict: str = "") -> Pa
                      "width and array size, adds by width; see <code>snnhw/energy.py</code>), "
                      "fed with the golden model's spike counts.</p>", img("energy")]
     if data.board is not None:
+        board = numbers["board"]
         rows = [{"resource": k, "used": v.get("used"), "available": v.get("available")}
-                for k, v in data.board.get("resources", {}).items()]
-        sections += ["<h2>Board</h2>",
-                     f"<p>{html.escape(str(data.board.get('board', '')))}: Fmax "
-                     f"{data.board.get('fmax_mhz', 'n/a')} MHz for a "
-                     f"{data.board.get('clock_mhz', 'n/a')} MHz clock.</p>"]
+                for k, v in board.get("resources", {}).items()]
+        timing = {"board": board.get("board", ""), "clock": board.get("clock_mhz", "n/a"),
+                  "fmax": board.get("fmax_mhz", "n/a")}
+        columns = [("board", "board", ""), ("clock", "clock (MHz)", ""),
+                   ("fmax", "Fmax (MHz)", "")]
+        if "us_per_image" in board:
+            timing |= {"cycles": board["cycles_per_image"], "us": board["us_per_image"]}
+            columns += [("cycles", "cycles per image", ".1f"),
+                        ("us", "µs per image at the clock", ".1f")]
+        sections += ["<h2>Board</h2>", _table([timing], columns)]
         if rows:
             sections.append(_table(rows, [("resource", "resource", ""), ("used", "used", ""),
                                           ("available", "available", "")]))
