@@ -401,12 +401,13 @@ def test_verify_cosimulates_the_best_point_records_failures_and_resumes(tmp_path
 
 
 @pytest.mark.slow
-def test_verify_builds_a_bitstream_with_measured_logic_clock_and_fmax(tmp_path, client, capsys):
-    """The command: --verify 1 with the iCEBreaker; the build's numbers beside the estimate."""
+def test_verify_builds_a_bitstream_with_measured_logic_clock_and_fmax(tmp_path, capsys):
+    """The command: --verify 1 with the iCEBreaker; the build's numbers beside the estimate.
+    On a LocalCluster, so that the models and builds stay in OUT (models/, verify/)."""
     path = _space(tmp_path, boards=["icebreaker"], axes={"compress[0].bits": [4]})
     out = tmp_path / "out"
     assert main(["explore", str(path), "-o", str(out), "--no-progress", "--verify", "1",
-                 "--verify-samples", "10", "--scheduler", client.scheduler.address]) == 0
+                 "--verify-samples", "10", "--workers", "1"]) == 0
     assert "--verify 1: 1 verified, 0 read back, 0 failed" in capsys.readouterr().out
     record = json.loads((out / "points.json").read_text())["points"][0]
     _check_verified(out, record, 10)
