@@ -313,3 +313,109 @@ def test_points_that_share_a_prefix_share_its_training_key(tmp_path):
     assert not any(part.startswith(("explore/results", "cli", "flow", "hw", "compiler"))
                    for part in MEASURE_SOURCES)
     assert set(TRAINING_SOURCES) < set(MEASURE_SOURCES)
+
+
+# -- --verify: co-simulation and bitstreams of the best points ----------------------------------
+
+
+def _small_board(tmp_path: Path) -> Path:
+    """The iCEBreaker with 100 logic cells: every build fails its fit check, in a second."""
+    root = Path(__file__).parent.parent
+    board = yaml.safe_load((root / "boards" / "icebreaker.yaml").read_text())
+    board["name"] = "small"
+    board["budget"]["logic"] = 100
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(board))
+    return path
+
+
+def _check_verified(out, record, samples):
+    """The verification of ``record`` against the golden model and the RTL's saved results."""
+    from snnhw.golden import simulate
+    from snnhw.network import load
+    from snnhw.results import Result
+    model = out / "models" / record["metrics"]["model"]
+    network, inputs = load(model), np.load(model / "test_inputs.npy")[:samples]
+    labels = np.load(model / "test_labels.npy")[:samples]
+    golden = simulate(network, inputs)
+    rtl = Result.load(out / "verify" / record["id"] / "cosim" / "rtl.npz")
+    for layer, spikes in golden.spikes.items():  # every spike, checked here once more
+        assert np.array_equal(rtl.spikes[layer], spikes)
+    cosim = record["verify"]["cosim"]
+    assert cosim["bit_exact"] and cosim["samples"] == samples == len(rtl.cycles)
+    assert cosim["accuracy"] == float(np.mean(golden.pred == labels))
+    assert cosim["cycles_per_image"] == float(rtl.cycles.sum(axis=1).mean()) > 0
+
+
+def test_verify_cosimulates_the_best_point_records_failures_and_resumes(tmp_path, client,
+                                                                         monkeypatch):
+    """--verify 1 on a 2-worker cluster: the most accurate front point is co-simulated
+    bit-exactly; its build for a board it cannot fit is recorded as failed; a second run reads
+    everything back; a wrong golden model makes the verification's comparison fail."""
+    import snnhw.sim.runner
+    from snnhw.errors import CosimMismatch
+    from snnhw.explore.sweep import run_sweep
+    from snnhw.explore.verify import cosim_point
+    from snnhw.explore.tasks import load_trained
+    path = _space(tmp_path, boards=[str(_small_board(tmp_path))],
+                  axes={"compress[0].bits": [2, 4]})
+    space = load_space(path)
+    out = tmp_path / "out"
+    summary = run_sweep(space, out, client, progress=False, verify=1, verify_samples=20)
+    assert (summary.failed, summary.verified, summary.verify_failed) == (0, 1, 1)
+    best = max(summary.records, key=lambda r: (r["metrics"]["accuracy"],
+                                               -r["metrics"]["weight_memory_bits"]))
+    other = next(r for r in summary.records if r is not best)
+    assert "verify" not in other
+    verify = best["verify"]
+    assert verify["status"] == "failed"
+    assert verify["boards"]["small"]["error"].startswith("FitError: ")
+    assert "does not fit small" in verify["boards"]["small"]["error"]
+    assert verify["error"] == verify["boards"]["small"]["error"]
+    _check_verified(out, best, 20)
+    assert (out / "verify" / best["id"] / "cosim").is_dir()
+    rows = {row["id"]: row for row in csv.DictReader((out / "points.csv").open())}
+    assert rows[best["id"]]["verify"] == "failed" and rows[other["id"]]["verify"] == ""
+    assert float(rows[best["id"]]["measured_cycles_per_image"]) == \
+        verify["cosim"]["cycles_per_image"]
+    assert "Verified points (--verify)" in (out / "report.html").read_text()
+
+    # Resumed: the verification is read back, nothing is co-simulated again.
+    again = run_sweep(space, out, client, progress=False, verify=1, verify_samples=20)
+    assert (again.computed, again.verified, again.verify_read_back, again.verify_failed) == \
+        (0, 0, 1, 1)
+    assert next(r for r in again.records if r["id"] == best["id"])["verify"] == verify
+
+    # A golden model that differs in one spike: the verification's comparison fails.
+    trained = load_trained(out / "models" / best["metrics"]["model"], "key")
+    right = snnhw.sim.runner.simulate
+
+    def wrong(network, inputs):
+        result = right(network, inputs)
+        next(iter(result.spikes.values()))[0, 0, 0] ^= 1  # first layer, sample 0, step 0
+        return result
+
+    monkeypatch.setattr(snnhw.sim.runner, "simulate", wrong)
+    with pytest.raises(CosimMismatch, match=r"RTL differs from the golden model in \d+ value"):
+        cosim_point(trained, best["lanes"], 20, str(out / "verify" / best["id"] / "cosim"))
+
+
+@pytest.mark.slow
+def test_verify_builds_a_bitstream_with_measured_logic_clock_and_fmax(tmp_path, capsys):
+    """The command: --verify 1 with the iCEBreaker; the build's numbers beside the estimate.
+    On a LocalCluster, so that the models and builds stay in OUT (models/, verify/)."""
+    path = _space(tmp_path, boards=["icebreaker"], axes={"compress[0].bits": [4]})
+    out = tmp_path / "out"
+    assert main(["explore", str(path), "-o", str(out), "--no-progress", "--verify", "1",
+                 "--verify-samples", "10", "--workers", "1"]) == 0
+    assert "--verify 1: 1 verified, 0 read back, 0 failed" in capsys.readouterr().out
+    record = json.loads((out / "points.json").read_text())["points"][0]
+    _check_verified(out, record, 10)
+    built = record["verify"]["boards"]["icebreaker"]
+    utilization = json.loads((out / "verify" / record["id"] / "icebreaker" /
+                              "utilization.json").read_text())
+    assert built["logic"] == utilization["resources"]["logic"]["used"] > 0
+    assert built["fmax_mhz"] == utilization["fmax_mhz"] >= built["clock_mhz"] >= 12
+    assert built["us_per_image"] == pytest.approx(
+        record["verify"]["cosim"]["cycles_per_image"] / built["clock_mhz"])
+    assert list((out / "verify" / record["id"] / "icebreaker").glob("*.bin"))

@@ -32,12 +32,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         f"(default {DEFAULT_RETRIES})")
     p.add_argument("--retry-failed", action="store_true",
                    help="recompute points that failed in an earlier run")
+    p.add_argument("--verify", type=nonnegative_int, default=0, metavar="K",
+                   help="then co-simulate (Verilator against the golden model) and build "
+                        "bitstreams for every board of the space, at the clock 'auto' finds, "
+                        "for the K points of the fronts with the highest accuracy; their "
+                        "measured logic, clock, Fmax, cycles and µs per image go next to the "
+                        "estimates (default 0: none)")
+    p.add_argument("--verify-samples", type=positive_int, metavar="N",
+                   help="test samples --verify co-simulates (default: the whole test split)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the space file, then run it; 0 if every point was evaluated, 1 if some failed."""
+    """Check the space file, then run it; 0 if every point was evaluated (and verified), 1 if
+    some failed."""
     from ..errors import SnnhwError
     from ..explore.space import load_space
     space = load_space(args.space)  # every point checked before Dask starts
@@ -73,11 +82,15 @@ def run(args: argparse.Namespace) -> int:
             # only, and finished points are still read back from OUT.
             summary = run_sweep(space, args.out, connect, retries=args.retries,
                                 retry_failed=args.retry_failed, progress=not args.no_progress,
-                                cache=args.scheduler is None)
+                                cache=args.scheduler is None, verify=args.verify,
+                                verify_samples=args.verify_samples)
         finally:
             for thing in opened:  # the client, then the cluster
                 thing.close()
     print(f"{args.out}: {summary.points} point(s): {summary.computed} computed "
           f"({summary.models_trained} model(s) trained), {summary.read_back} read back, "
           f"{summary.failed} failed; report {args.out}/report.html")
-    return 1 if summary.failed else 0
+    if args.verify:
+        print(f"{args.out}: --verify {args.verify}: {summary.verified} verified, "
+              f"{summary.verify_read_back} read back, {summary.verify_failed} failed")
+    return 1 if summary.failed or summary.verify_failed else 0

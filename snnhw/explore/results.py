@@ -78,9 +78,13 @@ def _csv(space: Space, records: list[dict]) -> str:
                "synapses", "cycles_per_image", "energy_pj_per_image"]
     board_columns = [f"{b.name}.{m}" for b in space.boards
                      for m in ("us_per_image", "logic", "bram", "fits")]
+    # --verify: what the RTL and the bitstreams measured ("measured_" beside the estimate).
+    verify_columns = ["verify", "measured_cycles_per_image"] + [
+        f"{b.name}.{m}" for b in space.boards
+        for m in ("measured_us_per_image", "measured_logic", "clock_mhz", "fmax_mhz")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns + board_columns + ["recipe", "error"])
+    writer.writerow(columns + board_columns + verify_columns + ["recipe", "error"])
     for record in records:
         metrics = record.get("metrics") or {}
         row = []
@@ -96,7 +100,13 @@ def _csv(space: Space, records: list[dict]) -> str:
             board, _, name = column.partition(".")
             value = metrics.get("boards", {}).get(board, {}).get(name, "")
             row.append(json.dumps(value) if isinstance(value, bool) else value)
-        row += [record["recipe"], record.get("error") or ""]
+        verify = record.get("verify") or {}
+        row += [verify.get("status", ""), (verify.get("cosim") or {}).get("cycles_per_image", "")]
+        for column in verify_columns[2:]:
+            board, _, name = column.partition(".")
+            row.append(verify.get("boards", {}).get(board, {}).get(
+                name.removeprefix("measured_"), ""))
+        row += [record["recipe"], record.get("error") or verify.get("error") or ""]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -167,6 +177,44 @@ def _plot(front: dict, labels: dict[str, str]) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _verified_table(space: Space, records: list[dict]) -> list[str]:
+    """The ``--verify`` section: per verified point and board, estimate against measurement."""
+    from ..flow.report import _table
+    rows = []
+    for r in records:
+        verify = r.get("verify")
+        if not verify:
+            continue
+        cosim, m = verify.get("cosim") or {}, r["metrics"]
+        for board in space.boards:
+            built = verify.get("boards", {}).get(board.name) or {}
+            estimate = m["boards"].get(board.name, {})
+            rows.append({
+                "id": r["id"], "board": board.name,
+                "samples": cosim.get("samples", ""),
+                "bit_exact": "yes" if cosim.get("bit_exact") else "no",
+                "cycles": f"{m['cycles_per_image']:.0f} / " + (
+                    f"{cosim['cycles_per_image']:.0f}" if "cycles_per_image" in cosim else "-"),
+                "logic": f"{estimate.get('logic', '-')} / {built.get('logic', '-')}",
+                "clock": f"{board.clock_hz / 1e6:g} / {built.get('clock_mhz', '-')}",
+                "fmax": "-" if built.get("fmax_mhz") is None else f"{built['fmax_mhz']:.1f}",
+                "us": f"{estimate.get('us_per_image', 0):.0f} / " + (
+                    f"{built['us_per_image']:.0f}" if "us_per_image" in built else "-"),
+                "error": built.get("error") or cosim.get("error") or ""})
+    if not rows:
+        return []
+    return ["<h2>Verified points (--verify)</h2>",
+            "<p>Each pair is estimate / measured: cycles per image from the cycle bound / "
+            "counted in the co-simulated RTL (bit-exact with the golden model on the samples "
+            "shown); logic from the fit estimate / after place and route; the board file's "
+            "clock / the clock the build met timing at (auto); µs per image at each.</p>",
+            _table(rows, [("id", "point", ""), ("board", "board", ""),
+                          ("samples", "samples", ""), ("bit_exact", "bit-exact", ""),
+                          ("cycles", "cycles / image", ""), ("logic", "logic", ""),
+                          ("clock", "clock (MHz)", ""), ("fmax", "Fmax (MHz)", ""),
+                          ("us", "µs / image", ""), ("error", "error", "")])]
+
+
 def _report(space: Space, out: Path, records: list[dict], found: dict[str, dict]) -> None:
     from ..flow.report import _CSS, _table
 
@@ -202,6 +250,7 @@ def _report(space: Space, out: Path, records: list[dict], found: dict[str, dict]
         ("accuracy", "accuracy (%)", ".2f"), ("weight", "weight memory (bits)", "d"),
         ("state", "state memory (bits)", "d"), ("cycles", "cycles / image", ".0f"),
         ("energy", "energy / image (nJ)", ".2f")])]
+    sections += _verified_table(space, ok)
     if failed:
         sections += ["<h2>Failed points</h2>", _table(
             [{"id": r["id"], "error": r.get("error") or ""} for r in failed],

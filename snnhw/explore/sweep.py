@@ -37,6 +37,9 @@ class Summary:
     read_back: int = 0  #: points found finished in OUT and not recomputed
     failed: int = 0  #: points that ended with an error (this run or read back)
     models_trained: int = 0  #: distinct models trained by this run
+    verified: int = 0  #: points co-simulated and built by this run (--verify)
+    verify_read_back: int = 0  #: chosen points whose verification was found in OUT
+    verify_failed: int = 0  #: chosen points whose co-simulation or a build failed
     records: list[dict] = field(default_factory=list)  #: every point's record, in space order
 
 
@@ -80,6 +83,15 @@ def _record(point: Point, key: str, status: str, metrics: dict | None = None,
             "metrics": metrics, "error": error}
 
 
+def _failure(future) -> str:
+    """The one-line error of a future that did not finish."""
+    try:
+        error = future.exception()
+    except Exception as lost:  # noqa: BLE001 (CancelledError and the like: say which)
+        error = lost
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
 def _submit_model(client, recipe: dict, cache: Path | None, retries: int, submitted: dict):
     """The future of ``recipe``'s exported model: from the cache, or its chain of training
     tasks (shared with every recipe with the same prefix)."""
@@ -113,6 +125,7 @@ def _submit_model(client, recipe: dict, cache: Path | None, retries: int, submit
 
 def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_RETRIES,
               retry_failed: bool = False, progress: bool = True, cache: bool = True,
+              verify: int = 0, verify_samples: int | None = None,
               hook: Callable[[str], None] | None = None,
               echo: Callable[[str], None] = print) -> Summary:
     """Evaluate every point of ``space`` not already finished in ``out`` on ``client``.
@@ -134,6 +147,11 @@ def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_R
     cache : bool
         Keep exported models in ``out/models/<key>`` and reuse them in later runs (the
         workers must see ``out``: true on one machine or a shared file system).
+    verify : int
+        Co-simulate and build bitstreams for this many of the best points
+        (:func:`~.verify.best_points`), once the points are evaluated.
+    verify_samples : int, optional
+        Test samples the verification co-simulates (``None``: the whole test split).
     hook : callable, optional
         ``hook(point_id)`` runs on the worker before each point (tests: fail or kill one).
     """
@@ -158,8 +176,14 @@ def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_R
             summary.read_back += 1
         else:
             todo.append((point, key))
-    if todo and callable(client) and not hasattr(client, "submit"):
-        client = client()
+    def connect():
+        nonlocal client
+        if callable(client) and not hasattr(client, "submit"):
+            client = client()
+        return client
+
+    if todo:
+        connect()
     workers = (f" on {len(client.scheduler_info().get('workers', {}))} worker(s)"
                if todo else "")
     echo(f"snnhw explore: {len(space.points)} point(s) in {space.source}, "
@@ -192,11 +216,7 @@ def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_R
                     f"{metrics['weight_memory_bits']} weight bits, "
                     f"{metrics['cycles_per_image']:.0f} cycles/image")
         else:  # "error", or "cancelled" (the scheduler lost the task or the client)
-            try:
-                error = future.exception()
-            except Exception as lost:  # noqa: BLE001 (CancelledError and the like: say which)
-                error = lost
-            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            message = _failure(future)
             record = _record(point, key, "failed", error=message)
             line = f"{point.id} failed: {message}"
         future.release()
@@ -209,5 +229,82 @@ def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_R
     summary.records = ordered()
     summary.failed = sum(1 for r in summary.records if r["status"] != "ok")
     summary.models_trained = len(trained)
+    if verify:
+        _run_verify(space, out, connect, summary, verify, verify_samples, retries=retries,
+                    retry_failed=retry_failed, cache_dir=cache_dir, progress=progress,
+                    echo=echo)
     write_results(space, out, summary.records, final=True)
     return summary
+
+
+def _run_verify(space: Space, out: Path, connect: Callable, summary: Summary, k: int,
+                samples: int | None, *, retries: int, retry_failed: bool,
+                cache_dir: Path | None, progress: bool, echo: Callable[[str], None]) -> None:
+    """Co-simulate and build the ``k`` best points (one task per co-simulation and per board),
+    recording what they measure in each point's ``verify``; read back what OUT has."""
+    from collections import Counter
+
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    from .results import fronts, write_results
+    from .verify import best_points, build_point, cosim_point, measured_us, verify_key
+
+    records = {r["id"]: r for r in summary.records}
+    chosen = best_points(summary.records, fronts(space, summary.records), k)
+    todo = []
+    for point_id in chosen:
+        key = verify_key(records[point_id]["key"], samples)
+        old = records[point_id].get("verify") or {}
+        if old.get("key") == key and (old["status"] == "ok" or not retry_failed):
+            summary.verify_read_back += 1
+        else:
+            todo.append((point_id, key))
+    echo(f"snnhw explore: verifying {len(chosen)} point(s) ({', '.join(chosen) or 'none'}): "
+         f"{summary.verify_read_back} verified in {out} already, {len(todo)} to run")
+    client = connect() if todo else None
+    points = {p.id: p for p in space.points}
+    submitted: dict = {}
+    jobs = {}
+    for point_id, key in todo:
+        lanes = records[point_id]["lanes"]
+        records[point_id]["verify"] = {"key": key, "status": "running", "error": None,
+                                       "cosim": None, "boards": {}}
+        work = None if cache_dir is None else out / "verify" / point_id
+        model = _submit_model(client, points[point_id].recipe, cache_dir, retries, submitted)
+        jobs[client.submit(cosim_point, model, lanes, samples,
+                           None if work is None else str(work / "cosim"),
+                           key=f"cosim-{point_id}-{key}", retries=retries)] = (point_id, None)
+        for board in space.boards:
+            jobs[client.submit(build_point, model, lanes, board,
+                               None if work is None else str(work / board.name),
+                               key=f"build-{board.name}-{point_id}-{key}",
+                               retries=retries)] = (point_id, board.name)
+    submitted.clear()
+    left = Counter(point_id for point_id, _ in jobs.values())
+    bar = tqdm(total=len(jobs), desc="verify", unit="task", disable=not progress,
+               dynamic_ncols=True)
+    for future in as_completed(list(jobs)):
+        point_id, board = jobs.pop(future)
+        entry = future.result() if future.status == "finished" else {"error": _failure(future)}
+        future.release()
+        verify = records[point_id]["verify"]
+        if board is None:
+            verify["cosim"] = entry
+        else:
+            verify["boards"][board] = entry
+        what = "co-simulation" if board is None else f"build for {board}"
+        line = f"{point_id} {what}: " + (entry["error"] if "error" in entry else "ok")
+        left[point_id] -= 1
+        if not left[point_id]:
+            measured_us(verify)
+            errors = [e["error"] for e in (verify["cosim"], *verify["boards"].values())
+                      if "error" in e]
+            verify["status"], verify["error"] = ("failed", errors[0]) if errors else ("ok", None)
+            summary.verified += 1
+        write_results(space, out, summary.records, final=False)
+        (tqdm.write if progress else echo)(line)
+        bar.update()
+    bar.close()
+    summary.verify_failed = sum(1 for point_id in chosen
+                                if records[point_id]["verify"]["status"] != "ok")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # for annotations only: the steps import these when they run
 
 __all__ = ["DEFAULT_RECIPE", "STEPS", "STEP_NAMES", "FlowConfig", "FlowContext", "run_flow",
            "step_train", "step_golden", "step_compile", "step_cosim", "step_board",
-           "step_report"]
+           "step_report", "cosim_bit_exact"]
 
 DEFAULT_RECIPE = "default_recipe.yaml"
 #: Test samples to co-simulate by default: all of them (the whole test split).
@@ -298,18 +298,27 @@ def step_compile(context: FlowContext, config: FlowConfig) -> dict:
 def step_cosim(context: FlowContext, config: FlowConfig) -> dict:
     """Co-simulate the first ``samples`` test samples (default: all); fail unless bit-exact with
     the golden model."""
-    from ..sim.runner import cosim
     inputs = context.test_inputs[:config.samples]
-    report = cosim(context.plan, inputs, context.cosim_dir)
-    problems = report.errors + [str(m) for m in report.mismatches]
-    context.log("cosim").write_text("\n".join(problems) + "\n")
-    if not report.ok:
-        raise CosimMismatch(f"RTL differs from the golden model in {len(report.mismatches)} "
-                            f"value(s), first: {problems[0]}")
+    report = cosim_bit_exact(context.plan, inputs, context.cosim_dir, context.log("cosim"))
     report.rtl.save(context.rtl_path)
     return {"samples": int(len(inputs)), "test_samples": int(len(context.test_inputs)),
             "accuracy": float(np.mean(report.rtl.pred == context.test_labels[:len(inputs)])),
             "cycles_per_timestep": float(report.rtl.cycles.mean())}
+
+
+def cosim_bit_exact(plan: CorePlan, inputs: np.ndarray, work_dir: Path, log: Path | None = None):
+    """Co-simulate ``inputs`` on the planned core (:func:`snnhw.sim.runner.cosim`); write the
+    protocol errors and mismatches to ``log``; raise :class:`CosimMismatch` naming the first
+    unless the RTL is bit-exact with the golden model. Returns the co-simulation report."""
+    from ..sim.runner import cosim
+    report = cosim(plan, inputs, work_dir)
+    problems = report.errors + [str(m) for m in report.mismatches]
+    if log is not None:
+        log.write_text("\n".join(problems) + "\n")
+    if not report.ok:
+        raise CosimMismatch(f"RTL differs from the golden model in {len(report.mismatches)} "
+                            f"value(s), first: {problems[0]}")
+    return report
 
 
 def step_board(context: FlowContext, config: FlowConfig) -> dict:
