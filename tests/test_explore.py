@@ -401,6 +401,7 @@ def test_verify_cosimulates_the_best_point_records_failures_and_resumes(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.fpga
 def test_verify_builds_a_bitstream_with_measured_logic_clock_and_fmax(tmp_path, capsys):
     """The command: --verify 1 with the iCEBreaker; the build's numbers beside the estimate.
     On a LocalCluster, so that the models and builds stay in OUT (models/, verify/)."""
