@@ -30,7 +30,7 @@ class Placement(enum.Enum):
 
 class MemoryKind(enum.Enum):
     SYNAPSE = "synapse"  #: synapse words (codebook index and target per slot)
-    POINTER = "pointer"  #: first word and word count of each column (addressed layout)
+    POINTER = "pointer"  #: first word and word count of each column (addressed, delta)
     CODEBOOK = "codebook"  #: the layer's weight values
     MEMBRANE = "membrane"  #: V, or its state-level index, per neuron (one memory per lane)
     #: the timestep's input current per neuron (two banks per lane: timestep t+1 accumulates
