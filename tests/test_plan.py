@@ -67,7 +67,7 @@ def test_layout_round_trip(lanes, density, kind):
                                         else -(-19 // lanes))
 
 
-def test_delta_escapes_cover_every_gap():
+def test_delta_escapes_cover_every_gap(monkeypatch):
     """Gaps around each multiple of 2**gap_bits, as wide as the bank, and lone synapses at
     either end of a lane: every one decodes back, at every gap width the layout may pick."""
     from snnhw.plan import layout
@@ -83,12 +83,8 @@ def test_delta_escapes_cover_every_gap():
                   neuron=Neuron(threshold=3, leak_shift=1, reset=Reset.SUBTRACT, v_bits=6))
     for gap_bits in range(1, 10):
         for lanes in (1, 3):
-            original = layout._best_gap_bits
-            layout._best_gap_bits = lambda *args: gap_bits
-            try:
-                lay = SynapseLayout.build(layer, lanes, Layout.DELTA)
-            finally:
-                layout._best_gap_bits = original
+            monkeypatch.setattr(layout, "_best_gap_bits", lambda *args: gap_bits)
+            lay = SynapseLayout.build(layer, lanes, Layout.DELTA)
             assert lay.gap_bits == gap_bits
             np.testing.assert_array_equal(_unpack(lay), index)
 
@@ -231,3 +227,21 @@ def test_generator_parts_refuse_a_wrong_type():
         with pytest.raises(TypeError, match=r"^Layer plan must be a LayerPlan, not 1$"):
             LayerEngine(1)
         gc.collect()
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("codebook_size", [1, 4, 16])
+def test_delta_gap_width_stores_the_fewest_bits(monkeypatch, lanes, codebook_size):
+    """The gap width the layout picks from counted slots is the one whose built words and
+    pointers take the fewest bits."""
+    from snnhw.plan import layout
+
+    net = random_network(np.random.default_rng(codebook_size), 30, [37],
+                         codebook_size=codebook_size, density=0.2)
+    chosen = SynapseLayout.build(net.layers[0], lanes, Layout.DELTA)
+    built = {}
+    for gap_bits in range(1, 9):
+        monkeypatch.setattr(layout, "_best_gap_bits", lambda *args: gap_bits)
+        built[gap_bits] = SynapseLayout.build(net.layers[0], lanes, Layout.DELTA).stored_bits
+    assert chosen.stored_bits == min(built.values())
+    assert len(set(built.values())) > 2, "the widths differ"
