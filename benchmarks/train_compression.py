@@ -4,8 +4,10 @@ A measurement, not a test (issue 3): trains one float LIF network, then applies 
 copy of it, exports every result to the integer format, runs the golden model on the saved test
 spikes and prints one row per method. Accuracy is the golden model's (the deployed network's);
 the torch<->golden agreement on every spike and every membrane potential of every row is checked
-and printed ("exact"). "state bits" is the membrane memory: V at v_bits per neuron, or the level
-index of a quantized state.
+and printed ("exact"). "weight bits" is what the core stores at one lane in the layout the plan
+picks per layer ("layouts": implicit, addressed or delta, :mod:`snnhw.plan.layout`), codebooks
+included. "state bits" is the membrane memory: V at v_bits per neuron, or the level index of a
+quantized state.
 
     python benchmarks/train_compression.py [--epochs N] [--seed S] [--seeds K] [--encoding E]
                                            [--only TEXT] [--json OUT.json]
@@ -18,7 +20,8 @@ result is the same as training it again: every stage is seeded by the recipe and
 
 Targets (issue 3): 4-bit QAT within 1 point of float; ternary within 2; M = 4 with 80 % pruning
 within 2 points at under 10 % of the fp32 weight memory; Hessian-aware mixed precision at least
-50 % smaller than uniform 8-bit within 0.5 points of it.
+50 % smaller than uniform 8-bit within 0.5 points of it. Issue 11: a row at >= 10x fewer weight
+bits than dense 8-bit ("% int8" <= 10) within 1 point of float.
 """
 
 from __future__ import annotations
@@ -84,6 +87,10 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
           {"state": {"bits": 4, "scheme": "threshold", "epochs": e}}]),
         # snnhw flow's built-in recipe's stages, as they are (their own epochs)
         ("flow default (prune 50 % + M=4)", _flow_default_stages()),
+        # Issue 11: a row at >= 10x below dense 8-bit (the delta layout makes sparsity pay).
+        ("joint: prune 90 % + QAT 4 + M=4",
+         [{"prune": {"method": "fsc", **prune, "sparsity": 0.9}},
+          {"qat": {"bits": 4, "epochs": e}}, {"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
     ]
 
 
@@ -169,8 +176,8 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
           f"64-{args.hidden}-10 LIF, {len(root.data.y_test)} test samples, seed {seed}; float "
           f"accuracy {100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
-              f"{'% int8':>7} {'unique/layer':>13} {'sparsity':>9} {'state bits':>10} "
-              f"{'exact':>5} {'s':>4}")
+              f"{'% int8':>7} {'layouts':>17} {'unique/layer':>13} {'sparsity':>9} "
+              f"{'state bits':>10} {'exact':>5} {'s':>4}")
     print(header)
     print("-" * len(header))
     results = []
@@ -187,12 +194,13 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
             layers = memory["layers"].values()
             unique = "/".join(str(layer["unique_weights"]) for layer in layers)
             sparsity = "/".join(f"{100 * layer['sparsity']:.0f}" for layer in layers)
+            layouts = "/".join(layer["layout"] for layer in layers)
             accuracy = metrics["golden_accuracy"]
             exact = (metrics["spike_mismatches"] == metrics["v_mismatches"] == 0
                      and metrics["agreement"] == 1.0)
             print(f"{label:<34} {100 * accuracy:6.2f} {100 * (accuracy - float_accuracy):+6.2f} "
                   f"{memory['bits']:>11} {100 * memory['ratio_fp32']:7.2f} "
-                  f"{100 * memory['ratio_int8']:7.2f} "
+                  f"{100 * memory['ratio_int8']:7.2f} {layouts:>17} "
                   f"{unique:>13} {sparsity:>9} {metrics['state_memory']['bits']:>10} "
                   f"{'yes' if exact else 'NO':>5} {time.monotonic() - t0:4.0f}", flush=True)
             state = next((s for s in metrics["stages"] if s.get("levels")), None)

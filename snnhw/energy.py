@@ -12,7 +12,7 @@ ISSCC 2014, the table most SNN-accelerator papers use, e.g. Schaefer et al. 2023
 
 Operations per inference, per layer (these are snnhw's modelling choices, stated here):
 
-- per incoming spike event: one pointer-memory read (addressed layout);
+- per incoming spike event: one pointer-memory read (addressed and delta layouts);
 - per synapse word streamed: one synapse-memory read of the whole word (P slots);
 - per existing synapse reached by a spike: one codebook read, one accumulator read, one
   accumulate (add at the accumulator width) and one accumulator write;
@@ -96,7 +96,7 @@ def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> 
         v_rw = read_pj(lp.state_bits, bits["membrane"])
         parts = {
             "pointer reads": spikes_in * (read_pj(lay.pointer_bits, bits["pointer"])
-                                          if lay.addressed else 0.0),
+                                          if lay.has_pointers else 0.0),
             "synapse reads": words * read_pj(lay.word_bits, bits["synapse"]),
             "codebook reads": synapse_events * read_pj(layer.weight_bits, bits["codebook"]),
             "accumulates": synapse_events * (2 * acc_rw + add_pj(lp.acc_bits)),

@@ -15,7 +15,7 @@ import pytest
 
 from snnhw.golden import simulate
 from snnhw.random_networks import random_inputs, random_network
-from snnhw.plan import QUEUE_DEPTH, CorePlan
+from snnhw.plan import QUEUE_DEPTH, CorePlan, Layout
 from snnhw.plan.cycles import SWEEP_OVERHEAD
 from snnhw.sim.runner import Simulator, compare
 
@@ -31,10 +31,15 @@ def net():
                           timesteps=4)
 
 
+#: Per lane count, the layers' synapse layouts: the dense layers' own (implicit) at one lane, the
+#: two others at two (a delta layout of a dense layer has every gap 0).
+LAYOUTS = {1: {}, 2: {"fc1": Layout.ADDRESSED, "fc2": Layout.DELTA}}
+
+
 @pytest.fixture(scope="module", params=[1, 2], ids=lambda lanes: f"lanes{lanes}")
 def sim(request, net, tmp_path_factory):
     """One Verilator build per lane count for the whole module."""
-    plan = CorePlan.build(net, request.param)
+    plan = CorePlan.build(net, request.param, layouts=LAYOUTS[request.param])
     return plan, Simulator(plan, tmp_path_factory.mktemp(f"bp{request.param}"))
 
 

@@ -11,7 +11,7 @@ from snnhw.cli import main
 from snnhw.compiler import compile_network, generate_verilog, lint
 from snnhw.errors import SnnhwError
 from snnhw.network import save
-from snnhw.plan import CorePlan, core_report, top_name
+from snnhw.plan import CorePlan, Layout, core_report, top_name
 from snnhw.random_networks import random_network
 
 
@@ -45,12 +45,19 @@ def test_compile_writes_every_file(net, tmp_path):
 
 
 def test_report_counts_memory_bits(net):
-    plan = CorePlan.build(net, 1)
+    plan = CorePlan.build(net, 1, layouts={"fc1": Layout.ADDRESSED})
     report = core_report(plan).to_json()
     fc1 = report["layers"][0]
     assert fc1["synapses"] == net.layers[0].synapse_count
     # One lane: one word per synapse, each {valid, 2-bit index, 5-bit address}.
+    assert fc1["layout"] == "addressed" and fc1["gap_bits"] == 0
     assert fc1["memory_bits"]["synapse"] == net.layers[0].synapse_count * (1 + 2 + 5)
+    # The layout the plan picks by itself stores fewer bits: delta, {gap, 2-bit index} a slot.
+    chosen = core_report(CorePlan.build(net, 1)).to_json()["layers"][0]
+    assert chosen["layout"] == "delta" and chosen["gap_bits"] >= 1
+    assert chosen["memory_bits"]["synapse"] == chosen["synapse_words"] * (chosen["gap_bits"] + 2)
+    assert (sum(chosen["memory_bits"][k] for k in ("synapse", "pointer"))
+            < sum(fc1["memory_bits"][k] for k in ("synapse", "pointer")))
     assert fc1["memory_bits"]["codebook"] == 3 * net.layers[0].weight_bits
     assert fc1["memory_bits"]["membrane"] == 20 * net.layers[0].neuron.v_bits
     # Two accumulator banks: timestep t+1 accumulates while t is swept.

@@ -12,10 +12,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from amaranth.hdl import Const, Mux, Signal
+
 from snnhw.golden import simulate
+from snnhw.hw import engine
 from snnhw.network import Network, Reset
 from snnhw.random_networks import random_inputs, random_network
-from snnhw.plan import CorePlan, cycle_bounds
+from snnhw.plan import CorePlan, Layout, cycle_bounds
 from snnhw.plan.cycles import SWEEP_OVERHEAD
 from snnhw.sim.runner import Simulator, compare, cosim
 
@@ -87,14 +90,36 @@ def test_random_networks_many_lanes(net, lanes, gap, backpressure, seed):
     _check(net, lanes, gap, backpressure, seed)
 
 
+def _small_network() -> Network:
+    """Two pruned layers and a dense one, so that one core can hold every synapse layout."""
+    net = random_network(np.random.default_rng(7), 24, [16, 12, 6], density=0.4, timesteps=5)
+    last = net.layers[-1]
+    fill = np.random.default_rng(8).integers(0, len(last.codebook), last.index.shape)
+    last.index = np.where(last.index < 0, fill, last.index).astype(np.int32)
+    return net
+
+
+#: Per lane count, the layouts of the pruned layers (the dense fc3 stays implicit): every layout
+#: at P = 1, 2 and 4.
+SMALL_LAYOUTS = {1: (Layout.DELTA, Layout.ADDRESSED), 2: (Layout.ADDRESSED, Layout.DELTA),
+                 4: (Layout.DELTA, Layout.ADDRESSED)}
+
+
 @pytest.fixture(scope="module")
 def small_net():
-    return random_network(np.random.default_rng(7), 24, [16, 6], density=0.6, timesteps=5)
+    return _small_network()
 
 
-@pytest.fixture(scope="module")
-def small_sim(small_net, tmp_path_factory):
-    return Simulator(CorePlan.build(small_net, 2), tmp_path_factory.mktemp("small"))
+@pytest.fixture(scope="module", params=sorted(SMALL_LAYOUTS), ids=lambda p: f"lanes{p}")
+def small_sim(request, small_net, tmp_path_factory):
+    """One Verilator build per lane count, each with every layout (one per layer)."""
+    fc1, fc2 = SMALL_LAYOUTS[request.param]
+    plan = CorePlan.build(small_net, request.param, layouts={"fc1": fc1, "fc2": fc2})
+    assert [lp.synapses.kind for lp in plan.layers] == [fc1, fc2, Layout.IMPLICIT]
+    delta = next(lp.synapses for lp in plan.layers if lp.synapses.kind is Layout.DELTA)
+    escape = (1 << delta.gap_bits) - 1
+    assert ((delta.words & np.uint64(escape)) == escape).any(), "the test needs escapes"
+    return Simulator(plan, tmp_path_factory.mktemp(f"small{request.param}"))
 
 
 @pytest.mark.parametrize("gap,backpressure", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.7), (0.5, 0.7)])
@@ -104,22 +129,23 @@ def test_idle_and_backpressure_patterns(small_net, small_sim, gap, backpressure)
     golden = simulate(small_net, inputs)
     assert errors == []
     assert compare(golden, rtl, out_spikes) == []
-    assert golden.spikes["fc1"].any() and golden.spikes["fc2"].any(), "the test needs spikes"
+    assert all(spikes.any() for spikes in golden.spikes.values()), "the test needs spikes"
 
 
 def test_stalls_cost_cycles_not_results(small_net, small_sim):
     inputs = random_inputs(np.random.default_rng(2), small_net, samples=1, rate=0.4)
     fast, _, _ = small_sim.run(inputs)
-    slow, _, _ = small_sim.run(inputs, gap=0.5, backpressure=0.7, seed=1)
+    # Idle enough that the input, not fc1's synapse words, paces the core at every lane count.
+    slow, _, _ = small_sim.run(inputs, gap=0.9, backpressure=0.9, seed=1)
     assert slow.cycles.sum() > fast.cycles.sum()
-    np.testing.assert_array_equal(fast.spikes["fc2"], slow.spikes["fc2"])
+    np.testing.assert_array_equal(fast.spikes["fc3"], slow.spikes["fc3"])
 
 
 def test_a_wrong_model_is_caught(small_net, small_sim):
     """The comparison can fail: the RTL of one network against the golden model of another."""
     inputs = random_inputs(np.random.default_rng(4), small_net, samples=2, rate=0.4)
     rtl, out_spikes, _ = small_sim.run(inputs)
-    other = random_network(np.random.default_rng(7), 24, [16, 6], density=0.6, timesteps=5)
+    other = _small_network()
     layer = other.layers[0]
     layer.neuron = type(layer.neuron)(threshold=layer.neuron.threshold + 1,
                                       leak_shift=layer.neuron.leak_shift,
@@ -129,6 +155,42 @@ def test_a_wrong_model_is_caught(small_net, small_sim):
     first = mismatches[0]
     assert first.layer == "fc1" and first.what in ("spike", "v")
     assert str(first).startswith(f"sample {first.sample}, timestep {first.timestep}, layer fc1")
+
+
+_decode_delta = engine._decode_delta
+
+
+def _decode_without_escape_steps(m, slot, gap_bits, *, first, valid, slot_valid, slot_addr,
+                                 slot_index, name):
+    """A wrong delta decode: an escape advances by its gap field only, ignoring its index."""
+    gap, index = slot[:gap_bits], slot[gap_bits:]
+    escape = gap.all()
+    running = Signal.like(slot_addr, name=name)
+    start = Mux(first, Const((1 << len(running)) - 1, len(running)), running)
+    m.d.comb += [slot_addr.eq(start + gap + ~escape), slot_valid.eq(valid & ~escape),
+                 slot_index.eq(index)]
+    with m.If(valid):
+        m.d.sync += running.eq(slot_addr)
+
+
+def _decode_without_column_reset(m, slot, gap_bits, *, first, **kwargs):
+    """A wrong delta decode: the running address carries over from the previous column."""
+    _decode_delta(m, slot, gap_bits, first=Const(0), **kwargs)
+
+
+@pytest.mark.parametrize("wrong", [_decode_without_escape_steps, _decode_without_column_reset])
+def test_a_wrong_delta_decode_is_caught(tmp_path, monkeypatch, wrong):
+    """The RTL with a broken delta decode must differ from the golden model."""
+    net = random_network(np.random.default_rng(3), 20, [40], density=0.15, timesteps=4)
+    plan = CorePlan.build(net, 1, layouts={"fc1": Layout.DELTA})
+    lay = plan.layers[0].synapses
+    escape = (1 << lay.gap_bits) - 1
+    steps = (lay.words >> np.uint64(lay.gap_bits))[(lay.words & np.uint64(escape)) == escape]
+    assert steps.any(), "the test needs escapes that step more than once"
+    monkeypatch.setattr(engine, "_decode_delta", wrong)
+    inputs = random_inputs(np.random.default_rng(0), net, samples=2, rate=0.4)
+    report = cosim(plan, inputs, tmp_path)
+    assert report.mismatches, "a wrong decode went unnoticed"
 
 
 @pytest.mark.parametrize("lanes", [1, 3])

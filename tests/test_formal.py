@@ -27,7 +27,7 @@ from snnhw.hw import LIFUnit
 from snnhw.hw.lif import state_shape
 from snnhw.network import Layer, Network, Neuron, Reset
 from snnhw.network.format import Fire, ResetTiming, Rounding
-from snnhw.plan import CorePlan
+from snnhw.plan import CorePlan, Layout
 from snnhw.plan.cycles import lif_latency
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.sim.runner import Simulator, compare
@@ -232,18 +232,21 @@ def test_stream_check_sees_a_violation(tmp_path):
 # (the update of its last neuron leaves the pipeline: LIF latency 3, or 5 with state levels,
 # plus the lane select and the write stage), while the second timestep accumulates. The worst-
 # case sums reach the probe in steps 21/22 (dense) and 16/17 (pruned): the cover runs show it.
+# The pruned layer in both layouts that store only existing synapses; its delta words hold an
+# escape (column 1's lane 0).
+PRUNED = _layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]], ZERO_LEVELS)
 ENGINE_CASES = {
     "dense-subtract-1-lane": (_layer("l", [[7, 7, 7], [-8, -8, -8], [7, -8, 5]], SUBTRACT), 1,
-                              24),
-    "pruned-levels-zero-2-lanes": (_layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]],
-                                          ZERO_LEVELS), 2, 19),
+                              24, Layout.IMPLICIT),
+    "pruned-levels-zero-2-lanes": (PRUNED, 2, 19, Layout.DELTA),
+    "pruned-addressed-levels-zero-2-lanes": (PRUNED, 2, 19, Layout.ADDRESSED),
 }
 
 
 def _engine(case: str, acc_bits_delta: int = 0) -> tuple[EngineReference, int]:
     """The case's harness and depth."""
-    layer, lanes, depth = ENGINE_CASES[case]
-    plan = CorePlan.build(_network(layer), lanes).layers[0]
+    layer, lanes, depth, layout = ENGINE_CASES[case]
+    plan = CorePlan.build(_network(layer), lanes, layouts={"l": layout}).layers[0]
     plan = dataclasses.replace(plan, acc_bits=plan.acc_bits + acc_bits_delta)
     return EngineReference(plan, timesteps=3), depth
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from snnhw.random_networks import random_network
-from snnhw.plan import (CorePlan, MemoryKind, Placement, PlanError, SynapseLayout, bits_for,
-                        signed_bits_for)
+from snnhw.network import Layer, Neuron, Reset
+from snnhw.plan import (CorePlan, Layout, MemoryKind, Placement, PlanError, SynapseLayout,
+                        bits_for, signed_bits_for)
 
 
 def _unpack(lay: SynapseLayout) -> np.ndarray:
@@ -14,43 +15,118 @@ def _unpack(lay: SynapseLayout) -> np.ndarray:
     index = np.full((lay.size, lay.fan_in), -1, dtype=np.int64)
     for i in range(lay.fan_in):
         start, count = int(lay.col_start[i]), int(lay.col_words[i])
+        running = [-1] * lay.lanes  # delta: each lane's address so far
         for w in range(count):
             for p in range(lay.lanes):
                 slot = int(lay.words[start + w, p])
-                if lay.addressed:
+                if lay.kind is Layout.ADDRESSED:
                     if not slot & 1:
                         continue
                     k = (slot >> 1) & ((1 << lay.index_bits) - 1)
                     address = slot >> (1 + lay.index_bits)
+                elif lay.kind is Layout.DELTA:
+                    gap, k = slot & ((1 << lay.gap_bits) - 1), slot >> lay.gap_bits
+                    if gap == (1 << lay.gap_bits) - 1:  # escape: skip, add nothing
+                        running[p] += ((k + 1) << lay.gap_bits) - 1
+                        continue
+                    running[p] += gap + 1
+                    address = running[p]
                 else:
                     k, address = slot, w
                 j = address * lay.lanes + p
                 if j < lay.size:
                     assert index[j, i] == -1, "synapse stored twice"
                     index[j, i] = k
+                else:
+                    assert lay.kind is Layout.IMPLICIT, "a synapse beyond the layer"
     return index
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 1.0])
-def test_layout_round_trip(lanes, density):
+@pytest.mark.parametrize("kind", list(Layout))
+def test_layout_round_trip(lanes, density, kind):
     net = random_network(np.random.default_rng(lanes), 23, [19], codebook_size=5,
                          density=density)
     layer = net.layers[0]
-    lay = SynapseLayout.build(layer, lanes)
-    assert lay.addressed == (density < 1.0)
+    if not SynapseLayout.allows(layer, kind):
+        assert kind is Layout.IMPLICIT and density < 1.0
+        return
+    lay = SynapseLayout.build(layer, lanes, kind)
+    assert lay.kind is kind and lay.has_pointers == (kind is not Layout.IMPLICIT)
     np.testing.assert_array_equal(_unpack(lay), layer.index)
-    # A column takes as many words as its busiest lane needs: no more.
+    # A column takes as many words as its busiest lane needs: no more (delta: its slots,
+    # escapes included).
     for i in range(layer.fan_in):
         targets = np.flatnonzero(layer.index[:, i] >= 0)
         busiest = max([np.count_nonzero(targets % lanes == p) for p in range(lanes)])
-        assert lay.col_words[i] == (busiest if lay.addressed else -(-19 // lanes))
+        if kind is Layout.DELTA:
+            assert busiest <= lay.col_words[i] <= busiest + -(-19 // lanes)
+        else:
+            assert lay.col_words[i] == (busiest if kind is Layout.ADDRESSED
+                                        else -(-19 // lanes))
+
+
+def test_delta_escapes_cover_every_gap(monkeypatch):
+    """Gaps around each multiple of 2**gap_bits, as wide as the bank, and lone synapses at
+    either end of a lane: every one decodes back, at every gap width the layout may pick."""
+    from snnhw.plan import layout
+
+    size = 300
+    index = np.full((size, 6), -1, dtype=np.int32)
+    index[[0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 63, 64, 65, 200, 299], 0] = 1
+    index[[299], 1] = 0
+    index[[0], 2] = 2
+    index[::37, 3] = 3
+    index[[1, 2], 4] = 1  # column 5 empty
+    layer = Layer(name="l", index=index, codebook=(-2, -1, 1, 3), weight_bits=3,
+                  neuron=Neuron(threshold=3, leak_shift=1, reset=Reset.SUBTRACT, v_bits=6))
+    for gap_bits in range(1, 10):
+        for lanes in (1, 3):
+            monkeypatch.setattr(layout, "_best_gap_bits", lambda *args: gap_bits)
+            lay = SynapseLayout.build(layer, lanes, Layout.DELTA)
+            assert lay.gap_bits == gap_bits
+            np.testing.assert_array_equal(_unpack(lay), index)
+
+
+def test_the_plan_picks_the_fewest_bits():
+    """Every layer gets the layout of fewest stored bits; an 80 % pruned layer of 4 values is
+    then delta-coded, and smaller than it is addressed."""
+    net = random_network(np.random.default_rng(0), 64, [64, 10], codebook_size=4,
+                         density=0.2)
+    plan = CorePlan.build(net, 1)
+    for lp in plan.layers:
+        options = {lay.kind: lay.stored_bits for lay in SynapseLayout.options(lp.layer, 1)}
+        assert set(options) == {Layout.ADDRESSED, Layout.DELTA}
+        assert lp.synapses.stored_bits == min(options.values())
+    fc1 = plan.layers[0].synapses
+    assert fc1.kind is Layout.DELTA
+    assert fc1.stored_bits < 0.8 * SynapseLayout.build(net.layers[0], 1,
+                                                       Layout.ADDRESSED).stored_bits
+    dense = random_network(np.random.default_rng(0), 8, [5])
+    assert CorePlan.build(dense, 2).layers[0].synapses.kind is Layout.IMPLICIT
+    forced = CorePlan.build(dense, 2, layouts={"fc1": Layout.DELTA}).layers[0].synapses
+    assert forced.kind is Layout.DELTA
+    np.testing.assert_array_equal(_unpack(forced), dense.layers[0].index)
+    with pytest.raises(PlanError, match=r"^layouts.fc1: the implicit layout stores every "
+                                        r"synapse, but fc1 is pruned$"):
+        CorePlan.build(net, 1, layouts={"fc1": Layout.IMPLICIT})
+    with pytest.raises(PlanError, match=r"^layouts: fc9 is not a layer of random"):
+        CorePlan.build(net, 1, layouts={"fc9": Layout.DELTA})
+    with pytest.raises(PlanError, match=r"^layouts.fc2: expected one of implicit, addressed, "
+                                        r"delta, got 'delta'$"):
+        CorePlan.build(net, 1, layouts={"fc2": "delta"})
 
 
 def test_pruned_synapses_take_no_memory():
     net = random_network(np.random.default_rng(0), 64, [32], density=0.25)
-    lay = SynapseLayout.build(net.layers[0], 1)
+    lay = SynapseLayout.build(net.layers[0], 1, Layout.ADDRESSED)
     assert lay.total_words == net.layers[0].synapse_count
+    # Delta: one slot per synapse, plus an escape where a gap exceeds its field.
+    delta = SynapseLayout.build(net.layers[0], 1, Layout.DELTA)
+    escape = (1 << delta.gap_bits) - 1
+    escapes = int(((delta.words & np.uint64(escape)) == escape).sum())
+    assert delta.total_words == net.layers[0].synapse_count + escapes
 
 
 def test_accumulator_never_overflows():
@@ -175,3 +251,21 @@ def test_version_2_neurons_plan_parameter_roms_and_pipeline_stages():
     # Fetch, pending reset and multiply: three stages more than the version-1 unit.
     assert lif_latency(fc1.neuron) == lif_latency(v1_neuron) + 3 == 6
     assert sweep_overhead(fc1.neuron) == 9
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("codebook_size", [1, 4, 16])
+def test_delta_gap_width_stores_the_fewest_bits(monkeypatch, lanes, codebook_size):
+    """The gap width the layout picks from counted slots is the one whose built words and
+    pointers take the fewest bits."""
+    from snnhw.plan import layout
+
+    net = random_network(np.random.default_rng(codebook_size), 30, [37],
+                         codebook_size=codebook_size, density=0.2)
+    chosen = SynapseLayout.build(net.layers[0], lanes, Layout.DELTA)
+    built = {}
+    for gap_bits in range(1, 9):
+        monkeypatch.setattr(layout, "_best_gap_bits", lambda *args: gap_bits)
+        built[gap_bits] = SynapseLayout.build(net.layers[0], lanes, Layout.DELTA).stored_bits
+    assert chosen.stored_bits == min(built.values())
+    assert len(set(built.values())) > 2, "the widths differ"

@@ -5,6 +5,7 @@ writer (or a wrong packing shared by the writer and the generator) would pass it
 decode the files a user loads independently of the packing code and compare with the network.
 """
 
+import json
 import shutil
 from dataclasses import replace
 
@@ -15,7 +16,7 @@ from snnhw.compiler import compile_network, read_back
 from snnhw.golden import simulate
 from snnhw.network import Network
 from snnhw.random_networks import random_inputs, random_network
-from snnhw.plan import CorePlan
+from snnhw.plan import CorePlan, Layout
 
 
 def _network(density: float) -> Network:
@@ -38,21 +39,28 @@ def compiled(tmp_path_factory):
     """One compile per (density, lanes): each writes Verilog too, which takes a moment."""
     cache = {}
 
-    def get(density: float, lanes: int):
-        if (density, lanes) not in cache:
+    def get(density: float, lanes: int, layout: Layout | None = None):
+        key = density, lanes, layout
+        if key not in cache:
             net = _network(density)
             out = tmp_path_factory.mktemp(f"d{density}-p{lanes}")
-            compile_network(CorePlan.build(net, lanes), out)
-            cache[density, lanes] = net, out
-        return cache[density, lanes]
+            layouts = {layer.name: layout for layer in net.layers} if layout else None
+            compile_network(CorePlan.build(net, lanes, layouts=layouts), out)
+            cache[key] = net, out
+        return cache[key]
 
     return get
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 3])
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
-def test_images_read_back_to_the_network(compiled, density, lanes):
-    net, out = compiled(density, lanes)
+@pytest.mark.parametrize("layout", [None, Layout.ADDRESSED, Layout.DELTA],
+                         ids=["chosen", "addressed", "delta"])
+def test_images_read_back_to_the_network(compiled, density, lanes, layout):
+    net, out = compiled(density, lanes, layout)
+    if layout:
+        assert json.loads((out / "report.json").read_text())["layers"][0]["layout"] == \
+            layout.value
     back = _rebuilt(net, out)
     for layer, got in zip(net.layers, back.layers):
         np.testing.assert_array_equal(got.index, np.where(layer.index < 0, -1, layer.index))
@@ -83,19 +91,41 @@ def _differs(net: Network, out) -> bool:
 
 @pytest.mark.parametrize("lanes", [1, 2])
 @pytest.mark.parametrize("delta", [1, -1])
-def test_an_off_by_one_pointer_is_caught(compiled, tmp_path, lanes, delta):
-    net, out = compiled(0.3, lanes)
+@pytest.mark.parametrize("layout", [Layout.ADDRESSED, Layout.DELTA], ids=lambda k: k.value)
+def test_an_off_by_one_pointer_is_caught(compiled, tmp_path, lanes, delta, layout):
+    net, out = compiled(0.3, lanes, layout)
     copy = shutil.copytree(out, tmp_path / "out")  # the other tests keep the good images
     assert not _differs(net, copy)
     path = copy / "mem" / "fc1.pointers.hex"
     lines = path.read_text().splitlines()
     # A column in the middle with words of its own, its start moved by one.
-    lay = CorePlan.build(net, lanes).layers[0].synapses
+    lay = CorePlan.build(net, lanes, layouts={"fc1": layout}).layers[0].synapses
     column = next(i for i in range(len(lines) // 2, len(lines)) if lay.col_words[i] > 0)
     width = len(lines[column])
     lines[column] = f"{int(lines[column], 16) + delta:0{width}x}"
     path.write_text("\n".join(lines) + "\n")
     assert _differs(net, copy)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_a_wrong_gap_is_caught(compiled, tmp_path, lanes):
+    """A delta slot's gap one off (the next synapse of its lane moves too), or an escape read
+    as a synapse: the read-back network differs."""
+    net, out = compiled(0.3, lanes, Layout.DELTA)
+    lay = CorePlan.build(net, lanes, layouts={"fc1": Layout.DELTA}).layers[0].synapses
+    escape = (1 << lay.gap_bits) - 1
+    gaps = lay.words & np.uint64(escape)
+    for pick in (gaps < escape - 1, gaps == escape):  # a synapse; an escape
+        assert pick.any(), "the test needs both kinds of slot"
+        w, p = np.argwhere(pick)[len(np.argwhere(pick)) // 2]
+        copy = shutil.copytree(out, tmp_path / f"out{int(pick.sum())}")
+        path = copy / "mem" / "fc1.synapses.hex"
+        lines = path.read_text().splitlines()
+        flip = 1 if gaps[w, p] < escape - 1 else 1 << (lay.gap_bits - 1)  # escape -> gap
+        word = int(lines[w], 16) ^ (flip << (p * lay.slot_bits))
+        lines[w] = f"{word:0{len(lines[w])}x}"
+        path.write_text("\n".join(lines) + "\n")
+        assert _differs(net, copy)
 
 
 def test_a_lost_codebook_sign_is_caught(compiled, tmp_path):

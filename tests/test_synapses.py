@@ -11,15 +11,19 @@ import pytest
 from snnhw.compiler import generate_verilog, lint
 from snnhw.golden import simulate
 from snnhw.random_networks import random_inputs, random_network
-from snnhw.plan import CorePlan, PlanError, SynapseLayout, spram_tiles
+from snnhw.plan import CorePlan, Layout, PlanError, SynapseLayout, spram_tiles
 from snnhw.sim.runner import Simulator, compare
 
 pytestmark = pytest.mark.verilator
 
 
+LAYOUTS = {"fc1": Layout.ADDRESSED}
+
+
 @pytest.fixture(scope="module")
 def net():
-    # fc1 at 3 lanes: 21-bit addressed words (two 16-bit SPRAM slices); fc2 dense.
+    # fc1 at 3 lanes: 21-bit addressed words (two 16-bit SPRAM slices; the plan would pick the
+    # narrower delta words, LAYOUTS keeps them wide); fc2 dense.
     net = random_network(np.random.default_rng(1), 24, [40, 7], codebook_size=4, weight_bits=4,
                          density=0.4, timesteps=6, name="loaded")
     net.layers[1].index[net.layers[1].index < 0] = 0
@@ -28,12 +32,14 @@ def net():
 
 @pytest.fixture(scope="module", params=[False, True], ids=["ram", "spram"])
 def simulator(request, net, tmp_path_factory):
-    return Simulator(CorePlan.build(net, 3, large=["fc1", "fc2"], spram=request.param),
+    return Simulator(CorePlan.build(net, 3, large=["fc1", "fc2"], spram=request.param,
+                                    layouts=LAYOUTS),
                      tmp_path_factory.mktemp("synapses"))
 
 
 def test_image_is_the_layers_words_in_order(net):
-    plan = CorePlan.build(net, 3, large=["fc2", "fc1"])  # network order, whatever the order asked
+    # network order, whatever the order asked
+    plan = CorePlan.build(net, 3, large=["fc2", "fc1"], layouts=LAYOUTS)
     image = plan.load_image()
     first, second = (layer.synapses for layer in plan.layers)
     assert first.word_bits == 21 and first.word_bytes == 3

@@ -45,7 +45,7 @@ def _memory_images(plan: CorePlan) -> dict[str, str]:
     for lp in plan.layers:
         name, syn = lp.name, lp.synapses
         images[f"{name}.synapses.hex"] = _hex_lines(syn.packed_words(), syn.word_bits)
-        if syn.addressed:
+        if syn.has_pointers:
             images[f"{name}.pointers.hex"] = _hex_lines(syn.packed_pointers(), syn.pointer_bits)
         weight_bits = lp.layer.weight_bits
         mask = (1 << weight_bits) - 1

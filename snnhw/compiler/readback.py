@@ -12,6 +12,11 @@ Synapse words hold ``lanes`` slots of ``slot_bits`` each, slot ``p`` at bits
 - addressed layout: a slot is ``valid | index << 1 | addr << (1 + index_bits)``; slot ``p``
   with bank address ``a`` targets neuron ``a * lanes + p``; column ``i``'s words are the
   ``count`` words from ``start``, where pointer word ``i`` is ``start | count << start_bits``;
+- delta layout: a slot is ``gap | index << gap_bits`` (``gap_bits`` from the report); columns
+  as in the addressed layout. Each lane keeps a running address ``a``, -1 at the column's
+  first word; a slot whose gap is not all ones targets bank address ``a + gap + 1`` (neuron
+  ``address * lanes + p``) and moves ``a`` there; one whose gap is all ones (an escape) adds
+  nothing and advances ``a`` by ``(index + 1) * 2**gap_bits - 1``;
 - implicit layout (every synapse kept): a slot is the codebook index; column ``i`` is the
   ``bank_depth = ceil(size / lanes)`` words from ``i * bank_depth``, word ``w``'s slot ``p``
   targeting neuron ``w * lanes + p``.
@@ -82,9 +87,11 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
     total, word_bits = entry["synapse_words"], entry["synapse_word_bits"]
     bank_depth = -(-size // lanes)
     index_bits = bits_for(entries)
-    addressed = {"addressed": True, "implicit": False}[entry["layout"]]
-    addr_bits = bits_for(bank_depth) if addressed else 0
-    slot_bits = (1 + index_bits + addr_bits) if addressed else max(1, index_bits)
+    layout, gap_bits = entry["layout"], entry["gap_bits"]
+    if layout not in ("implicit", "addressed", "delta"):
+        raise ValueError(f"layer {name}: unknown layout {layout!r}")
+    slot_bits = {"implicit": max(1, index_bits), "delta": gap_bits + index_bits,
+                 "addressed": 1 + index_bits + bits_for(bank_depth)}[layout]
     if word_bits != slot_bits * lanes:
         raise ValueError(f"layer {name}: synapse words of {word_bits} bits, but {lanes} slots "
                          f"of {slot_bits} bits")
@@ -105,7 +112,7 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
             raise ValueError(f"layer {name}, {where}: synapse {column} -> {neuron} twice")
         index[neuron, column] = k
 
-    if addressed:
+    if layout != "implicit":
         start_bits = max(1, bits_for(total + 1))
         # The report gives the pointer memory's bits; a pointer word is fan_in-th of them.
         pointer_bits = entry["memory_bits"]["pointer"] // max(1, fan_in)
@@ -115,10 +122,18 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
             if start + count > total:
                 raise ValueError(f"layer {name}, pointer {column}: words {start}..{start + count}"
                                  f" of {total}")
+            running = [-1] * lanes  # delta: each lane's running address
             for w in range(start, start + count):
                 for p in range(lanes):
                     slot = (words[w] >> (p * slot_bits)) & _mask(slot_bits)
-                    if slot & 1:
+                    if layout == "delta":
+                        gap, k = slot & _mask(gap_bits), slot >> gap_bits
+                        if gap == _mask(gap_bits):
+                            running[p] += ((k + 1) << gap_bits) - 1
+                        else:
+                            running[p] += gap + 1
+                            place(running[p] * lanes + p, column, k, f"word {w} slot {p}")
+                    elif slot & 1:
                         k = (slot >> 1) & _mask(index_bits)
                         address = slot >> (1 + index_bits)
                         place(address * lanes + p, column, k, f"word {w} slot {p}")

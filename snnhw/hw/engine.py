@@ -1,14 +1,14 @@
 """The neuron engine of one layer: event-driven accumulation of timestep t+1 overlapped with the
 LIF sweep of timestep t."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..errors import SnnhwError
-from ..plan import LayerPlan, Placement
+from ..plan import LayerPlan, Layout, Placement
 from .lif import LIFUnit, state_shape, zero_state
 from .synapses import SynapseStore, WriteSignature
 
@@ -150,7 +150,7 @@ class LayerEngine(wiring.Component):
         word = Signal(lay.start_bits)
         words_left = Signal(lay.count_bits)
         offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
-        if lay.addressed:
+        if lay.has_pointers:
             m.submodules.pointers = pointers = Memory(
                 shape=lay.pointer_bits, depth=max(2, layer.fan_in),
                 init=lay.packed_pointers())
@@ -203,12 +203,16 @@ class LayerEngine(wiring.Component):
         slot_index = [Signal(max(1, lay.index_bits), name=f"slot_index{p}") for p in range(lanes)]
         for p in range(lanes):
             slot = synapses.data[p * lay.slot_bits:(p + 1) * lay.slot_bits]
-            if lay.addressed:
+            if lay.kind is Layout.ADDRESSED:
                 m.d.comb += slot_valid[p].eq(s1_valid & slot[0])
                 if lay.index_bits:
                     m.d.comb += slot_index[p].eq(slot[1:1 + lay.index_bits])
                 if lay.addr_bits:
                     m.d.comb += slot_addr[p].eq(slot[1 + lay.index_bits:])
+            elif lay.kind is Layout.DELTA:
+                _decode_delta(m, slot, lay.gap_bits, first=s1_offset == 0, valid=s1_valid,
+                              slot_valid=slot_valid[p], slot_addr=slot_addr[p],
+                              slot_index=slot_index[p], name=f"run_addr{p}")
             else:
                 m.d.comb += [
                     slot_valid[p].eq(s1_valid & (s1_offset < lane_depth[p])),
@@ -381,6 +385,23 @@ class LayerEngine(wiring.Component):
                     ]
                     m.next = "ACCUMULATE"
         return m
+
+
+def _decode_delta(m, slot, gap_bits, *, first, valid, slot_valid, slot_addr, slot_index, name):
+    """One lane's delta slot (:mod:`snnhw.plan.layout`): from the lane's running address ``a``
+    (-1 at a column's ``first`` word), the target ``a + {escape ? index : 0, gap} + !escape``
+    in one adder; an escape (gap all ones) adds nothing. Arithmetic is modulo the address
+    width: a target is below the bank depth, and the running address never passes it."""
+    gap, index = slot[:gap_bits], slot[gap_bits:]
+    escape = gap.all()
+    running = Signal.like(slot_addr, name=name)
+    start = Mux(first, Const((1 << len(running)) - 1, len(running)), running)
+    step = Cat(gap, index & escape.replicate(len(index))) if len(index) else gap
+    m.d.comb += [slot_addr.eq(start + step + ~escape), slot_valid.eq(valid & ~escape)]
+    if len(index):
+        m.d.comb += slot_index.eq(index)
+    with m.If(valid):
+        m.d.sync += running.eq(slot_addr)
 
 
 def _at_most_one(count):

@@ -15,7 +15,7 @@ from functools import cached_property
 
 from ..errors import ParameterError
 from ..network.format import Layer, Network
-from .layout import SynapseLayout
+from .layout import Layout, SynapseLayout
 from .memory import STORED, MemoryKind, MemorySpec, Placement
 from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
 
@@ -58,6 +58,28 @@ def check_network(network: Network) -> None:
             raise PlanError(field, f"expected at most {longest} characters (it names "
                                    f"files and Verilog modules), got {len(name)}: "
                                    f"{name[:20]!r}...")
+
+
+def _check_layouts(network: Network, layouts: Mapping[str, Layout]) -> dict[str, Layout]:
+    """``layouts`` if it names layers of ``network`` and layouts they allow, else raise."""
+    names = [layer.name for layer in network.layers]
+    unknown = sorted(set(layouts) - set(names))
+    if unknown:
+        raise PlanError("layouts", f"{', '.join(unknown)} is not a layer of {network.name} "
+                                   f"({', '.join(names)})")
+    checked = {}
+    for layer in network.layers:
+        if layer.name not in layouts:
+            continue
+        kind = layouts[layer.name]
+        if not isinstance(kind, Layout):
+            raise PlanError(f"layouts.{layer.name}", f"expected one of "
+                            f"{', '.join(k.value for k in Layout)}, got {kind!r}")
+        if not SynapseLayout.allows(layer, kind):
+            raise PlanError(f"layouts.{layer.name}", f"the {kind.value} layout stores every "
+                                                     f"synapse, but {layer.name} is pruned")
+        checked[layer.name] = kind
+    return checked
 
 
 def top_name(net: Network) -> str:
@@ -106,7 +128,7 @@ class LayerPlan:
             MemorySpec(MemoryKind.CODEBOOK, len(layer.codebook), layer.weight_bits, rom=True),
             MemorySpec(MemoryKind.QUEUE, self.queue_depth, self.out_addr_bits + 1, rom=False),
         ]
-        if syn.addressed:
+        if syn.has_pointers:
             memories.append(MemorySpec(MemoryKind.POINTER, layer.fan_in, syn.pointer_bits,
                                        rom=True))
         parameter_bits = per_neuron_bits(layer.neuron)
@@ -146,9 +168,12 @@ class CorePlan:
 
     @classmethod
     def build(cls, network: Network, lanes: int = 1, *, large: Iterable[str] = (),
-              spram: bool = False, queue_depth: int = QUEUE_DEPTH) -> "CorePlan":
+              spram: bool = False, queue_depth: int = QUEUE_DEPTH,
+              layouts: Mapping[str, Layout] | None = None) -> "CorePlan":
         """Plan the core of ``network`` at ``lanes`` lanes; the layers named in ``large`` keep
-        their synapses in large RAM (:attr:`Placement.LARGE`)."""
+        their synapses in large RAM (:attr:`Placement.LARGE`). Each layer's synapses take the
+        layout that stores them in the fewest bits, or the one ``layouts`` names for it (tests
+        use this to exercise every layout)."""
         if not isinstance(network, Network):
             raise TypeError(f"Network must be a Network, not {network!r}")
         check_network(network)
@@ -156,8 +181,10 @@ class CorePlan:
         if not isinstance(queue_depth, int) or queue_depth < 4:
             raise PlanError("queue_depth", f"expected an integer of at least 4, "
                                            f"got {queue_depth!r}")
+        layouts = _check_layouts(network, layouts or {})
         layers = tuple(
-            LayerPlan(layer=layer, lanes=lanes, synapses=SynapseLayout.build(layer, lanes),
+            LayerPlan(layer=layer, lanes=lanes,
+                      synapses=SynapseLayout.build(layer, lanes, layouts.get(layer.name)),
                       placement=Placement.BLOCK, acc_bits=accumulator_bits(layer),
                       state_bits=membrane_bits(layer.neuron), queue_depth=queue_depth)
             for layer in network.layers)

@@ -4,15 +4,23 @@ Post-synaptic neuron ``j`` lives in lane (bank) ``j % P`` at bank address ``j //
 of presynaptic neuron ``i`` (its column: what :meth:`Connectivity.synapses_of` answers) are packed
 into consecutive words of the synapse memory; each word has P slots and slot ``p`` holds a
 synapse whose target is in bank ``p``, so the P lanes of a word never touch the same accumulator
-bank and can add in parallel.
+bank and can add in parallel. Within a column, each lane's synapses come in ascending address.
 
-Two layouts, chosen per layer:
+Three layouts; the plan picks, per layer, the one that stores the fewest bits (synapse words plus
+column pointers):
 
-- **addressed** (the layer has pruned synapses): a slot is ``{valid, index, address}``; only
-  existing synapses are stored, so pruned ones take no space. A column pointer memory holds each
-  column's first word and word count.
 - **implicit** (nothing pruned): every column has exactly ``ceil(size / P)`` words and word ``w``
   of a column targets bank address ``w``, so a slot is just ``{index}``; no pointer memory.
+- **addressed**: a slot is ``valid | index << 1 | address << (1 + index_bits)``; only existing
+  synapses are stored. A column pointer memory holds each column's first word and word count.
+- **delta**: a slot is ``gap | index << gap_bits``, the gap (``gap_bits``, chosen per layer
+  from the data) coding the distance from the lane's previous synapse in the column, so the
+  slot shrinks with sparsity. Each lane keeps a running address ``a``, -1 at the column's first
+  word; a slot with ``gap`` below all ones targets ``a + gap + 1`` and adds there; a slot with
+  ``gap`` all ones is an escape: it adds nothing and advances ``a`` by
+  ``(index + 1) * 2**gap_bits - 1`` (a gap too large for the field; also the padding of a lane
+  shorter than the column). In both cases ``a`` becomes ``a + {index if escape else 0, gap} +
+  (not escape)``, one adder. Column pointers as in the addressed layout.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ __all__ = ["Layout", "SynapseLayout"]
 class Layout(Enum):
     """Which synapse layout a layer uses."""
 
-    ADDRESSED = "addressed"  #: only existing synapses, each with its target's bank address
     IMPLICIT = "implicit"  #: every synapse, the target implied by the slot's position
+    ADDRESSED = "addressed"  #: only existing synapses, each with its target's bank address
+    DELTA = "delta"  #: only existing synapses, each with the gap from the lane's previous one
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,51 +54,73 @@ class SynapseLayout:
     kind: Layout
     bank_depth: int  #: accumulator/membrane words per lane
     index_bits: int  #: codebook index width
-    addr_bits: int  #: bank address width stored in a slot (0 in the implicit layout)
-    slot_bits: int  #: valid + index + address (implicit: index only)
+    addr_bits: int  #: bank address width stored in a slot (addressed layout, else 0)
+    gap_bits: int  #: gap width stored in a slot (delta layout, else 0)
+    slot_bits: int  #: bits per slot
     words: np.ndarray  #: uint64-per-slot synapse words, shape [total_words, lanes]
     col_start: np.ndarray  #: [fan_in] first word of each column
     col_words: np.ndarray  #: [fan_in] word count of each column
 
     @classmethod
-    def build(cls, layer: Layer, lanes: int) -> "SynapseLayout":
-        """Lay out ``layer``'s synapses for ``lanes`` lanes."""
-        connectivity = layer.connectivity
+    def build(cls, layer: Layer, lanes: int, kind: Layout | None = None) -> "SynapseLayout":
+        """Lay out ``layer``'s synapses for ``lanes`` lanes, in layout ``kind``, or (None) in
+        the one of :meth:`options` that stores the fewest bits (the first of a tie)."""
+        if kind is None:
+            return min(cls.options(layer, lanes), key=lambda lay: lay.stored_bits)
+        if not cls.allows(layer, kind):
+            raise ValueError(f"layer {layer.name} has pruned synapses: the {kind.value} layout "
+                             f"stores every synapse")
         size, fan_in = layer.size, layer.fan_in
         bank_depth = -(-size // lanes)
         index_bits = bits_for(len(layer.codebook))
-        addressed = connectivity.synapse_count < size * fan_in
-        addr_bits = bits_for(bank_depth) if addressed else 0
-        slot_bits = (1 + index_bits + addr_bits) if addressed else max(1, index_bits)
+        addr_bits = bits_for(bank_depth) if kind is Layout.ADDRESSED else 0
+        gap_bits = _best_gap_bits(layer, lanes, index_bits) if kind is Layout.DELTA else 0
+        slot_bits = {Layout.IMPLICIT: max(1, index_bits), Layout.ADDRESSED: 1 + index_bits +
+                     addr_bits, Layout.DELTA: gap_bits + index_bits}[kind]
 
         columns = []
         for i in range(fan_in):
-            targets, indices = connectivity.synapses_of(i)
-            if addressed:
-                per_lane = [[] for _ in range(lanes)]
-                for j, k in zip(targets.tolist(), indices.tolist()):
-                    per_lane[j % lanes].append((j // lanes, k))
-                count = max(len(slots) for slots in per_lane)
-                column = np.zeros((count, lanes), dtype=np.uint64)
-                for p, slots in enumerate(per_lane):
-                    for w, (address, k) in enumerate(slots):
-                        column[w, p] = 1 | (k << 1) | (address << (1 + index_bits))
-            else:
+            if kind is Layout.IMPLICIT:
+                targets, indices = layer.connectivity.synapses_of(i)
                 padded = np.zeros(bank_depth * lanes, dtype=np.uint64)
                 padded[targets] = indices
-                column = padded.reshape(bank_depth, lanes)
+                columns.append(padded.reshape(bank_depth, lanes))
+                continue
+            per_lane = []
+            for addresses, indices in _lanes_of(layer, i, lanes):
+                if kind is Layout.ADDRESSED:
+                    per_lane.append([1 | (k << 1) | (a << (1 + index_bits))
+                                     for a, k in zip(addresses, indices)])
+                else:
+                    per_lane.append(_delta_slots(addresses, indices, gap_bits, index_bits))
+            # A lane shorter than the column pads with invalid slots (delta: escapes).
+            padding = (1 << gap_bits) - 1 if kind is Layout.DELTA else 0
+            column = np.full((max(map(len, per_lane)), lanes), padding, dtype=np.uint64)
+            for p, slots in enumerate(per_lane):
+                column[:len(slots), p] = slots
             columns.append(column)
         col_words = np.array([len(c) for c in columns], dtype=np.int64)
         col_start = np.concatenate([[0], np.cumsum(col_words)[:-1]]).astype(np.int64)
         words = np.concatenate(columns) if columns else np.zeros((0, lanes), np.uint64)
-        return cls(lanes=lanes, size=size, fan_in=fan_in,
-                   kind=Layout.ADDRESSED if addressed else Layout.IMPLICIT,
-                   bank_depth=bank_depth, index_bits=index_bits, addr_bits=addr_bits,
+        return cls(lanes=lanes, size=size, fan_in=fan_in, kind=kind, bank_depth=bank_depth,
+                   index_bits=index_bits, addr_bits=addr_bits, gap_bits=gap_bits,
                    slot_bits=slot_bits, words=words, col_start=col_start, col_words=col_words)
 
+    @staticmethod
+    def allows(layer: Layer, kind: Layout) -> bool:
+        """Whether ``layer`` can be laid out in ``kind`` (implicit: only without pruning)."""
+        return kind is not Layout.IMPLICIT or layer.connectivity.synapse_count == \
+            layer.size * layer.fan_in
+
+    @classmethod
+    def options(cls, layer: Layer, lanes: int) -> list["SynapseLayout"]:
+        """The layer in every layout it allows, in :class:`Layout` order."""
+        return [cls.build(layer, lanes, kind) for kind in Layout if cls.allows(layer, kind)]
+
     @property
-    def addressed(self) -> bool:
-        return self.kind is Layout.ADDRESSED
+    def has_pointers(self) -> bool:
+        """Columns of varying length, found through the pointer memory (all but implicit)."""
+        return self.kind is not Layout.IMPLICIT
 
     @property
     def total_words(self) -> int:
@@ -121,7 +152,7 @@ class SynapseLayout:
     def stored_bits(self) -> int:
         """Bits of the synapse and pointer memories together."""
         return self.total_words * self.word_bits + (self.fan_in * self.pointer_bits
-                                                    if self.addressed else 0)
+                                                    if self.has_pointers else 0)
 
     def packed_words(self) -> list[int]:
         """Synapse memory contents: one integer per word, slot p at bits [p*slot_bits, ...)."""
@@ -129,10 +160,73 @@ class SynapseLayout:
                 for row in self.words]
 
     def packed_pointers(self) -> list[int]:
-        """Pointer memory contents (addressed layout): ``start | count << start_bits``."""
+        """Pointer memory contents (addressed and delta layouts): ``start | count <<
+        start_bits``."""
         return [int(s) | (int(c) << self.start_bits)
                 for s, c in zip(self.col_start, self.col_words)]
 
     def image(self) -> bytes:
         """The synapse words as loaded at run time: each little-endian in whole bytes."""
         return b"".join(word.to_bytes(self.word_bytes, "little") for word in self.packed_words())
+
+
+def _lanes_of(layer: Layer, column: int, lanes: int) -> list[tuple[list[int], list[int]]]:
+    """Per lane, the (ascending bank addresses, codebook indices) of a column's synapses."""
+    targets, indices = layer.connectivity.synapses_of(column)  # targets ascending
+    return [(list(map(int, targets[targets % lanes == p] // lanes)),
+             list(map(int, indices[targets % lanes == p]))) for p in range(lanes)]
+
+
+def _delta_slots(addresses: list[int], indices: list[int], gap_bits: int,
+                 index_bits: int) -> list[int]:
+    """One lane's delta slots for its synapses at ascending ``addresses`` (module notes)."""
+    escape = (1 << gap_bits) - 1
+    slots, previous = [], -1
+    for address, k in zip(addresses, indices):
+        offset = address - previous  # >= 1; a normal slot reaches 1..escape
+        while offset > escape:
+            steps = min(offset >> gap_bits, 1 << index_bits)  # advance steps * 2**gap_bits - 1
+            slots.append(escape | ((steps - 1) << gap_bits))
+            offset -= (steps << gap_bits) - 1
+        slots.append((offset - 1) | (k << gap_bits))
+        previous = address
+    return slots
+
+
+def _delta_slot_counts(offsets: np.ndarray, gap_bits: int, index_bits: int) -> np.ndarray:
+    """Slots :func:`_delta_slots` spends on each synapse, from its offset (vectorised)."""
+    escape, counts, offsets = (1 << gap_bits) - 1, np.ones_like(offsets), offsets.copy()
+    while True:
+        far = offsets > escape
+        if not far.any():
+            return counts
+        steps = np.minimum(offsets[far] >> gap_bits, 1 << index_bits)
+        offsets[far] -= (steps << gap_bits) - 1
+        counts[far] += 1
+
+
+def _best_gap_bits(layer: Layer, lanes: int, index_bits: int) -> int:
+    """The gap width that stores the layer's delta layout in the fewest bits (the narrowest
+    of a tie), from 1 up to the width at which no gap needs an escape."""
+    index = np.asarray(layer.index)
+    post, pre = np.nonzero(index >= 0)  # sorted by post neuron, so by address in every lane
+    lane, address = post % lanes, post // lanes
+    group = pre * lanes + lane  # (column, lane)
+    order = np.lexsort((address, group))
+    group, address = group[order], address[order]
+    first = np.ones(len(group), bool)
+    first[1:] = group[1:] != group[:-1]
+    previous = np.where(first, -1, np.concatenate([[-1], address[:-1]]))
+    offsets = (address - previous).astype(np.int64)
+    bank_depth = -(-layer.size // lanes)
+
+    def stored_bits(gap_bits: int) -> tuple[int, int]:
+        per_group = np.bincount(group, _delta_slot_counts(offsets, gap_bits, index_bits),
+                                minlength=layer.fan_in * lanes).astype(np.int64)
+        col_words = per_group.reshape(layer.fan_in, lanes).max(axis=1, initial=0)
+        total = int(col_words.sum())
+        pointers = max(1, bits_for(total + 1)) + max(1, bits_for(int(col_words.max(
+            initial=0)) + 1))
+        return total * lanes * (gap_bits + index_bits) + layer.fan_in * pointers, gap_bits
+
+    return min(stored_bits(g) for g in range(1, bits_for(bank_depth + 1) + 1))[1]

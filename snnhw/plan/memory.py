@@ -30,7 +30,7 @@ class Placement(enum.Enum):
 
 class MemoryKind(enum.Enum):
     SYNAPSE = "synapse"  #: synapse words (codebook index and target per slot)
-    POINTER = "pointer"  #: first word and word count of each column (addressed layout)
+    POINTER = "pointer"  #: first word and word count of each column (addressed, delta)
     CODEBOOK = "codebook"  #: the layer's weight values
     #: per-neuron threshold, beta and bias (format version 2; the LIF unit's ROMs)
     PARAMETER = "parameter"

@@ -22,7 +22,8 @@ class LayerReport:
     weight_bits: int
     v_bits: int
     state_bits: int  #: bits stored per neuron: V, or a state-level index
-    layout: str  #: "addressed" or "implicit"
+    layout: str  #: "implicit", "addressed" or "delta" (:class:`snnhw.plan.Layout`)
+    gap_bits: int  #: the delta layout's gap width (0 in the others)
     placement: str  #: "block" or "large"
     synapse_words: int
     synapse_word_bits: int
@@ -59,7 +60,8 @@ def core_report(plan: CorePlan) -> CoreReport:
             synapses=layer.synapse_count, sparsity=layer.sparsity,
             codebook_entries=len(layer.codebook), weight_bits=layer.weight_bits,
             v_bits=layer.neuron.v_bits, state_bits=lp.state_bits,
-            layout=lp.synapses.kind.value, placement=lp.placement.value,
+            layout=lp.synapses.kind.value, gap_bits=lp.synapses.gap_bits,
+            placement=lp.placement.value,
             synapse_words=lp.synapses.total_words, synapse_word_bits=lp.synapses.word_bits,
             accumulator_bits=lp.acc_bits, memory_bits=dict(lp.memory_bits)))
     net = plan.network

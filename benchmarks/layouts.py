@@ -1,0 +1,100 @@
+"""Bits of each synapse layout, per layer: where pruning pays (issue 11, item 4).
+
+For random 80 %-pruned layers of 4 weight values (the shapes of the digits and MNIST networks)
+and for trained networks given with ``--network`` (``snnhw train`` output directories), prints
+per layer and lane count the bits of the synapse and pointer memories in every layout
+(:class:`snnhw.plan.Layout`) and the one the plan chooses, next to the layer stored dense: every
+synapse, pruned or not, as a codebook index of the layer's width (``size * fan_in *
+index_bits``, no pointers). The codebook is the same in every layout and is left out. ``entropy``
+is the zeroth-order entropy of the layer's index matrix (pruned = one more symbol) in bits per
+weight position times the positions: what a lossless code of the symbols alone would need.
+
+    python benchmarks/layouts.py [--network MODEL ...] [--lanes 1 2 4] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from snnhw.network import Layer, load
+from snnhw.plan import Layout, SynapseLayout, bits_for
+from snnhw.random_networks import random_network
+
+#: (label, input size, layer sizes) of the random networks, 80 % pruned, 4 values.
+RANDOM = [("digits 64-64-10", 64, [64, 10]), ("MNIST 784-128-10", 784, [128, 10])]
+
+
+def dense_bits(layer: Layer) -> int:
+    """The layer with every synapse stored, each an index into its codebook (no pointers)."""
+    return layer.size * layer.fan_in * max(1, bits_for(len(layer.codebook)))
+
+
+def entropy_bits(layer: Layer) -> float:
+    _, counts = np.unique(layer.index, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum() * layer.index.size)
+
+
+def rows(label: str, layers: list[Layer], lanes: list[int]) -> list[dict]:
+    out = []
+    for layer in layers:
+        for p in lanes:
+            options = {lay.kind: lay for lay in SynapseLayout.options(layer, p)}
+            chosen = SynapseLayout.build(layer, p)
+            out.append({"network": label, "layer": layer.name,
+                        "shape": f"{layer.fan_in}x{layer.size}", "density": 1 - layer.sparsity,
+                        "lanes": p, "dense": dense_bits(layer), "entropy": entropy_bits(layer),
+                        **{kind: options[kind].stored_bits if kind in options else None
+                           for kind in Layout},
+                        "gap_bits": options[Layout.DELTA].gap_bits, "chosen": chosen})
+    return out
+
+
+def print_table(table: list[dict]) -> None:
+    header = (f"{'network':<18} {'layer':<5} {'shape':>8} {'dens':>5} {'P':>2} {'dense':>7} "
+              f"{'entropy':>7} {'implicit':>8} {'addressed':>9} {'delta':>7} {'gap':>3} "
+              f"{'chosen':>9} {'chosen/dense':>12}")
+    print(header)
+    print("-" * len(header))
+    totals: dict[tuple[str, int], list[int]] = {}
+    for r in table:
+        implicit = r[Layout.IMPLICIT]
+        chosen = r["chosen"]
+        print(f"{r['network']:<18} {r['layer']:<5} {r['shape']:>8} {r['density']:5.2f} "
+              f"{r['lanes']:>2} {r['dense']:>7} {r['entropy']:7.0f} "
+              f"{'-' if implicit is None else implicit:>8} {r[Layout.ADDRESSED]:>9} "
+              f"{r[Layout.DELTA]:>7} {r['gap_bits']:>3} {chosen.kind.value:>9} "
+              f"{chosen.stored_bits / r['dense']:12.3f}")
+        total = totals.setdefault((r["network"], r["lanes"]), [0, 0, 0])
+        total[0] += r["dense"]
+        total[1] += r[Layout.ADDRESSED]
+        total[2] += chosen.stored_bits
+    for (network, p), (dense, addressed, chosen) in totals.items():
+        print(f"{network:<18} all layers, P={p}: dense {dense}, addressed {addressed} "
+              f"({addressed / dense:.3f}x), chosen {chosen} ({chosen / dense:.3f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", action="append", default=[], metavar="MODEL",
+                        help="a network directory (e.g. from snnhw train); repeatable")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    table = []
+    for label, inputs, sizes in RANDOM:
+        net = random_network(np.random.default_rng(args.seed), inputs, sizes, codebook_size=4,
+                             density=0.2)
+        table += rows(f"random {label}", net.layers, args.lanes)
+    for path in args.network:
+        net = load(path)
+        table += rows(net.name, net.layers, args.lanes)
+    print_table(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
