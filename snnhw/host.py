@@ -90,7 +90,7 @@ class Device:
     LOAD_CHUNK = 1024  #: bytes of the load image per write (and per progress call)
     RESYNC_LIMIT = 1 << 16  #: bytes :meth:`resync` drops before it gives up on a babbling board
 
-    def __init__(self, port: ByteStream, *, network: Network | None = None, baud: int = 115200,
+    def __init__(self, port: ByteStream, *, network: Network | None = None, baud: int = 3_000_000,
                  progress=None, name: str | None = None):
         self.port = port
         self.network = network
@@ -100,7 +100,7 @@ class Device:
         self.identity: Identity | None = None
 
     @classmethod
-    def open(cls, path: str, baud: int = 115200, *, timeout: float = 2.0,
+    def open(cls, path: str, baud: int = 3_000_000, *, timeout: float = 2.0,
              network: Network | None = None, progress=None) -> "Device":
         """Open a serial port with pyserial (8N1, no flow control)."""
         try:
@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="the network directory the board was built from")
     parser.add_argument("--inputs", required=True, metavar="X.npy",
                         help="uint8 0/1 spikes [samples, timesteps, input_size]")
-    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--baud", type=int, default=3_000_000,
+                        help="the board file's uart.baud (default 3000000: iCEBreaker; ULX3S: 1000000)")
     args = parser.parse_args(argv)
     from .golden import simulate
     from .network import load

@@ -85,6 +85,8 @@ def _drop(*keys):
     (_set("format", "snnhw-network"), "format: expected 'snnhw-board', got 'snnhw-network'"),
     (_set("uart", "baud", 2_500_000), "uart.baud: expected a rate that 12000000 Hz divides to "
                                       "within 2 %"),
+    (_set("uart", "max_baud", 1_000_000), "uart.baud: expected at most uart.max_baud (1000000), "
+                                          "got 3000000"),
     (_set("uart", "pins", {"rx": "1", "tx": "2"}),
      "uart: expected exactly one of 'resource' and 'pins'"),
     (_set("leds", ["led0"]), "leds[0]: expected 'resource/number' or 'resource/number.subsignal'"),
@@ -464,7 +466,7 @@ def test_host_main_one_line_error_exit_2(monkeypatch, capsys, tmp_path):
     np.save(tmp_path / "x.npy", np.load(EXAMPLE / "inputs.npy")[:1])
     opened = []
 
-    def open_silent(path, baud=115200, **kwargs):
+    def open_silent(path, baud=3_000_000, **kwargs):
         opened.append((path, baud))
         return Device(SerialPort(net, mute=True), name=path, network=kwargs.get("network"))
 
@@ -472,7 +474,7 @@ def test_host_main_one_line_error_exit_2(monkeypatch, capsys, tmp_path):
     from snnhw.host import main as host_main
     assert host_main(["/dev/ttyUSB1", str(EXAMPLE), "--inputs", str(tmp_path / "x.npy")]) == 2
     out, err = capsys.readouterr()
-    assert opened == [("/dev/ttyUSB1", 115200)] and out == ""
+    assert opened == [("/dev/ttyUSB1", 3_000_000)] and out == ""
     assert err == ("snnhw.host: error: /dev/ttyUSB1: no answer to 'I' (identity, 16 bytes) "
                    "within 2.0 s\n")
 

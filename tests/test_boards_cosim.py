@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from snnhw.boards.config import check_baud, find_board
 from snnhw.boards.protocol import (IDENTITY_SIZE, Status, decode_result, identity_bytes,
                                    network_id, result_size)
 from snnhw.golden import simulate
@@ -21,6 +22,8 @@ from snnhw.sim.board_tb import extra_input
 pytestmark = pytest.mark.verilator
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
+_icebreaker = find_board("icebreaker")
+ICEBREAKER = check_baud(_icebreaker.clock_hz, _icebreaker.uart.baud)  #: its clocks per UART bit
 
 
 def _check(net, lanes, run, inputs, mask=0):
@@ -44,8 +47,9 @@ def small_board(tmp_path_factory):
             rng = np.random.default_rng(7 + lanes)
             net = random_network(rng, 24, [12, 4], density=0.6, timesteps=5, name="small")
             inputs = random_inputs(rng, net, 6, rate=0.4)
+            # The iCEBreaker's rate: 4 clocks a bit (12 MHz / 3 Mbaud), the fewest the UART takes.
             sim = BoardSimulator(CorePlan.build(net, lanes),
-                                 tmp_path_factory.mktemp(f"board{lanes}"), divisor=8,
+                                 tmp_path_factory.mktemp(f"board{lanes}"), divisor=ICEBREAKER,
                                  timeout=1500)
             boards[lanes] = net, inputs, sim
         return boards[lanes]
