@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
+from snnhw.network.encoder import check_features
 from snnhw.network.format import save
 from snnhw.plan import CorePlan
 from snnhw.results import check_inputs
@@ -81,7 +82,9 @@ class BoardSimulator:
 
     def run(self, inputs: np.ndarray, *, abandon: bool = False, bad_input: bool = False,
             stray_load: bool = False, faults: bool = False) -> BoardRun:
-        """Identify the board, then run the samples through the host driver.
+        """Identify the board, then run the samples through the host driver: 0/1 spikes
+        [samples, timesteps, inputs], or feature bytes [samples, inputs] for a network with an
+        encoder.
 
         ``abandon`` first sends half a sample and stays silent (the board must recover);
         ``bad_input`` first sends a sample with an out-of-range input (the board must flag it);
@@ -89,8 +92,12 @@ class BoardSimulator:
         stays silent (the board must stay loaded). ``faults`` then injects every fault of
         ``fault_session`` on the link (it needs at least 3 samples).
         """
-        inputs = check_inputs(self.net, inputs)
-        timesteps = inputs.shape[1]
+        if np.ndim(inputs) == 2:  # feature bytes for the on-chip encoder ('X')
+            inputs = check_features(inputs, self.net.input_size, "inputs")
+            timesteps = self.net.timesteps
+        else:
+            inputs = check_inputs(self.net, inputs)
+            timesteps = inputs.shape[1]
         # The core answers within the cycles of its work after the last byte; be generous.
         work = sum(l.fan_in + l.synapse_count + l.size for l in self.net.layers)
         reply_timeout_ns = CLOCK_NS * (20_000 + 8 * timesteps * work)
