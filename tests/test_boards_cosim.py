@@ -149,12 +149,14 @@ def test_uart_top_example_network(tmp_path):
     _check(net, 1, run, inputs)
 
 
-def test_uart_top_verilog_is_lint_clean(tmp_path):
+@pytest.mark.parametrize("encoder", [None, "rate", "latency", "direct"])
+def test_uart_top_verilog_is_lint_clean(tmp_path, encoder):
     from amaranth.back import verilog
 
     from snnhw.boards.top import UARTTop
     from snnhw.compiler import lint
     net = random_network(np.random.default_rng(3), 20, [8, 3], density=0.5)
+    net.encoder = encoder and Encoder(encoder, 99)
     path = tmp_path / "snnhw_board.v"
     path.write_text(verilog.convert(UARTTop(CorePlan.build(net, 2), divisor=104,
                                             timeout=1_200_000),
