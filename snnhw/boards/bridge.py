@@ -131,7 +131,10 @@ class Bridge(wiring.Component):
         event_valid = Signal()
         encoder = self.network.encoder
         encoding = Signal()  # this sample's events come from the encoder
-        if encoder is not None:
+        from_host = [self.events.payload.eq(event), self.events.valid.eq(event_valid)]
+        if encoder is None:
+            m.d.comb += from_host
+        else:
             m.submodules.encoder = features = FeatureEncoder(
                 encoder, inputs, self.network.timesteps, self.plan.input_addr_bits)
             features_left = Signal(range(inputs + 1))
@@ -140,9 +143,7 @@ class Bridge(wiring.Component):
                              self.events.valid.eq(features.events.valid),
                              features.events.ready.eq(self.events.ready)]
             with m.Else():
-                m.d.comb += [self.events.payload.eq(event), self.events.valid.eq(event_valid)]
-        else:
-            m.d.comb += [self.events.payload.eq(event), self.events.valid.eq(event_valid)]
+                m.d.comb += from_host
 
         with m.If(self.overrun):
             m.d.sync += overrun.eq(1)
