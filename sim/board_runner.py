@@ -41,6 +41,7 @@ class BoardRun:
     status: np.ndarray  #: [samples]: status byte of each answer
     errors: list[str]  #: host errors (a missing or garbled answer)
     framing_errors: int  #: bytes from the board without a stop bit
+    bytes_sent: int  #: bytes the host sent on the wire
     bad_input_status: int | None  #: status answered to a sample with an out-of-range input
     unloaded_status: int | None  #: status answered to a sample sent before loading synapses
     loaded_after_stray: int | None  #: the loaded flag after a stray 'W' and a silence
@@ -116,7 +117,7 @@ class BoardSimulator:
             identity=out["identity"], counts=out["counts"], pred=out["pred"],
             cycles=out["cycles"], leds=out["leds"], status=out["status"],
             errors=[str(e) for e in out["errors"]],
-            framing_errors=int(out["framing_errors"]),
+            framing_errors=int(out["framing_errors"]), bytes_sent=int(out["bytes_sent"]),
             bad_input_status=(int(out["bad_input_status"])
                               if "bad_input_status" in out else None),
             unloaded_status=(int(out["unloaded_status"])

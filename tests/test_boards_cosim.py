@@ -180,6 +180,8 @@ def test_uart_top_encodes_feature_bytes_on_chip(tmp_path, kind):
     _check(net, 2, run, features)
     np.testing.assert_array_equal(run.counts, golden.counts)
     assert golden.counts.sum() > 5 and len(set(golden.pred)) > 1
+    # On the wire: 'I', then 'X' and the feature bytes a sample (benchmarks/boards.py's count).
+    assert run.bytes_sent == 1 + len(features) * (1 + net.input_size)
     if kind == "rate":
         # Another seed gives other counts: the comparison above would catch a wrong seed.
         wrong = simulate(net, encode_features(Encoder(kind, seed % 0xFFFF + 1), features,
