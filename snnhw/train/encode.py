@@ -9,21 +9,32 @@ and the RTL then read the very same spikes instead of re-drawing them.
   pixels fire earlier; dark pixels never fire.
 - ``direct``: the image binarised at 0.5 and repeated at every step. (A float "direct" input is
   not expressible in the format, which carries spikes only; this is its binary counterpart.)
+
+With ``lfsr_seed`` the intensities become bytes ``round(x * 255)`` and the board's integer
+encoder of the same kind makes the spikes (:mod:`snnhw.network.encoder`), bit for bit as on chip.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..network.encoder import Encoder, encode_features
 from .recipe import Encoding
 
-__all__ = ["encode"]
+__all__ = ["encode", "feature_bytes"]
+
+
+def feature_bytes(x: np.ndarray) -> np.ndarray:
+    """Intensities in [0, 1] as the bytes a host sends the board's encoder."""
+    return np.round(np.clip(np.asarray(x, np.float64), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def encode(x: np.ndarray, encoding: Encoding | str, timesteps: int, *, seed: int = 0,
-           max_rate: float = 1.0) -> np.ndarray:
+           max_rate: float = 1.0, lfsr_seed: int | None = None) -> np.ndarray:
     """Encode intensities ``x`` [samples, features] in [0, 1] as spikes."""
     encoding = Encoding(encoding)
+    if lfsr_seed is not None:
+        return encode_features(Encoder(encoding.value, lfsr_seed), feature_bytes(x), timesteps)
     x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
     samples, features = x.shape
     if encoding is Encoding.RATE:

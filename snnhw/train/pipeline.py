@@ -26,7 +26,8 @@ from ..network.format import Network, Reset, atomic_write, save, signed_range
 from . import hessian, prune
 from .cluster import ClusterQuantizer
 from .data import Data, load_data
-from .encode import encode
+from ..network.encoder import Encoder
+from .encode import encode, feature_bytes
 from .export import exact_run, memory_report, state_memory_report, to_network
 from .fit import accuracy, fit
 from .model import SNN
@@ -59,7 +60,8 @@ class Context:
         d = self.recipe.data
         # Rate coding redraws the spikes every epoch (a cheap augmentation); the others are fixed.
         seed = self.recipe.seed * 1_000_003 + self.epochs_done + epoch
-        return encode(self.data.x_train, d.encoding, d.timesteps, seed=seed, max_rate=d.max_rate)
+        return encode(self.data.x_train, d.encoding, d.timesteps, seed=seed, max_rate=d.max_rate,
+                      lfsr_seed=None if d.on_chip_seed is None else seed % 0xFFFF + 1)
 
     def tune(self, epochs: int, lr: float | None, desc: str,
              extra_params: list[dict] | None = None) -> None:
@@ -257,7 +259,7 @@ def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
     d = recipe.data
     data = load_data(d.dataset)
     test_spikes = encode(data.x_test, d.encoding, d.timesteps, seed=d.test_seed,
-                         max_rate=d.max_rate)
+                         max_rate=d.max_rate, lfsr_seed=d.on_chip_seed)
     model = build_model(recipe, data.features, data.classes)
     ctx = Context(recipe, data, model, test_spikes, progress)
     ctx.tune(recipe.train.epochs, recipe.train.lr, "float")
@@ -306,8 +308,12 @@ def finish(ctx: Context, out: str | Path, recipe_text: str | None = None) -> dic
     recipe, data = ctx.recipe, ctx.data
     net = to_network(ctx.model, recipe.name, recipe.data.timesteps)
     out = Path(out)
+    if recipe.data.on_chip_seed is not None:  # the board encodes the bytes the host sends
+        net.encoder = Encoder(recipe.data.encoding.value, recipe.data.on_chip_seed)
     save(net, out)
     np.save(out / "test_inputs.npy", ctx.test_spikes)
+    if net.encoder is not None:
+        np.save(out / "test_features.npy", feature_bytes(data.x_test))
     np.save(out / "test_labels.npy", data.y_test)
     check = verify(net, ctx.model, ctx.test_spikes)
     labels = data.y_test

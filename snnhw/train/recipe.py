@@ -92,6 +92,9 @@ class DataConfig:
     max_rate: float = 1.0
     #: seed of the test set's encoding (training spikes are redrawn each epoch from ``seed``)
     test_seed: int = 1234
+    #: encode as the board does (snnhw.network.encoder, on feature bytes round(x * 255)) with
+    #: this LFSR seed (1..65535) for the test set and the exported network; None: in float
+    on_chip_seed: int | None = None
 
 
 @dataclass
@@ -326,6 +329,11 @@ def _check_values(recipe: Recipe, source: str) -> None:
                               f"'-', got {shown(recipe.name)}")
     _check_range(source, "data.timesteps", d.timesteps, 1, 1024)
     _check_range(source, "data.max_rate", d.max_rate, 0.0, 1.0)
+    if d.on_chip_seed is not None:
+        _check_range(source, "data.on_chip_seed", d.on_chip_seed, 1, 0xFFFF)
+        if d.max_rate != 1.0:
+            _fail(source, "data.max_rate", f"expected 1.0 with data.on_chip_seed (the board's "
+                                           f"rate encoder has no max_rate), got {d.max_rate}")
     for n, size in enumerate(m.hidden):
         _check_range(source, f"model.hidden[{n}]", size, 1, 1 << 16, "a layer size")
     _check_range(source, "model.v_bits", m.v_bits, 4, 24)  # float32 holds 24-bit integers exactly
