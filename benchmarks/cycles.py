@@ -3,8 +3,9 @@
 Co-simulates the example 64-128-10 network (50 % pruned) under Verilator with no idle cycles on the
 input and no back-pressure, and prints, per lane count, the measured cycles per timestep and the
 bound of the core's shape (accumulation of timestep t+1 overlapped with the sweep of t): per layer
-max(ceil(active synapse events / P), neurons) + 2, where the active synapse events are the
-synapses of the neurons that spiked into the layer at that timestep (from the golden model).
+max(sum over spiking inputs of max(1, ceil(synapses / P)), neurons) + 6 (snnhw.plan.cycles), the
+spiking inputs being the neurons that spiked into the layer at that timestep (from the golden
+model).
 Layers run concurrently on successive timesteps, so the bound of a timestep is that of its busiest
 layer. For comparison it prints the serial bound of the earlier shape, which swept only after
 accumulating: ceil(active synapse events / P) + neurons, busiest layer.

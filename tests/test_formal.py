@@ -28,7 +28,7 @@ from snnhw.hw.lif import state_shape
 from snnhw.network import Layer, Network, Neuron, Reset
 from snnhw.network.format import Fire, ResetTiming, Rounding
 from snnhw.plan import CorePlan, Layout
-from snnhw.plan.cycles import lif_latency
+from snnhw.plan.cycles import SWEEP_OVERHEAD, lif_latency, spike_cycles
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.sim.runner import Simulator, compare
 
@@ -317,19 +317,38 @@ def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
 
 
 def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
-    # cycles.py's per-timestep bound, max(ceil(events / P), neurons) + sweep_overhead(neuron),
-    # plus the start-up, holds for every sample of a dense one-lane layer: every event is one
-    # synapse word, and the accumulation's overhead (4) is below the sweep's (6). Can fail: the
-    # same proof of the next test's network.
+    # cycles.py's per-timestep bound, max(sum of max(1, ceil(synapses / P)) over the spiking
+    # inputs, neurons) + sweep_overhead(neuron), plus the start-up, holds for every sample of a
+    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (4)
+    # is below the sweep's (6).
     plan = BOUND_PLANS["2x2-dense-1-lane"]()
     harness, depth = _bound(plan, model="stated")
     assert _verdict(harness, tmp_path, Mode.BMC, depth) is Verdict.PASS
 
 
-def test_cycle_model_of_plan_undercounts_inputs_without_synapses(tmp_path):
-    # With all 5 inputs spiking the engine takes 6 words + 4 cycles (the network's proof
-    # above); cycles.py states max(ceil(2 / 1), 2) + 6 = 8. Pins the finding reported in
-    # docs/formal.md: when the model is corrected this test must change with it.
+@pytest.mark.parametrize("seed", range(3))
+def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
+    # At one lane a spike costs the engine its column's words (its synapses, at least one) and
+    # cycles.py charges exactly that, with an overhead (6) not below the engine's (4): so the
+    # engine's proven bound implies the stated one for every one-lane network, not only the two
+    # proven above. The formula before the fix charged an empty column nothing. In the addressed
+    # layout: the delta layout's escape slots are words beyond the synapses, which the ideal
+    # bound does not charge.
+    net = random_network(np.random.default_rng(seed), 24, [6, 4], density=0.15)
+    plan = CorePlan.build(net, 1, layouts={layer.name: Layout.ADDRESSED for layer in net.layers})
+    assert any((lp.synapses.col_words == 0).any() for lp in plan.layers)
+    for lp in plan.layers:
+        assert (spike_cycles(lp.layer, 1) == np.maximum(1, lp.synapses.col_words)).all()
+    assert SWEEP_OVERHEAD >= snnhw.formal.bound.ACCUMULATE_OVERHEAD
+
+
+def test_cycle_model_without_a_cycle_per_spike_undercounts(tmp_path, monkeypatch):
+    # The 5 x 2 network with all 5 inputs spiking takes 6 words + 4 cycles a timestep (its proof
+    # above); the model before the fix, ceil(synapses / P) per spike with no floor of one cycle,
+    # states max(ceil(2 / 1), 2) + 6 = 8 and the stated proof fails. cycles.py now charges
+    # max(2 + 4 x 1, 2) + 6 = 12, which the previous test shows covers the engine.
+    monkeypatch.setattr(snnhw.formal.bound, "spike_cycles",
+                        lambda layer, lanes: -(-layer.connectivity.fan_out() // lanes))
     harness, depth = _bound(EMPTY_COLUMNS_PLAN(), model="stated")
     assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 

@@ -167,7 +167,9 @@ class Bridge(wiring.Component):
         with m.If(compare & (count_rd.data > best)):
             m.d.sync += [best.eq(count_rd.data), pred.eq(compared)]
 
-        m.d.comb += self.timesteps.eq(steps)
+        # start and timesteps leave through registers: the core's reset is a wide net, so it
+        # should not also carry the FSM's state decode.
+        m.d.sync += [self.start.eq(0), self.timesteps.eq(steps)]
 
         @contextmanager
         def receive(state):
@@ -255,7 +257,7 @@ class Bridge(wiring.Component):
                     m.next = "START"
 
             with m.State("START"):
-                m.d.comb += self.start.eq(1)
+                m.d.sync += self.start.eq(1)
                 m.next = "EVENT_LOW"
                 if encoder is not None:
                     with m.If(encoding):
@@ -330,6 +332,6 @@ class Bridge(wiring.Component):
 
             with m.State("ABANDON"):
                 # Restart the core with no timesteps: it drops the sample and is done at once.
-                m.d.comb += [self.start.eq(1), self.timesteps.eq(0)]
+                m.d.sync += [self.start.eq(1), self.timesteps.eq(0)]
                 m.next = "IDLE"
         return m

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In
 
 from ..hw import Core
 from ..plan import CorePlan
-from ..plan.cycles import sweep_overhead
+from ..plan.cycles import spike_cycles, sweep_overhead
 from .streams import EventSource
 
 __all__ = ["CycleBound", "startup_cycles", "ACCUMULATE_OVERHEAD"]
@@ -43,9 +43,11 @@ class CycleBound(wiring.Component):
     ``max(synapse words + ACCUMULATE_OVERHEAD, neurons + sweep overhead)``, the synapse words
     being those of the columns of the spiking inputs (at least one per spike) and the sweep
     overhead the layer's :func:`~snnhw.plan.cycles.sweep_overhead` (6, or 8 with a state
-    codebook); with ``model="stated"`` it is :data:`snnhw.plan.cycles.BOUND_FORMULA`,
-    ``max(ceil(active synapse events / P), neurons) + sweep overhead``, which the engine can
-    exceed, e.g. where spiking inputs have no synapses (docs/formal.md).
+    codebook); with ``model="stated"`` it is :data:`snnhw.plan.cycles.BOUND_FORMULA`, each
+    spiking input's synapses P a cycle but at least one cycle
+    (:func:`~snnhw.plan.cycles.spike_cycles`) against the neurons, plus the sweep overhead: at
+    P = 1 the engine's words exactly; with lanes a column whose synapses crowd one lane takes
+    more words than its synapses / P, which the stated bound does not count.
 
     While the sample is still being sent, the bound of the timesteps not yet complete is taken
     at its smallest (no further events), so the assertion fails as soon as the core is late
@@ -71,8 +73,8 @@ class CycleBound(wiring.Component):
         work; the overhead of the accumulation side."""
         layer, lanes = self.plan.layers[0], self.plan.lanes
         if self.model == "stated":
-            # cycles.py: ceil(active synapse events / P), same overhead as the sweep.
-            return ([int(n) for n in layer.layer.connectivity.fan_out()], lanes,
+            # cycles.py: per spike max(1, ceil(synapses / P)), same overhead as the sweep.
+            return ([int(n) for n in spike_cycles(layer.layer, lanes)], 1,
                     sweep_overhead(layer.layer.neuron))
         # What the engine does: one cycle per synapse word of the column (at least one per
         # event), then the end-of-timestep event and three cycles of drain and handoff.

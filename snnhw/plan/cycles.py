@@ -6,7 +6,7 @@ import numpy as np
 
 from ..network.format import ResetTiming
 
-__all__ = ["cycle_bounds", "lif_latency", "sweep_overhead", "BOUND_FORMULA",
+__all__ = ["cycle_bounds", "spike_cycles", "lif_latency", "sweep_overhead", "BOUND_FORMULA",
            "SERIAL_BOUND_FORMULA", "SWEEP_OVERHEAD"]
 
 
@@ -36,36 +36,46 @@ SWEEP_OVERHEAD = 6
 
 #: The bound of today's core shape (the accumulation of timestep t+1 overlaps the sweep of t), as
 #: reports state it.
-BOUND_FORMULA = (f"max(ceil(active synapse events / P), neurons) + {SWEEP_OVERHEAD} "
-                 f"(+ 2 with a state codebook, + 1 to 3 for version-2 neuron features)")
+BOUND_FORMULA = (f"max(sum over spiking inputs of max(1, ceil(synapses / P)), neurons) + "
+                 f"{SWEEP_OVERHEAD} (+ 2 with a state codebook, + 1 to 3 for version-2 neuron "
+                 f"features)")
 
 #: The bound of the earlier shape, which swept only after the accumulation (for comparison).
 SERIAL_BOUND_FORMULA = "ceil(active synapse events / P) + neurons"
 
 
+def spike_cycles(layer, lanes: int) -> np.ndarray:
+    """Accumulation cycles a spike of each presynaptic neuron costs at least, int64 [fan_in]: its
+    synapses P a cycle, and one cycle even when it has none (the engine reads a column a cycle
+    at a time, and an empty column still takes its cycle)."""
+    return np.maximum(1, -(-layer.connectivity.fan_out() // lanes))
+
+
 def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
                  serial: bool = False) -> np.ndarray:
-    """Per layer, sample and timestep: max(ceil(active synapse events / P), neurons) + overhead.
+    """Per layer, sample and timestep: max(accumulation cycles, neurons) + overhead.
 
-    A layer accumulates the events of timestep t+1 (P synapses a cycle) while it sweeps the
-    neurons of timestep t (one a cycle), so its cycles per timestep are bounded by the slower of
-    the two, plus the layer's :func:`sweep_overhead`. With ``serial``, the bound of the earlier
-    shape that swept only after accumulating: ceil(active synapse events / P) + neurons
-    (:data:`SERIAL_BOUND_FORMULA`).
+    A layer accumulates the events of timestep t+1 while it sweeps the neurons of timestep t (one
+    a cycle), so its cycles per timestep are bounded by the slower of the two, plus the layer's
+    :func:`sweep_overhead`. The accumulation takes, per spiking input, its synapses P a cycle
+    and at least one cycle (:func:`spike_cycles`): a timestep of inputs without synapses is not
+    free. With ``serial``, the bound of the earlier shape that swept only after accumulating:
+    ceil(active synapse events / P) + neurons (:data:`SERIAL_BOUND_FORMULA`).
 
-    The active synapse events of a layer are the synapses of the neurons that spiked into it at
-    that timestep (``inputs`` for the first layer, then ``spikes[previous layer]``, e.g. from the
-    golden model). Returns int64 [layers, samples, timesteps]; layers run concurrently, so a
-    timestep's bound for the whole core is the maximum over layers.
+    The spiking inputs of a layer are the neurons that spiked into it at that timestep
+    (``inputs`` for the first layer, then ``spikes[previous layer]``, e.g. from the golden
+    model); its active synapse events, their synapses. Returns int64 [layers, samples,
+    timesteps]; layers run concurrently, so a timestep's bound for the whole core is the maximum
+    over layers.
     """
     per_layer = []
     pre = inputs.astype(np.int64)
     for layer_plan in plan.layers:
         layer = layer_plan.layer
-        accumulate = -(-(pre @ layer.connectivity.fan_out()) // plan.lanes)
         if serial:
-            per_layer.append(accumulate + layer.size)
+            per_layer.append(-(-(pre @ layer.connectivity.fan_out()) // plan.lanes) + layer.size)
         else:
+            accumulate = pre @ spike_cycles(layer, plan.lanes)
             per_layer.append(np.maximum(accumulate, layer.size) + sweep_overhead(layer.neuron))
         pre = spikes[layer.name][:len(inputs)].astype(np.int64)
     return np.stack(per_layer)
