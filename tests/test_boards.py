@@ -22,7 +22,7 @@ from snnhw.network import load, save
 from snnhw.network.encoder import Encoder
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.plan import CorePlan
-from snnhw.train.recipe import Dataset, Encoding, PruneStage, QatStage
+from snnhw.train.recipe import Dataset, Encoding, ClusterStage, PruneStage
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "random-64-128-10"
 MNIST_UP5K = EXAMPLE.parent / "recipes" / "mnist_up5k.yaml"
@@ -230,10 +230,11 @@ def test_mnist_up5k_recipe_is_valid_and_its_network_fits_the_up5k():
     lanes = int(command[command.index("--lanes") + 1])
     recipe = FlowConfig.load(MNIST_UP5K, "unused").recipe
     assert (recipe.data.dataset, recipe.data.encoding) == (Dataset.MNIST, Encoding.LATENCY)
-    prune, qat = recipe.compress
-    assert isinstance(prune, PruneStage) and prune.sparsity >= 0.8 and isinstance(qat, QatStage)
+    prune, cluster = recipe.compress
+    assert isinstance(prune, PruneStage) and prune.sparsity >= 0.8
+    assert isinstance(cluster, ClusterStage)
     net = random_network(np.random.default_rng(0), 784, [*recipe.model.hidden, 10],
-                         density=1 - prune.sparsity, codebook_size=2 ** qat.bits - 1,
+                         density=1 - prune.sparsity, codebook_size=cluster.values,
                          weight_bits=8, timesteps=recipe.data.timesteps, name=recipe.name)
     fit = check_fit(CorePlan.build(net, lanes), find_board("icebreaker"))
     assert fit.fits and fit.large_ram == ["fc1"]
