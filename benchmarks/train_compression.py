@@ -8,7 +8,11 @@ and printed ("exact"). "state bits" is the membrane memory: V at v_bits per neur
 index of a quantized state.
 
     python benchmarks/train_compression.py [--epochs N] [--seed S] [--encoding E] [--only TEXT]
-                                           [--json OUT.json]
+                                           [--recurrent] [--timesteps T] [--json OUT.json]
+
+``--encoding rows --recurrent`` is the sequence task of issue 15: the digits read one row per
+timestep (8 inputs), the hidden layer recurrent (``kind: recurrent``), as in SQUAT's table
+(float, 4-bit weights, 4-bit weights + threshold-centred 2-bit states).
 
 Rows that start with the same stages share them: the prefix is trained once and branched (the
 result is the same as training it again: every stage is seeded by the recipe and epoch count).
@@ -103,21 +107,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each compression stage")
     parser.add_argument("--float-epochs", type=int, default=80)
     parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--encoding", choices=["rate", "latency", "direct"], default="rate")
+    parser.add_argument("--encoding", choices=["rate", "latency", "direct", "rows"],
+                        default="rate")
+    parser.add_argument("--timesteps", type=int, default=16)
+    parser.add_argument("--recurrent", action="store_true",
+                        help="the hidden layer also receives its own spikes (kind: recurrent)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="run only the rows whose label contains TEXT (repeatable)")
     parser.add_argument("--json", metavar="OUT", help="also write every row's metrics here")
     args = parser.parse_args(argv)
 
-    base = {"name": "bench", "seed": args.seed, "model": {"hidden": [args.hidden]},
-            "data": {"encoding": args.encoding},
+    base = {"name": "bench", "seed": args.seed,
+            "model": {"hidden": [args.hidden], "recurrent": [args.recurrent]},
+            "data": {"encoding": args.encoding, "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
     print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
-          f"64-{args.hidden}-10 LIF, {len(root.data.y_test)} test samples; float accuracy "
+          f"{root.model.input_size}-{args.hidden}{'R' if args.recurrent else ''}-10 LIF, "
+          f"{len(root.data.y_test)} test samples; float accuracy "
           f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
               f"{'% int8':>7} {'unique/layer':>13} {'sparsity':>9} {'state bits':>10} "

@@ -235,7 +235,8 @@ def test_layer_not_a_mapping(model):
 
 def test_unknown_kind(model):
     model.edit(_set("layers", 0, "kind", "conv"))
-    assert model.error() == f"{model.yaml}: layers[0] (fc1).kind: expected 'dense', got 'conv'"
+    assert model.error() == (f"{model.yaml}: layers[0] (fc1).kind: expected 'dense' or "
+                             f"'recurrent', got 'conv'")
 
 
 def test_unknown_reset(model):

@@ -26,7 +26,7 @@ from ..network.format import Network, Reset, atomic_write, save, signed_range
 from . import hessian, prune
 from .cluster import ClusterQuantizer
 from .data import Data, load_data
-from .encode import encode
+from .encode import encode, encoded_features
 from .export import exact_run, memory_report, state_memory_report, to_network
 from .fit import accuracy, fit
 from .model import SNN
@@ -82,7 +82,8 @@ def build_model(recipe: Recipe, input_size: int, classes: int) -> SNN:
     """Return the untrained network a recipe describes (weights seeded by ``recipe.seed``)."""
     m = recipe.model
     torch.manual_seed(recipe.seed)
-    return SNN([input_size, *m.hidden, classes], leak_shift=m.leak_shift, v_bits=m.v_bits,
+    return SNN([input_size, *m.hidden, classes], recurrent=m.recurrent,
+               leak_shift=m.leak_shift, v_bits=m.v_bits,
                reset=Reset(m.reset.value), min_threshold=m.min_threshold,
                slope=m.surrogate_slope)
 
@@ -243,7 +244,7 @@ def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
     data = load_data(d.dataset)
     test_spikes = encode(data.x_test, d.encoding, d.timesteps, seed=d.test_seed,
                          max_rate=d.max_rate)
-    model = build_model(recipe, data.features, data.classes)
+    model = build_model(recipe, encoded_features(d.encoding, data.features), data.classes)
     ctx = Context(recipe, data, model, test_spikes, progress)
     ctx.tune(recipe.train.epochs, recipe.train.lr, "float")
     _record(ctx, "float", {"epochs": recipe.train.epochs}, started)
