@@ -609,7 +609,7 @@ def test_save_of_invalid_network_leaves_an_existing_model_untouched(model):
     (lambda n: setattr(n.layers[1], "index", np.zeros((2, 3), np.int32)),
      "{npz}: fc2.index: expected shape [size, 2] (fan-in 2), got (2, 3)"),
     (lambda n: setattr(n.layers[1], "kind", "conv"),
-     "layers[1] (fc2).kind: expected 'dense', got 'conv'"),
+     "layers[1] (fc2).kind: expected 'dense' or 'recurrent', got 'conv'"),
 ])
 def test_save_validates(tmp_path, breakage, expected):
     net = tiny_network()
