@@ -242,3 +242,28 @@ def test_training_compresses_and_exports_a_recurrent_layer(tmp_path):
     # The recurrent block was pruned with the rest and still has weights.
     assert (ctx.model.layers[0].mask[:, 8:] == 0).any()
     assert net.layers[0].dense_weights()[:, 8:].any()
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"model": {"hidden": [16], "recurrent": [True, False, True]}},
+     "r.yaml: model.recurrent: expected at most one flag per layer (2: hidden, then output), "
+     "got [True, False, True]"),
+    ({"data": {"encoding": "rows", "timesteps": 12}},
+     "r.yaml: data.timesteps: expected a multiple of the image's 8 rows (encoding rows), got 12"),
+])
+def test_recipe_mistakes_name_the_field(data, message):
+    from snnhw.train.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(data, "r.yaml")
+    assert str(info.value) == message
+
+
+def test_rows_encoding_reads_one_row_per_step():
+    from snnhw.train.encode import encode, encoded_features
+
+    image = np.arange(16, dtype=float).reshape(1, 16) / 15  # a 4x4 image, brighter rows lower
+    spikes = encode(image, "rows", 8)
+    assert encoded_features("rows", 16) == 4 and spikes.shape == (1, 8, 4)
+    np.testing.assert_array_equal(spikes[0, ::2], (image.reshape(4, 4) >= 0.5).astype(np.uint8))
+    np.testing.assert_array_equal(spikes[0, 1::2], spikes[0, ::2])  # each row held two steps
