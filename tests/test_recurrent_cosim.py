@@ -5,6 +5,8 @@ Each network is its own Verilator build (~10 s or more), so the hypothesis-drawn
 few and fixed (derandomized); the slow test draws more.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -86,3 +88,27 @@ def test_a_golden_model_without_the_recurrence_fails(busy, busy_sim):
     rtl, out_spikes, _ = busy_sim.run(inputs, backpressure=0.5, seed=2)
     mismatches = compare(simulate(without_recurrence(net), inputs), rtl, out_spikes)
     assert mismatches and mismatches[0].layer == "fc1"
+
+
+@pytest.fixture(scope="module")
+def chatty():
+    """A recurrent layer whose neurons mostly fire: more own spikes per timestep than its output
+    queue holds, so each sweep stalls until the merger has fed its spikes back."""
+    rng = np.random.default_rng(0)
+    net = random_network(rng, 6, [40, 5], density=0.7, timesteps=8, recurrent=[True, False])
+    net.layers[0] = replace(net.layers[0], codebook=(-3, 2, 5, 7))  # mostly excitatory
+    return net, random_inputs(rng, net, samples=6, rate=0.3)
+
+
+def test_own_spikes_beyond_the_output_queue(chatty, tmp_path):
+    """Several such samples in one harness run: a merger that closed timestep t + 1 before the
+    own eot of t (the engine then waits in DRAIN for a sweep that waits on the merger) hangs."""
+    net, inputs = chatty
+    plan = CorePlan.build(net, 2)
+    own_spikes = simulate(net, inputs).spikes["fc1"]
+    own = own_spikes.sum(axis=2)
+    assert own.max() > 2 * plan.layers[0].queue_depth
+    assert (simulate(without_recurrence(net), inputs).spikes["fc1"] != own_spikes).any()
+    report = cosim(plan, inputs, tmp_path)
+    assert report.errors == []
+    assert report.mismatches == [], "\n".join(map(str, report.mismatches[:10]))
