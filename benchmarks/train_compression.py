@@ -10,10 +10,14 @@ included. "state bits" is the membrane memory: V at v_bits per neuron, or the le
 quantized state.
 
     python benchmarks/train_compression.py [--epochs N] [--seed S] [--seeds K] [--encoding E]
-                                           [--only TEXT] [--json OUT.json]
+                                           [--only TEXT] [--recurrent] [--timesteps T]
+                                           [--json OUT.json]
 
 ``--seeds K`` repeats the table for seeds S..S+K-1 (each its own float model) and then prints
 every row's mean and spread (min..max) of the accuracy and of its difference to float.
+``--encoding rows --recurrent`` is the sequence task of issue 15: the digits read one row per
+timestep (8 inputs), the hidden layer recurrent (``kind: recurrent``), as in SQUAT's table
+(float, 4-bit weights, 4-bit weights + threshold-centred 2-bit states).
 
 Rows that start with the same stages share them: the prefix is trained once and branched (the
 result is the same as training it again: every stage is seeded by the recipe and epoch count).
@@ -130,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each compression stage")
     parser.add_argument("--float-epochs", type=int, default=80)
     parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--encoding", choices=["rate", "latency", "direct"], default="rate")
+    parser.add_argument("--encoding", choices=["rate", "latency", "direct", "rows"],
+                        default="rate")
+    parser.add_argument("--timesteps", type=int, default=16)
+    parser.add_argument("--recurrent", action="store_true",
+                        help="the hidden layer also receives its own spikes (kind: recurrent)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="seeds --seed.. to run (default 1)")
     parser.add_argument("--only", action="append", metavar="TEXT",
@@ -166,15 +174,17 @@ def summary(results: list[dict]) -> None:
 
 def table(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train the float model of ``seed``, print one row per method; return the rows' metrics."""
-    base = {"name": "bench", "seed": seed, "model": {"hidden": [args.hidden]},
-            "data": {"encoding": args.encoding},
+    base = {"name": "bench", "seed": seed,
+            "model": {"hidden": [args.hidden], "recurrent": [args.recurrent]},
+            "data": {"encoding": args.encoding, "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
     print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
-          f"64-{args.hidden}-10 LIF, {len(root.data.y_test)} test samples, seed {seed}; float "
-          f"accuracy {100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
+          f"{root.model.input_size}-{args.hidden}{'R' if args.recurrent else ''}-10 LIF, "
+          f"{len(root.data.y_test)} test samples, seed {seed}; float accuracy "
+          f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
               f"{'% int8':>7} {'layouts':>17} {'unique/layer':>13} {'sparsity':>9} "
               f"{'state bits':>10} {'exact':>5} {'s':>4}")

@@ -12,7 +12,8 @@ ISSCC 2014, the table most SNN-accelerator papers use, e.g. Schaefer et al. 2023
 
 Operations per inference, per layer (these are snnhw's modelling choices, stated here):
 
-- per incoming spike event: one pointer-memory read (addressed and delta layouts);
+- per incoming spike event: one pointer-memory read (addressed and delta layouts); a recurrent
+  layer's own spikes of timestep t count as incoming events of t + 1;
 - per synapse word streamed: one synapse-memory read of the whole word (P slots);
 - per existing synapse reached by a spike: one codebook read, one accumulator read, one
   accumulate (add at the accumulator width) and one accumulator write;
@@ -88,6 +89,8 @@ def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> 
     layers = []
     for lp in plan.layers:
         layer, lay, bits = lp.layer, lp.synapses, lp.memory_bits
+        own = golden.spikes[lp.name].astype(np.int64)
+        pre = layer.connectivity.presynaptic(pre, own)  # a recurrent layer's own spikes too
         spikes_in = pre.sum(axis=(1, 2)).mean()
         synapse_events = (pre.sum(axis=1) @ layer.connectivity.fan_out()).mean()
         words = (pre.sum(axis=1) @ lay.col_words).mean()
@@ -113,7 +116,7 @@ def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> 
             "pj": {k: float(v) for k, v in parts.items()},
             "total_pj": float(sum(parts.values())),
         })
-        pre = golden.spikes[layer.name].astype(np.int64)
+        pre = own
     kinds = layers[0]["pj"].keys()
     return {
         "model": "Horowitz ISSCC 2014, 45 nm; see snnhw/energy.py",

@@ -31,9 +31,13 @@ def random_network(
     threshold: int | None = None,
     timesteps: int = 16,
     state_levels: int | None = None,
+    recurrent: Sequence[bool] = (),
     name: str = "random",
 ) -> Network:
     """Return a valid network with random codebooks and a fraction ``density`` of synapses kept.
+
+    ``recurrent[l]`` makes layer ``l`` a ``kind: recurrent`` layer (its own spikes of timestep t
+    reach it at t + 1 through a square matrix of the same density and codebook).
 
     The default threshold makes a neuron fire after a handful of strong inputs, so spikes
     propagate through every layer.
@@ -49,13 +53,15 @@ def random_network(
         codebook = rng.choice(np.arange(lo, hi + 1), size=count, replace=False)
         # Positive entries are drawn three times as often as the others.
         odds = np.where(codebook > 0, 3.0, 1.0)
-        index = rng.choice(count, size=(size, fan_in), p=odds / odds.sum()).astype(np.int32)
-        index[rng.random((size, fan_in)) >= density] = -1
-        layer = Layer(name=f"fc{number + 1}", index=index,
+        kind = "recurrent" if number < len(recurrent) and recurrent[number] else "dense"
+        columns = fan_in + (size if kind == "recurrent" else 0)
+        index = rng.choice(count, size=(size, columns), p=odds / odds.sum()).astype(np.int32)
+        index[rng.random((size, columns)) >= density] = -1
+        layer = Layer(name=f"fc{number + 1}", kind=kind, index=index,
                       codebook=tuple(int(c) for c in codebook), weight_bits=weight_bits,
                       neuron=Neuron(threshold=1, leak_shift=min(leak_shift, v_bits - 1),
                                     reset=reset, v_bits=v_bits))
-        currents = spikes @ layer.dense_weights().T
+        currents = spikes @ layer.dense_weights()[:, :fan_in].T
         best = None
         for theta in _candidate_thresholds(currents, vmax):
             layer.neuron = replace(layer.neuron, threshold=threshold or theta)
@@ -88,10 +94,13 @@ def _candidate_thresholds(currents: np.ndarray, vmax: int) -> list[int]:
 
 
 def _run_layer(layer: Layer, currents: np.ndarray) -> np.ndarray:
+    """The layer's spikes for its external ``currents`` (plus its recurrent ones, if any)."""
+    feedback = layer.dense_weights()[:, layer.external_fan_in:].T
     v = np.zeros((currents.shape[0], currents.shape[2]), np.int64)
     fired = np.zeros(currents.shape, bool)
     for t in range(currents.shape[1]):
-        v, fired[:, t] = lif_step(v, currents[:, t], layer)
+        current = currents[:, t] + (fired[:, t - 1] @ feedback if t and feedback.size else 0)
+        v, fired[:, t] = lif_step(v, current, layer)
     return fired
 
 

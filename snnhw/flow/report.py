@@ -175,7 +175,7 @@ def _numbers(data: ReportData) -> dict:
         bits = info.memory_bits
         weights = layer.dense_weights()
         numbers["layers"].append({
-            "name": layer.name, "size": layer.size, "fan_in": layer.fan_in,
+            "name": layer.name, "kind": layer.kind, "size": layer.size, "fan_in": layer.fan_in,
             "sparsity": layer.sparsity,
             "unique_weights": int(len(np.unique(weights[weights != 0]))),
             "weight_bits": layer.weight_bits, "v_bits": layer.neuron.v_bits,
@@ -260,7 +260,8 @@ def write_report(out_dir: str | Path, data: ReportData, verdict: str = "") -> Pa
         f'<div class="grid">{img("accuracy")}{img("confusion")}</div>',
         "<h2>Layers</h2>",
         _table(numbers["layers"], [
-            ("name", "layer", ""), ("size", "size", "d"), ("fan_in", "fan-in", "d"),
+            ("name", "layer", ""), ("kind", "kind", ""), ("size", "size", "d"),
+            ("fan_in", "fan-in", "d"),
             ("sparsity", "sparsity", ".1%"), ("unique_weights", "unique weights", "d"),
             ("weight_bits", "weight bits", "d"), ("v_bits", "v bits", "d"),
             ("weight_memory_bits", "weight memory (bits)", "d"),

@@ -56,10 +56,18 @@ I_t - thr * [mem_{t-1} > thr]``; ``immediate_snntorch`` is snnTorch's ``reset_de
 subtraction (``mem_t = beta * mem_{t-1} + I_t - thr * s_t``, where ``s_t`` compares ``beta *
 mem_{t-1} + I_t - thr * [mem_{t-1} > thr]`` with the threshold).
 
+Recurrent layers
+----------------
+A layer of ``kind: recurrent`` has ``fan_in = external + size`` columns: the current of neuron
+``j`` at step ``t`` is ``I_j(t) = sum_i w[j, i] * x_i(t) + sum_k w[j, external + k] * s_k(t - 1)``
+with ``x`` the previous layer's (or the input's) spikes of step ``t`` and ``s`` the layer's own
+spikes of the step before (none at ``t = 0``): one exact sum, then the update above, unchanged.
+
 :func:`simulate` runs layer by layer over all timesteps of a block of samples (layer ``l`` at
 step ``t`` only needs layer ``l - 1`` at step ``t``, which is already computed), so each layer is
 one large product per block, and the update works in place on one V array per layer, written to
-the result arrays as it goes.
+the result arrays as it goes. A recurrent layer adds, before each step's update, the product of
+its own spikes of the step before with its recurrent columns.
 """
 
 from __future__ import annotations
@@ -246,13 +254,18 @@ class CurrentPlan:
             field -= self.bound
 
 
-def plan_currents(layer: Layer, float_types: Sequence[type] = FLOAT_TYPES) -> CurrentPlan:
-    """Choose the cheapest exact way to compute ``layer``'s currents (module docstring)."""
-    weights = layer.dense_weights()  # [size, fan_in] int64
+def plan_currents(layer: Layer, float_types: Sequence[type] = FLOAT_TYPES,
+                  pre: slice = slice(None)) -> CurrentPlan:
+    """Choose the cheapest exact way to compute ``layer``'s currents (module docstring) from
+    the pre-synaptic neurons ``pre`` (a recurrent layer's external or recurrent ones)."""
+    whole = layer.dense_weights()  # [size, fan_in] int64
+    weights = whole[:, pre]
     per_neuron = np.abs(weights).sum(axis=1)  # B_j: no current of neuron j is larger
     bound = int(per_neuron.max())
     v_bits = layer.neuron.v_bits
-    state = np.dtype(np.int32 if 2 * ((1 << (v_bits - 1)) + bound) < 1 << 31
+    # V must hold the sum of every column's current, whichever of them this plan computes.
+    total = int(np.abs(whole).sum(axis=1).max())
+    state = np.dtype(np.int32 if 2 * ((1 << (v_bits - 1)) + total) < 1 << 31
                      and not layer.neuron.extensions() else np.int64)
     field_bits = max(1, (2 * bound).bit_length())  # 2 * bound < 2**field_bits
     best = None
@@ -268,14 +281,14 @@ def plan_currents(layer: Layer, float_types: Sequence[type] = FLOAT_TYPES) -> Cu
             shifts = field_bits * np.arange(fields, dtype=np.int64)[:, None]
             if int((padded.reshape(fields, columns) << shifts).sum(axis=0).max()) > 1 << p:
                 break  # more fields only raise the bound
-            cost = columns * layer.fan_in * dtype.itemsize
+            cost = columns * weights.shape[1] * dtype.itemsize
             cost += UNPACK_COST * layer.size if fields > 1 else 0
             if best is None or cost < best[0]:
                 best = (cost, dtype, fields, columns)
     if best is None:
         return CurrentPlan(np.dtype(np.int64), 1, 64, bound, weights.T.copy(), state)
     _, dtype, fields, columns = best
-    packed = np.zeros((layer.fan_in, columns), np.int64)
+    packed = np.zeros((weights.shape[1], columns), np.int64)
     for m in range(fields):
         block = weights[m * columns:(m + 1) * columns].T
         packed[:, :block.shape[1]] += block << (field_bits * m)
@@ -302,7 +315,11 @@ def simulate(net: Network, inputs: np.ndarray, *,
     """
     inputs = check_inputs(net, inputs)
     models = [neuron_model(layer) for layer in net.layers]
-    plans = [plan_currents(layer, float_types) for layer in net.layers]
+    external = [slice(layer.external_fan_in) for layer in net.layers]
+    plans = [plan_currents(layer, float_types, pre) for layer, pre in zip(net.layers, external)]
+    # The recurrent columns of each recurrent layer, planned apart (None for the others).
+    feedback = [plan_currents(layer, float_types, slice(pre.stop, None))
+                if layer.fan_in > pre.stop else None for layer, pre in zip(net.layers, external)]
     samples, timesteps, _ = inputs.shape
     # Spikes are computed as bool and returned as the same bytes viewed as uint8.
     fired = {layer.name: np.empty((samples, timesteps, layer.size), bool) for layer in net.layers}
@@ -311,7 +328,7 @@ def simulate(net: Network, inputs: np.ndarray, *,
     for start in range(0, samples, BLOCK_SAMPLES):
         block = slice(start, min(start + BLOCK_SAMPLES, samples))
         s = inputs[block]
-        for layer, plan, model in zip(net.layers, plans, models):
+        for layer, plan, back, model in zip(net.layers, plans, feedback, models):
             current = np.empty((len(s), timesteps, layer.size), plan.state)
             # The product in chunks that stay in cache; then the neurons, step by step.
             for chunk in range(0, len(s), PRODUCT_SAMPLES):
@@ -320,7 +337,11 @@ def simulate(net: Network, inputs: np.ndarray, *,
                               current[rows].reshape(-1, layer.size))
             v = np.zeros((len(s), layer.size), plan.state)
             spikes, v_trace = fired[layer.name][block], trace[layer.name][block]
+            own = np.empty((len(s), layer.size), plan.state)
             for t in range(timesteps):
+                if back is not None and t:  # own spikes of t - 1 (none before t = 0)
+                    back.currents(spikes[:, t - 1].view(np.uint8), own)
+                    current[:, t] += own
                 model(v, current[:, t], layer, out=(v, spikes[:, t]))
                 v_trace[:, t] = v
             s = spikes.view(np.uint8)

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..plan import CYCLE_BITS, TIMESTEP_BITS, CorePlan
 from .engine import EventLayout, LayerEngine, ProbeSignature
+from .recurrence import RecurrentLayer
 from .synapses import SynapseLoader
 
 __all__ = ["Core"]
@@ -57,7 +58,9 @@ class Core(wiring.Component):
         if not isinstance(plan, CorePlan):
             raise TypeError(f"Plan must be a CorePlan, not {plan!r}")
         self.plan = plan
-        self.engines = [LayerEngine(layer, spram=plan.spram) for layer in plan.layers]
+        # A recurrent layer's engine comes with the merger and fork that feed its spikes back.
+        self.engines = [(RecurrentLayer if layer.layer.kind == "recurrent" else LayerEngine)(
+            layer, spram=plan.spram) for layer in plan.layers]
         self.loader = None
         if plan.large:
             self.loader = SynapseLoader({

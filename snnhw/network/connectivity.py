@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Connectivity", "Dense", "CONNECTIVITY"]
+__all__ = ["Connectivity", "Dense", "Recurrent", "CONNECTIVITY"]
 
 
 class Connectivity(Protocol):
@@ -40,6 +40,16 @@ class Connectivity(Protocol):
 
     def weights(self, codebook: tuple[int, ...]) -> np.ndarray:
         """The integer weight matrix int64 [size, fan_in], 0 where there is no synapse."""
+
+    @property
+    def external_fan_in(self) -> int:
+        """Pre-synaptic neurons of the previous layer (or the input): ``fan_in`` less the
+        layer's own neurons where it feeds back on itself."""
+
+    def presynaptic(self, inputs: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """The 0/1 pre-synaptic spikes [..., timesteps, fan_in] of every timestep, given the
+        previous layer's ``inputs`` [..., timesteps, external_fan_in] and the layer's ``own``
+        spikes [..., timesteps, size]."""
 
 
 class Dense:
@@ -75,6 +85,31 @@ class Dense:
         table = np.asarray(tuple(codebook) + (0,), dtype=np.int64)
         return table[self.index]  # index -1 picks the appended 0
 
+    @property
+    def external_fan_in(self) -> int:
+        return self.fan_in
+
+    def presynaptic(self, inputs: np.ndarray, own: np.ndarray) -> np.ndarray:
+        return inputs
+
+
+class Recurrent(Dense):
+    """A dense layer whose neurons also receive their own layer's spikes of the previous
+    timestep (snnTorch ``RLeaky(all_to_all=True)``): ``index`` is ``[size, external + size]``,
+    its last ``size`` columns the square recurrent matrix (column ``external + k`` holds the
+    synapses of the layer's own neuron ``k``). Both matrices share the layer's codebook."""
+
+    kind = "recurrent"
+
+    @property
+    def external_fan_in(self) -> int:
+        return self.fan_in - self.size
+
+    def presynaptic(self, inputs: np.ndarray, own: np.ndarray) -> np.ndarray:
+        previous = np.zeros_like(own)
+        previous[..., 1:, :] = own[..., :-1, :]  # own spikes of t arrive at t + 1; none at 0
+        return np.concatenate([inputs, previous.astype(inputs.dtype)], axis=-1)
+
 
 #: Connectivity class of each layer ``kind`` the format knows.
-CONNECTIVITY: dict[str, type] = {"dense": Dense}
+CONNECTIVITY: dict[str, type] = {"dense": Dense, "recurrent": Recurrent}

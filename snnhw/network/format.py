@@ -207,7 +207,9 @@ class Layer:
     neuron : Neuron
         The layer's LIF parameters.
     kind : str
-        The connectivity (one of :data:`~snnhw.network.connectivity.CONNECTIVITY`): ``dense``.
+        The connectivity (one of :data:`~snnhw.network.connectivity.CONNECTIVITY`): ``dense``,
+        or ``recurrent``: ``index`` is ``[size, external + size]``, its last ``size`` columns the
+        square matrix through which the layer's own spikes of timestep t reach it at t + 1.
     """
 
     name: str
@@ -224,6 +226,11 @@ class Layer:
     @property
     def fan_in(self) -> int:
         return self.connectivity.fan_in
+
+    @property
+    def external_fan_in(self) -> int:
+        """Pre-synaptic neurons outside the layer: the previous layer's size (or the input's)."""
+        return self.connectivity.external_fan_in
 
     @property
     def weights_key(self) -> str:
@@ -377,7 +384,14 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
     if not isinstance(index, np.ndarray) or index.dtype.kind not in "iu":
         _fail(array_where, "an integer array",
               getattr(index, "dtype", type(index)).__str__())
-    if index.ndim != 2 or index.shape[1] != fan_in or index.shape[0] < 1:
+    if layer.kind == "recurrent":
+        # The recurrent matrix is the last `size` columns: square, one column per own neuron.
+        if index.ndim != 2 or index.shape[0] < 1 or index.shape[1] != fan_in + index.shape[0]:
+            rows = index.shape[0] if index.ndim == 2 else "size"
+            _fail(array_where, f"shape [size, {fan_in} + size] (fan-in {fan_in}, then a square "
+                  f"recurrent matrix of {rows} columns, one per neuron of the layer)",
+                  tuple(index.shape))
+    elif index.ndim != 2 or index.shape[1] != fan_in or index.shape[0] < 1:
         _fail(array_where, f"shape [size, {fan_in}] (fan-in {fan_in})", tuple(index.shape))
     if index.size:
         bad = (index < -1) | (index >= len(codebook))
@@ -503,7 +517,8 @@ def load(path: str | os.PathLike) -> Network:
         index = arrays[key]
         size = _check_int(f"{lwhere}.size", entry["size"], 1)
         if getattr(index, "ndim", 0) >= 1 and index.shape[0] != size:
-            _fail(f"{npz_path}: {key}", f"shape [{size}, {fan_in}] (size {size}, fan-in {fan_in})",
+            columns = f"{fan_in} + {size}" if entry.get("kind") == "recurrent" else fan_in
+            _fail(f"{npz_path}: {key}", f"shape [{size}, {columns}] (size {size}, fan-in {fan_in})",
                   tuple(index.shape))
         codebook = entry["codebook"]
         if not isinstance(codebook, list):

@@ -72,10 +72,12 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
     pre = inputs.astype(np.int64)
     for layer_plan in plan.layers:
         layer = layer_plan.layer
+        own = spikes[layer.name][:len(inputs)].astype(np.int64)
+        pre = layer.connectivity.presynaptic(pre, own)  # a recurrent layer's own spikes too
         if serial:
             per_layer.append(-(-(pre @ layer.connectivity.fan_out()) // plan.lanes) + layer.size)
         else:
             accumulate = pre @ spike_cycles(layer, plan.lanes)
             per_layer.append(np.maximum(accumulate, layer.size) + sweep_overhead(layer.neuron))
-        pre = spikes[layer.name][:len(inputs)].astype(np.int64)
+        pre = own
     return np.stack(per_layer)

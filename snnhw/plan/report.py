@@ -14,8 +14,9 @@ class LayerReport:
     """One layer of the core."""
 
     name: str
+    kind: str  #: the layer's connectivity: dense or recurrent
     size: int
-    fan_in: int
+    fan_in: int  #: pre-synaptic columns; a recurrent layer's include its own neurons
     synapses: int  #: synapses stored (not pruned)
     sparsity: float  #: :attr:`snnhw.network.Layer.sparsity`
     codebook_entries: int
@@ -56,7 +57,7 @@ def core_report(plan: CorePlan) -> CoreReport:
     for lp in plan.layers:
         layer = lp.layer
         layers.append(LayerReport(
-            name=layer.name, size=layer.size, fan_in=layer.fan_in,
+            name=layer.name, kind=layer.kind, size=layer.size, fan_in=layer.fan_in,
             synapses=layer.synapse_count, sparsity=layer.sparsity,
             codebook_entries=len(layer.codebook), weight_bits=layer.weight_bits,
             v_bits=layer.neuron.v_bits, state_bits=lp.state_bits,

@@ -9,6 +9,8 @@ and the RTL then read the very same spikes instead of re-drawing them.
   pixels fire earlier; dark pixels never fire.
 - ``direct``: the image binarised at 0.5 and repeated at every step. (A float "direct" input is
   not expressible in the format, which carries spikes only; this is its binary counterpart.)
+- ``rows``: a square image binarised at 0.5 and read one row per step (each row held for
+  ``timesteps / rows`` steps): ``sqrt(features)`` inputs, a sequence task for recurrent layers.
 
 With ``lfsr_seed`` the intensities become bytes ``round(x * 255)`` and the board's integer
 encoder of the same kind makes the spikes (:mod:`snnhw.network.encoder`), bit for bit as on chip.
@@ -21,12 +23,24 @@ import numpy as np
 from ..network.encoder import Encoder, encode_features
 from .recipe import Encoding
 
-__all__ = ["encode", "feature_bytes"]
+__all__ = ["encode", "encoded_features", "feature_bytes"]
 
 
 def feature_bytes(x: np.ndarray) -> np.ndarray:
     """Intensities in [0, 1] as the bytes a host sends the board's encoder."""
     return np.round(np.clip(np.asarray(x, np.float64), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def encoded_features(encoding: Encoding | str, features: int) -> int:
+    """Inputs per timestep of ``features`` intensities encoded as ``encoding``."""
+    return _side(features) if Encoding(encoding) is Encoding.ROWS else features
+
+
+def _side(features: int) -> int:
+    side = int(round(features ** 0.5))
+    if side * side != features:
+        raise ValueError(f"Encoding rows needs a square image, not {features} features")
+    return side
 
 
 def encode(x: np.ndarray, encoding: Encoding | str, timesteps: int, *, seed: int = 0,
@@ -49,4 +63,10 @@ def encode(x: np.ndarray, encoding: Encoding | str, timesteps: int, *, seed: int
         return spikes
     if encoding is Encoding.DIRECT:
         return np.repeat((x >= 0.5).astype(np.uint8)[:, None, :], timesteps, axis=1)
+    if encoding is Encoding.ROWS:
+        side = _side(features)
+        if timesteps % side:
+            raise ValueError(f"Encoding rows needs a multiple of {side} timesteps, not {timesteps}")
+        rows = (x >= 0.5).astype(np.uint8).reshape(samples, side, side)
+        return np.repeat(rows, timesteps // side, axis=1)
     raise ValueError(f"Unknown encoding {encoding!r}")

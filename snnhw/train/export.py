@@ -86,7 +86,8 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
                         state_levels=layer.state_levels(int(threshold)))
         index, codebook = _encode(w, neuron)
         layers.append(Layer(
-            name=f"fc{number + 1}", index=index, codebook=codebook,
+            name=f"fc{number + 1}", kind="recurrent" if layer.recurrent else "dense",
+            index=index, codebook=codebook,
             weight_bits=signed_bits_for(min(codebook), max(codebook)), neuron=neuron))
     net = Network(name=name, input_size=model.input_size, layers=layers, timesteps=timesteps)
     net.validate(name)

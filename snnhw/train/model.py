@@ -11,9 +11,12 @@ Each layer is in one of three modes:
   by subtraction or to zero. Gradients pass straight through the rounding and the floor.
 - **frozen**: fixed integer weights and threshold (after PTQ, or loaded from a network file).
 
-Layers only talk through spikes and have no recurrence, so a layer can process all timesteps of
-its input at once (one matmul for the currents, then the per-step neuron loop); this computes the
-same spikes as §2's layer-by-layer order at each timestep, faster.
+Layers only talk through spikes, so a layer can process all timesteps of its input at once (one
+matmul for the currents, then the per-step neuron loop); this computes the same spikes as §2's
+layer-by-layer order at each timestep, faster. A recurrent layer (``recurrent=True``, the format's
+``kind: recurrent``) has ``fan_in + size`` weight columns, the last ``size`` fed by its own spikes
+of the step before, added in the neuron loop: one weight matrix, so quantizers, clustering and
+pruning treat both matrices alike (one codebook).
 
 With a state scheme (``LIFLayer.state_scheme``, threshold-centred SQUAT levels, see
 ``snnhw.train.state``) V is snapped to the nearest state level after the reset, ties to the lower
@@ -28,7 +31,7 @@ Hutchinson's Hessian estimator needs (double back-propagation through the surrog
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -72,6 +75,9 @@ class LIFLayer(nn.Module):
         As in DESIGN.md §2; v_bits applies in integer mode only.
     reset : Reset
         Reset by subtraction of the threshold or to zero.
+    recurrent : bool
+        The neurons also receive their own spikes of the previous timestep (``weight`` then has
+        ``fan_in + size`` columns, the last ``size`` the recurrent matrix).
     min_threshold : int
         Smallest integer threshold of a quantized layer (see ``quant.integer_scale``).
     slope : float
@@ -79,14 +85,16 @@ class LIFLayer(nn.Module):
     """
 
     def __init__(self, fan_in: int, size: int, *, leak_shift: int = 3, v_bits: int = 16,
-                 reset: Reset = Reset.SUBTRACT, min_threshold: int = 64, slope: float = 5.0):
+                 reset: Reset = Reset.SUBTRACT, recurrent: bool = False,
+                 min_threshold: int = 64, slope: float = 5.0):
         super().__init__()
-        self.fan_in, self.size = fan_in, size
+        self.fan_in, self.size, self.recurrent = fan_in, size, recurrent
+        columns = fan_in + size if recurrent else fan_in
         self.leak_shift, self.v_bits, self.reset = leak_shift, v_bits, Reset(reset)
         self.min_threshold, self.slope = min_threshold, slope
-        self.weight = nn.Parameter(torch.empty(size, fan_in))
+        self.weight = nn.Parameter(torch.empty(size, columns))
         # 1 = synapse exists, 0 = pruned; a buffer so that it is saved and moved with the model
-        self.register_buffer("mask", torch.ones(size, fan_in))
+        self.register_buffer("mask", torch.ones(size, columns))
         self.quantizer: WeightQuantizer | None = None
         #: integer threshold imposed by state quantization (None: derived from the weight step)
         self.fixed_threshold: int | None = None
@@ -155,13 +163,21 @@ class LIFLayer(nn.Module):
             if threshold is None:
                 raise ValueError("exact=True needs every layer in integer mode")
             weights, spikes = weights.detach().double(), spikes.double()
-        currents = spikes @ weights.t()
+        # The external columns for every timestep at once; the recurrent ones step by step.
+        currents = spikes @ weights[:, :self.fan_in].t()
+        feedback = weights[:, self.fan_in:].t() if self.recurrent else None
         if self.record:
-            currents.retain_grad()
-            self.recorded = (spikes.detach(), currents)
-        return self._neurons(currents, threshold)
+            currents.retain_grad()  # dL/d(external current) is dL/d(whole current)
+        out = self._neurons(currents, threshold, feedback)
+        if self.record:
+            own = torch.zeros_like(out)
+            own[:, 1:] = out.detach()[:, :-1]  # the own spikes each step received
+            pre = torch.cat([spikes, own], dim=2) if self.recurrent else spikes
+            self.recorded = (pre.detach(), currents)
+        return out
 
-    def _version_2_neurons(self, currents: torch.Tensor) -> torch.Tensor:
+    def _version_2_neurons(self, currents: torch.Tensor,
+                           feedback: torch.Tensor | None) -> torch.Tensor:
         """The golden model's update (``snnhw.golden.model`` docstring, steps 1-7) in int64 for
         a frozen layer of a format-version-2 neuron; spikes in the currents' dtype."""
         neuron, size = self.neuron, self.size
@@ -174,6 +190,7 @@ class LIFLayer(nn.Module):
         integer = torch.round(currents.detach()).to(torch.int64)  # exact integers already
         v = torch.zeros(currents.shape[0], size, dtype=torch.int64)
         no_reset = torch.zeros(v.shape, dtype=torch.int64)
+        recurrent = None if feedback is None else torch.round(feedback.detach()).to(torch.int64)
         out, trace = [], []
         for t in range(currents.shape[1]):
             r = fire(v, thr).to(torch.int64) if pending else no_reset  # step 1
@@ -186,6 +203,8 @@ class LIFLayer(nn.Module):
             elif neuron.leak_shift:
                 v = v - torch.div(v, 1 << neuron.leak_shift, rounding_mode="floor")
             v = v + integer[:, t] + bias  # step 4
+            if recurrent is not None and t:
+                v = v + out[-1].to(torch.int64) @ recurrent
             if timing is ResetTiming.DEFERRED and reset is Reset.SUBTRACT:
                 v = v - r * thr
             v = torch.clamp(v, *self.v_range)
@@ -204,9 +223,12 @@ class LIFLayer(nn.Module):
         self.v_trace = torch.stack(trace, dim=1) if self.keep_v else None
         return torch.stack(out, dim=1)
 
-    def _neurons(self, currents: torch.Tensor, threshold: int | None) -> torch.Tensor:
+    def _neurons(self, currents: torch.Tensor, threshold: int | None,
+                 feedback: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the neurons on the external ``currents`` [batch, T, size], adding each step's own
+        spikes of the step before times ``feedback`` [size, size] (a recurrent layer)."""
         if self.neuron is not None:
-            return self._version_2_neurons(currents)
+            return self._version_2_neurons(currents, feedback)
         integer = threshold is not None
         theta = float(threshold) if integer else 1.0
         divisor = float(1 << self.leak_shift)
@@ -218,6 +240,8 @@ class LIFLayer(nn.Module):
                 scaled = v / divisor  # exact: a power-of-2 division
                 v = v - (ste(scaled, torch.floor(scaled)) if integer else scaled)
             v = v + currents[:, t]
+            if feedback is not None and t:
+                v = v + out[-1].to(feedback.dtype) @ feedback
             if integer:
                 v = torch.clamp(v, *self.v_range)
             s = spike((v - theta) / theta, self.slope)
@@ -242,15 +266,19 @@ class SNN(nn.Module):
     ----------
     sizes : list of int
         Input size, then each layer's size (the last is the number of classes).
+    recurrent : sequence of bool
+        ``recurrent[l]`` makes layer ``l`` recurrent (missing entries: not).
     **neuron
         Passed to every :class:`LIFLayer`.
     """
 
-    def __init__(self, sizes: list[int], **neuron):
+    def __init__(self, sizes: list[int], recurrent: Sequence[bool] = (), **neuron):
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"Sizes must list the input and at least one layer, not {sizes!r}")
-        self.layers = nn.ModuleList(LIFLayer(a, b, **neuron) for a, b in zip(sizes, sizes[1:]))
+        flags = list(recurrent) + [False] * (len(sizes) - 1 - len(recurrent))
+        self.layers = nn.ModuleList(LIFLayer(a, b, recurrent=r, **neuron)
+                                    for a, b, r in zip(sizes, sizes[1:], flags))
         self.reset_parameters()
 
     @property
@@ -267,6 +295,8 @@ class SNN(nn.Module):
             bound = 1.5 / layer.fan_in ** 0.5
             with torch.no_grad():
                 layer.weight.uniform_(-bound, bound).add_(0.5 * bound)
+                if layer.recurrent:  # zero-mean feedback: positive loops would saturate
+                    layer.weight[:, layer.fan_in:].uniform_(-bound, bound)
 
     def forward(self, spikes: torch.Tensor, exact: bool = False) -> torch.Tensor:
         """Return output spike counts [batch, classes] for input spikes [batch, T, inputs]."""
@@ -300,7 +330,7 @@ def from_network(net: Network) -> SNN:
             raise SnnhwError(f"layer {spec.name}: neuron model {spec.neuron.model!r} has no torch "
                              f"layer (training has {', '.join(NEURON_LAYERS)})")
     sizes = [net.input_size] + [layer.size for layer in net.layers]
-    model = SNN(sizes)
+    model = SNN(sizes, recurrent=[spec.kind == "recurrent" for spec in net.layers])
     for layer, spec in zip(model.layers, net.layers):
         layer.leak_shift, layer.v_bits = spec.neuron.leak_shift, spec.neuron.v_bits
         layer.reset = spec.neuron.reset

@@ -27,7 +27,7 @@ from . import hessian, prune
 from .cluster import ClusterQuantizer
 from .data import Data, load_data
 from ..network.encoder import Encoder
-from .encode import encode, feature_bytes
+from .encode import encode, encoded_features, feature_bytes
 from .export import exact_run, memory_report, state_memory_report, to_network
 from .fit import accuracy, fit
 from .model import SNN
@@ -99,7 +99,8 @@ def build_model(recipe: Recipe, input_size: int, classes: int) -> SNN:
     """Return the untrained network a recipe describes (weights seeded by ``recipe.seed``)."""
     m = recipe.model
     torch.manual_seed(recipe.seed)
-    return SNN([input_size, *m.hidden, classes], leak_shift=m.leak_shift, v_bits=m.v_bits,
+    return SNN([input_size, *m.hidden, classes], recurrent=m.recurrent,
+               leak_shift=m.leak_shift, v_bits=m.v_bits,
                reset=Reset(m.reset.value), min_threshold=m.min_threshold,
                slope=m.surrogate_slope)
 
@@ -260,7 +261,7 @@ def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
     data = load_data(d.dataset)
     test_spikes = encode(data.x_test, d.encoding, d.timesteps, seed=d.test_seed,
                          max_rate=d.max_rate, lfsr_seed=d.on_chip_seed)
-    model = build_model(recipe, data.features, data.classes)
+    model = build_model(recipe, encoded_features(d.encoding, data.features), data.classes)
     ctx = Context(recipe, data, model, test_spikes, progress)
     ctx.tune(recipe.train.epochs, recipe.train.lr, "float")
     _record(ctx, "float", {"epochs": recipe.train.epochs}, started)

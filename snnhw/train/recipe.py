@@ -48,6 +48,8 @@ class Encoding(enum.Enum):
     RATE = "rate"  #: Bernoulli spikes with probability = intensity x max_rate, seeded
     LATENCY = "latency"  #: one spike per pixel, earlier for brighter pixels
     DIRECT = "direct"  #: the binarised image repeated at every timestep
+    #: the binarised square image read one row per timestep (or per timesteps / rows steps)
+    ROWS = "rows"
 
 
 class ResetMode(enum.Enum):
@@ -103,6 +105,9 @@ class ModelConfig:
 
     #: hidden layer sizes; the output layer has one neuron per class
     hidden: list[int] = field(default_factory=lambda: [64])
+    #: which layers (hidden, then output) also receive their own spikes of the previous
+    #: timestep (``kind: recurrent``); missing entries are false
+    recurrent: list[bool] = field(default_factory=list)
     #: V -= V >> leak_shift per step (beta = 1 - 2**-leak_shift); 0 = IF neuron
     leak_shift: int = 3
     reset: ResetMode = ResetMode.SUBTRACT
@@ -334,6 +339,9 @@ def _check_values(recipe: Recipe, source: str) -> None:
         if d.max_rate != 1.0:
             _fail(source, "data.max_rate", f"expected 1.0 with data.on_chip_seed (the board's "
                                            f"rate encoder has no max_rate), got {d.max_rate}")
+        if d.encoding is Encoding.ROWS:
+            _fail(source, "data.on_chip_seed", "the board encodes rate, latency or direct, not "
+                                               "rows: drop data.on_chip_seed")
     for n, size in enumerate(m.hidden):
         _check_range(source, f"model.hidden[{n}]", size, 1, 1 << 16, "a layer size")
     _check_range(source, "model.v_bits", m.v_bits, 4, 24)  # float32 holds 24-bit integers exactly
@@ -347,6 +355,14 @@ def _check_values(recipe: Recipe, source: str) -> None:
     _check_range(source, "train.threads", t.threads, 1, 1024, "a thread count")
     _check_bits(source, "export.bits", recipe.export.bits, len(m.hidden) + 1)
     layers = len(m.hidden) + 1
+    if len(m.recurrent) > layers:
+        _fail(source, "model.recurrent", f"expected at most one flag per layer ({layers}: "
+                                         f"hidden, then output), got {shown(m.recurrent)}")
+    if d.encoding is Encoding.ROWS:
+        rows = 28 if d.dataset is Dataset.MNIST else 8
+        if d.timesteps % rows:
+            _fail(source, "data.timesteps", f"expected a multiple of the image's {rows} rows "
+                                            f"(encoding rows), got {shown(d.timesteps)}")
     for n, stage in enumerate(recipe.compress):
         where = f"compress[{n}].{_stage_name(stage)}"
         for attr in ("epochs", "rounds", "probes", "samples", "score_samples"):
