@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_cosim_exact
+
 from amaranth.hdl import Const, Mux, Signal
 
 from snnhw.golden import simulate
@@ -53,17 +55,8 @@ def networks(draw):
 
 
 def _check(net: Network, lanes: int, gap: float, backpressure: float, seed: int):
-    inputs = random_inputs(np.random.default_rng(seed), net, samples=2,
-                           rate=[0.05, 0.3, 0.7][seed % 3])
     with tempfile.TemporaryDirectory() as work:
-        report = cosim(CorePlan.build(net, lanes), inputs, work, gap=gap,
-                       backpressure=backpressure, seed=seed)
-    assert report.errors == []
-    assert report.mismatches == [], "\n".join(map(str, report.mismatches[:10]))
-    # The comparison saw real values: same shapes as the golden model, cycles recorded.
-    for name, spikes in report.golden.spikes.items():
-        assert report.rtl.spikes[name].shape == spikes.shape
-    assert (report.rtl.cycles > 0).all()
+        assert_cosim_exact(net, lanes, gap, backpressure, seed, work)
 
 
 # Each example builds its own Verilator model (~10 s on 2 cores): a fixed, derandomized set of
