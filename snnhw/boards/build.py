@@ -116,7 +116,7 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
         if board.uart.max_baud is not None and baud > board.uart.max_baud:
             raise ParameterError("baud", f"expected at most {board.uart.max_baud} (the "
                                          f"{board.name}'s uart.max_baud), got {baud}")
-    baud = baud or board.uart.baud
+    baud = baud or _default_baud(board, candidates)
     if fit_check:
         fit = check_fit(plan, board, synapses, lambda other: CorePlan.build(net, other))
     else:
@@ -233,6 +233,21 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
                          f"--allow-timing-fail accepts it; fewer lanes shorten the paths; "
                          f"log: {nextpnr_log})")
     return BuildResult(board, out_dir, top, fit, bitstream, utilization)
+
+
+#: UART rates tried, fastest first, when a fixed clock cannot make the board file's rate.
+FALLBACK_BAUDS = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
+
+
+def _default_baud(board: Board, candidates: list[Clock]) -> int:
+    """The board file's UART rate, or, where a fixed clock cannot make it (e.g. 3 Mbaud at a
+    19.875 MHz PLL clock), the fastest of :data:`FALLBACK_BAUDS` below it that every candidate
+    clock makes (``utilization.json`` records it: give the host that ``--baud``)."""
+    rates = [board.uart.baud] + [r for r in FALLBACK_BAUDS if r < board.uart.baud]
+    for rate in rates:
+        if all(_divides(clock, rate) for clock in candidates):
+            return rate
+    return board.uart.baud  # none: the board's rate, whose error names the clock
 
 
 def _divides(clock: Clock, baud: int) -> bool:
