@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ParameterError, SnnhwError
+from ..errors import SnnhwError
 from ..plan import CorePlan, core_report
 from .config import Board, BoardError, Family, Toolchain, check_baud
 from .fit import RESOURCES, FitReport, check_fit, estimate, place_synapses
@@ -112,10 +112,7 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
     if baud is not None and not candidates:
         check_baud(board.clock_hz, baud)  # no clock makes it: the error of the board's clock
     if baud is not None:
-        check_baud(candidates[-1].hz, baud)
-        if board.uart.max_baud is not None and baud > board.uart.max_baud:
-            raise ParameterError("baud", f"expected at most {board.uart.max_baud} (the "
-                                         f"{board.name}'s uart.max_baud), got {baud}")
+        check_baud(candidates[-1].hz, baud, max_baud=board.uart.max_baud)
     baud = baud or _default_baud(board, candidates)
     if fit_check:
         fit = check_fit(plan, board, synapses, lambda other: CorePlan.build(net, other))

@@ -173,9 +173,7 @@ def _check(board: Board, where: str) -> None:
     uart = board.uart
     if (uart.resource is None) == (uart.pins is None):
         raise BoardError(f"{where}uart: expected exactly one of 'resource' and 'pins'")
-    check_baud(board.clock_hz, uart.baud, f"{where}uart.baud")
-    if uart.max_baud is not None and uart.baud > uart.max_baud:
-        _fail(f"{where}uart.baud", f"at most uart.max_baud ({uart.max_baud})", uart.baud)
+    check_baud(board.clock_hz, uart.baud, f"{where}uart.baud", uart.max_baud)
     for k, led in enumerate(board.leds):
         if not _LED.match(led):
             _fail(f"{where}leds[{k}]", "'resource/number' or 'resource/number.subsignal'", led)
@@ -194,14 +192,18 @@ def _check(board: Board, where: str) -> None:
               board.toolchain.value)
 
 
-def check_baud(clock_hz: int, baud: object, where: str | None = None) -> int:
-    """Return the clock cycles per bit of ``baud``; raise if the clock cannot make the rate.
+def check_baud(clock_hz: int, baud: object, where: str | None = None,
+               max_baud: int | None = None) -> int:
+    """Return the clock cycles per bit of ``baud``; raise if the clock cannot make the rate or
+    it is above ``max_baud`` (the board's USB-serial limit, ``uart.max_baud``).
 
     The error names ``where`` (a board file's field), or else the parameter ``baud``.
     """
     expected = None
     if not _is_int(baud) or baud < 300:
         expected = "a baud rate >= 300"
+    elif max_baud is not None and baud > max_baud:
+        expected = f"at most uart.max_baud ({max_baud})"
     elif not (4 <= round(clock_hz / baud)
               and abs(clock_hz / round(clock_hz / baud) - baud) <= 0.02 * baud):
         expected = f"a rate that {clock_hz} Hz divides to within 2 % (at least 4 clocks a bit)"
