@@ -112,6 +112,19 @@ def test_step_order_and_board_are_checked(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_board_and_clock_are_checked_before_any_work(tmp_path, capsys):
+    from snnhw.cli import main
+
+    assert main(["flow", "-o", str(tmp_path / "out"), "--board", "icebreaker",
+                 "--clock", "900"]) == 2
+    assert capsys.readouterr().err.startswith("snnhw: error: --clock: expected ")
+    assert main(["flow", "-o", str(tmp_path / "out"), "--clock", "30"]) == 2
+    assert capsys.readouterr().err == "snnhw: error: --clock: only with a board to build for\n"
+    assert main(["flow", "-o", str(tmp_path / "out"), "--board", "no-such-board"]) == 2
+    assert "no-such-board" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_cli_names_the_flags(tmp_path, capsys):
     from snnhw.cli import main
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..flow.flow import DEFAULT_LANES, DEFAULT_SAMPLES, STEP_NAMES
-from .args import lanes, out_dir, positive_int
+from .args import clock, lanes, out_dir, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lanes", type=lanes, default=DEFAULT_LANES, metavar="P",
                    help=f"synapses per cycle per layer (default {DEFAULT_LANES})")
     p.add_argument("--board", metavar="NAME", help="also build a bitstream for this board")
+    p.add_argument("--clock", type=clock, default="auto", metavar="MHZ",
+                   help="with --board: the core's clock, as snnhw build --clock (MHZ, 'board' "
+                        "or 'auto': the highest that meets timing; default auto)")
     # Not given: None, and the flow picks its own first and last step.
     p.add_argument("--from", dest="first_step", choices=STEP_NAMES, metavar="STEP",
                    help=f"first step to run, one of {', '.join(STEP_NAMES)}; the steps before "
@@ -50,14 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the flow; it prints each step as it goes."""
     from ..flow.flow import run_flow
-    if args.board is not None:
-        from ..boards.config import find_board
-        find_board(args.board)  # a bad board fails now, not after minutes of training
     if args.nir is not None and args.recipe is not None:
         from ..errors import SnnhwError
         raise SnnhwError(f"{args.recipe}: a recipe trains a network; --nir imports one instead "
                          f"(give one of them)")
     run_flow(args.recipe, args.out, samples=args.samples, lanes=args.lanes, board=args.board,
+             clock=args.clock,
              first_step=args.first_step, last_step=args.last_step, nir=args.nir,
              inputs=args.inputs, labels=args.labels, reset=args.reset,
              reset_timing=args.reset_timing)

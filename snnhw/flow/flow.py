@@ -56,6 +56,9 @@ class FlowConfig:
         Synapses per cycle per layer of the core.
     board : str or None
         Board to build a bitstream for; ``None`` skips the ``board`` step.
+    clock : float or str
+        With ``board``: the core's clock, as ``snnhw build --clock`` (MHz, ``"board"`` or
+        ``"auto"``: the highest that meets timing).
     nir : str or None
         Start from this NIR graph instead of training: the first step (``train``) imports it
         (``snnhw import``) with ``reset`` and ``reset_timing``, and ``inputs`` and ``labels``
@@ -77,6 +80,7 @@ class FlowConfig:
     samples: int | None = DEFAULT_SAMPLES
     lanes: int = DEFAULT_LANES
     board: str | None = None
+    clock: float | str = "auto"
     first_step: str | None = None
     last_step: str | None = None
     nir: str | None = None
@@ -105,6 +109,12 @@ class FlowConfig:
             raise ParameterError("samples", f"expected a positive integer or None (the whole "
                                             f"test split), got {self.samples!r}")
         object.__setattr__(self, "out", Path(self.out))
+        if self.board is not None:
+            from ..boards import find_board
+            from ..boards.pll import resolve_clock
+            resolve_clock(find_board(self.board), self.clock)  # a bad clock fails now
+        elif self.clock != "auto":
+            raise ParameterError("clock", "only with a board to build for")
         for param in ("first_step", "last_step"):
             name = getattr(self, param)
             if name is not None and name not in STEP_NAMES:
@@ -325,7 +335,7 @@ def step_board(context: FlowContext, config: FlowConfig) -> dict:
     """Build a bitstream for the board; return its utilisation and timing."""
     from ..boards import find_board
     from ..boards.build import build
-    return build(context.plan, find_board(config.board), context.board_dir,
+    return build(context.plan, find_board(config.board), context.board_dir, clock=config.clock,
                  echo=context.echo).utilization
 
 
@@ -421,7 +431,7 @@ _RECORDS: dict[str, _Record] = {
                        outputs=lambda context: [context.core_dir / "report.json"]),
     "cosim": _Record("co-simulation", params=("lanes", "samples"), summary=_bit_exact,
                      outputs=lambda context: [context.rtl_path]),
-    "board": _Record("board", params=("board", "lanes"),
+    "board": _Record("board", params=("board", "lanes", "clock"),
                      outputs=lambda context: [context.board_dir / "utilization.json"]),
     "report": _Record("report", results=("train", "golden", "compile", "cosim", "board"),
                       outputs=lambda context: [context.out / "report.html",
@@ -432,7 +442,7 @@ _RECORDS: dict[str, _Record] = {
 
 def run_flow(recipe: str | Path | None, out: str | Path, *,
              samples: int | None = DEFAULT_SAMPLES,
-             lanes: int = DEFAULT_LANES, board: str | None = None,
+             lanes: int = DEFAULT_LANES, board: str | None = None, clock: float | str = "auto",
              first_step: str | None = None, last_step: str | None = None,
              echo: Callable[[str], None] = print, **nir_import: str | None) -> dict:
     """Run the flow (or the steps ``first_step`` to ``last_step`` of it) into ``out``;
@@ -442,7 +452,7 @@ def run_flow(recipe: str | Path | None, out: str | Path, *,
     Returns the report's numbers (``report.json``) when the report step ran; otherwise each
     step's result by name.
     """
-    config = FlowConfig.load(recipe, out, samples=samples, lanes=lanes, board=board,
+    config = FlowConfig.load(recipe, out, samples=samples, lanes=lanes, board=board, clock=clock,
                              first_step=first_step, last_step=last_step, **nir_import)
     sources = tuple(Path(p) for p in (config.nir, config.inputs, config.labels) if p)
     context = FlowContext(config.out, Stages(config.out, echo=echo), config.lanes, echo=echo,
