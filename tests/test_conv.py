@@ -244,3 +244,56 @@ def test_golden_and_torch_see_a_shifted_tap():
     assert (golden.v_trace["conv1"] != wrong.v_trace["conv1"]).any()
     torch_wrong = exact_spikes(from_network(shifted_tap(net)), inputs)
     assert (torch_wrong["fc1"] != golden.spikes["conv1"]).any()
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+def test_training_compresses_and_exports_a_conv_layer(tmp_path):
+    """Float training, FSC pruning, QAT, clustering and threshold-centred states on a conv
+    layer (8x8 digits), exported bit-exact against torch's integer mode."""
+    from snnhw.train.pipeline import compress, finish, prepare
+    from snnhw.train.recipe import parse_recipe
+
+    recipe = parse_recipe({
+        "name": "conv", "data": {"timesteps": 6},
+        "model": {"conv": [{"channels": 4, "kernel": 3, "stride": 2, "padding": 1}],
+                  "hidden": []},
+        "train": {"epochs": 1, "progress": False},
+        "compress": [{"prune": {"method": "fsc", "sparsity": 0.5, "rounds": 1, "epochs": 1,
+                                "score_samples": 64}},
+                     {"qat": {"bits": 4, "epochs": 1}},
+                     {"cluster": {"values": 4, "bits": 6, "epochs": 1}},
+                     {"state": {"bits": 2, "scheme": "threshold", "epochs": 1}}],
+    }, "r.yaml")
+    ctx = prepare(recipe)
+    assert ctx.model.layers[0].weight.shape == (4, 1, 3, 3)
+    assert ctx.model.layers[1].fan_in == 4 * 4 * 4
+    compress(ctx, recipe.compress)
+    metrics = finish(ctx, tmp_path / "out")
+    net = load(tmp_path / "out")
+    assert [layer.kind for layer in net.layers] == ["conv2d", "dense"]
+    assert net.layers[0].conv == ConvGeometry((1, 8, 8), 2, 1)
+    assert len(net.layers[0].neuron.state_levels) == 4
+    assert metrics["spike_mismatches"] == 0 == metrics["v_mismatches"]
+    assert (ctx.model.layers[0].mask == 0).any() and net.layers[0].dense_weights().any()
+    # The kernel is stored once: 36 taps, a code of at most 3 bits each (4 values, pruned).
+    memory = metrics["memory"]["layers"]["fc1"]
+    assert memory["layout"] == "kernel" and 36 <= memory["synapse_bits"] <= 36 * 3
+    assert memory["fp32_bits"] == 32 * 36
+
+
+@pytest.mark.parametrize("model,message", [
+    ({"conv": [{"kernel": 11}]},
+     "r.yaml: model.conv[0].kernel: expected a kernel size (the input is 8 pixels wide, padded "
+     "by 0) in 1..8, got 11"),
+    ({"conv": [{"stride": 0}]}, "r.yaml: model.conv[0].stride: expected a stride in 1..8, got 0"),
+    ({"conv": [{"channels": 2}], "recurrent": [True]},
+     "r.yaml: model.recurrent[0]: expected false for a conv layer, got true"),
+])
+def test_recipe_conv_mistakes_name_the_field(model, message):
+    from snnhw.train.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError) as info:
+        parse_recipe({"model": model}, "r.yaml")
+    assert str(info.value) == message
