@@ -298,3 +298,16 @@ def test_recipe_conv_mistakes_name_the_field(model, message):
     with pytest.raises(RecipeError) as info:
         parse_recipe({"model": model}, "r.yaml")
     assert str(info.value) == message
+
+
+def test_a_flow_that_compiles_refuses_a_conv_recipe_before_training(tmp_path, capsys):
+    from snnhw.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {conv: [{channels: 2}], hidden: []}\ntrain: {epochs: 0}\n")
+    assert main(["flow", str(recipe), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"snnhw: error: {recipe}: model.conv: expected no conv layers in a flow that "
+                   f"compiles a core (conv2d layers have no hardware yet; stop before it with "
+                   f"--to golden, or use snnhw train)\n")
+    assert not (tmp_path / "out").exists()
