@@ -311,3 +311,29 @@ def test_a_flow_that_compiles_refuses_a_conv_recipe_before_training(tmp_path, ca
                    f"compiles a core (conv2d layers have no hardware yet; stop before it with "
                    f"--to golden, or use snnhw train)\n")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("conv", [None, (3, 2, 2, 1)])
+def test_per_sample_synapse_gradients_are_the_weight_gradients(conv):
+    """FSC's per-sample gradients (a kernel's for a conv layer) equal autograd's, sample by
+    sample."""
+    import torch
+
+    from snnhw.train.model import ConvLayer, LIFLayer
+
+    torch.manual_seed(0)
+    if conv is None:
+        layer = LIFLayer(20, 6)
+    else:
+        channels, kernel, stride, padding = conv
+        shape = ConvLayer(channels, kernel, ConvGeometry((2, 5, 4), stride, padding))
+        layer = LIFLayer(40, shape.size, conv=shape)
+    layer.weight.data.normal_()
+    inputs = (torch.rand(3, 4, layer.fan_in) < 0.5).float()
+    grad = torch.randn(3, 4, layer.size)
+    per_sample = layer.synapse_gradients(inputs, grad)
+    for n in range(3):
+        weight = layer.weight.detach().clone().requires_grad_()
+        (layer._currents(inputs[n:n + 1], weight) * grad[n:n + 1]).sum().backward()
+        torch.testing.assert_close(per_sample[n], weight.grad, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(per_sample[0], per_sample[1])  # one gradient per sample
