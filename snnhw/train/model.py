@@ -49,7 +49,8 @@ from ..network.format import (Fire, Network, Neuron, Reset, ResetTiming, Roundin
 from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
 from .state import FixedLevels
 
-__all__ = ["ConvLayer", "LIFLayer", "SNN", "spike", "snap_to_levels", "from_network", "LevelFunction"]
+__all__ = ["ConvLayer", "LIFLayer", "SNN", "spike", "snap_to_levels", "from_network",
+           "LevelFunction"]
 
 #: (integer threshold, v_bits) -> the sorted integer state levels of a layer
 LevelFunction = Callable[[int, int], tuple[int, ...]]
