@@ -236,7 +236,7 @@ def test_layer_not_a_mapping(model):
 def test_unknown_kind(model):
     model.edit(_set("layers", 0, "kind", "conv"))
     assert model.error() == (f"{model.yaml}: layers[0] (fc1).kind: expected 'dense' or "
-                             f"'recurrent', got 'conv'")
+                             f"'recurrent' or 'conv2d', got 'conv'")
 
 
 def test_unknown_reset(model):
@@ -609,7 +609,7 @@ def test_save_of_invalid_network_leaves_an_existing_model_untouched(model):
     (lambda n: setattr(n.layers[1], "index", np.zeros((2, 3), np.int32)),
      "{npz}: fc2.index: expected shape [size, 2] (fan-in 2), got (2, 3)"),
     (lambda n: setattr(n.layers[1], "kind", "conv"),
-     "layers[1] (fc2).kind: expected 'dense' or 'recurrent', got 'conv'"),
+     "layers[1] (fc2).kind: expected 'dense' or 'recurrent' or 'conv2d', got 'conv'"),
 ])
 def test_save_validates(tmp_path, breakage, expected):
     net = tiny_network()

@@ -246,8 +246,8 @@ def test_training_compresses_and_exports_a_recurrent_layer(tmp_path):
 
 @pytest.mark.parametrize("data,message", [
     ({"model": {"hidden": [16], "recurrent": [True, False, True]}},
-     "r.yaml: model.recurrent: expected at most one flag per layer (2: hidden, then output), "
-     "got [True, False, True]"),
+     "r.yaml: model.recurrent: expected at most one flag per layer (2: conv, hidden, then "
+     "output), got [True, False, True]"),
     ({"data": {"encoding": "rows", "timesteps": 12}},
      "r.yaml: data.timesteps: expected a multiple of the image's 8 rows (encoding rows), got 12"),
 ])

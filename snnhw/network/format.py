@@ -23,7 +23,7 @@ import yaml
 from ..config import shown
 from ..errors import NetworkFormatError, SnnhwError
 from ..yamlfile import read_yaml
-from .connectivity import CONNECTIVITY
+from .connectivity import CONNECTIVITY, ConvGeometry
 from .encoder import Encoder, EncoderKind
 
 __all__ = ["FORMAT", "VERSION", "VERSIONS", "NEURON_MODELS", "MAX_ARRAY_ELEMENTS", "NETWORK_NAME",
@@ -209,7 +209,11 @@ class Layer:
     kind : str
         The connectivity (one of :data:`~snnhw.network.connectivity.CONNECTIVITY`): ``dense``,
         or ``recurrent``: ``index`` is ``[size, external + size]``, its last ``size`` columns the
-        square matrix through which the layer's own spikes of timestep t reach it at t + 1.
+        square matrix through which the layer's own spikes of timestep t reach it at t + 1;
+        or ``conv2d``: ``index`` is the kernel ``[out_channels, in_channels, K, K]`` and
+        ``conv`` says where it slides (:class:`~snnhw.network.connectivity.Conv2d`).
+    conv : ConvGeometry, optional
+        The input shape, stride and padding of a ``conv2d`` layer (None for the other kinds).
     """
 
     name: str
@@ -218,6 +222,7 @@ class Layer:
     weight_bits: int
     neuron: Neuron
     kind: str = "dense"
+    conv: ConvGeometry | None = None
 
     @property
     def size(self) -> int:
@@ -240,6 +245,8 @@ class Layer:
     def connectivity(self):
         """Which synapses each presynaptic spike reaches
         (:class:`~snnhw.network.connectivity.Connectivity`)."""
+        if self.kind == "conv2d":
+            return CONNECTIVITY[self.kind](self.index, self.conv)
         return CONNECTIVITY[self.kind](self.index)
 
     @property
@@ -249,10 +256,10 @@ class Layer:
 
     @property
     def sparsity(self) -> float:
-        """Fraction of the weight matrix that is zero: pruned synapses and synapses whose weight
-        is a zero codebook entry alike (both add nothing to DESIGN.md §2's sum). The one
-        definition every report uses."""
-        weights = self.dense_weights()
+        """Fraction of the stored weights (the matrix, or a convolution's kernel) that is zero:
+        pruned synapses and synapses whose weight is a zero codebook entry alike (both add
+        nothing to DESIGN.md §2's sum). The one definition every report uses."""
+        weights = self.connectivity.stored_weights(self.codebook)
         return float(1.0 - np.count_nonzero(weights) / weights.size)
 
     def dense_weights(self) -> np.ndarray:
@@ -384,7 +391,12 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
     if not isinstance(index, np.ndarray) or index.dtype.kind not in "iu":
         _fail(array_where, "an integer array",
               getattr(index, "dtype", type(index)).__str__())
-    if layer.kind == "recurrent":
+    if layer.kind != "conv2d" and layer.conv is not None:
+        _fail(f"{where}.input_shape", f"no value for kind {layer.kind!r} (only conv2d layers "
+              f"have a shape, stride and padding)", layer.conv)
+    if layer.kind == "conv2d":
+        _check_conv(layer, where, array_where, fan_in)
+    elif layer.kind == "recurrent":
         # The recurrent matrix is the last `size` columns: square, one column per own neuron.
         if index.ndim != 2 or index.shape[0] < 1 or index.shape[1] != fan_in + index.shape[0]:
             rows = index.shape[0] if index.ndim == 2 else "size"
@@ -396,10 +408,37 @@ def _check_layer(layer: Layer, where: str, array_where: str, fan_in: int) -> Non
     if index.size:
         bad = (index < -1) | (index >= len(codebook))
         if bad.any():
-            j, i = (int(x) for x in np.argwhere(bad)[0])
-            _fail(f"{array_where}[{j}, {i}]",
-                  f"-1 (pruned) or a codebook index in 0..{len(codebook) - 1}", int(index[j, i]))
-    _check_neuron_v2(neuron, f"{where}.neuron", int(index.shape[0]))
+            at = tuple(int(x) for x in np.argwhere(bad)[0])
+            _fail(f"{array_where}[{', '.join(map(str, at))}]",
+                  f"-1 (pruned) or a codebook index in 0..{len(codebook) - 1}", int(index[at]))
+    _check_neuron_v2(neuron, f"{where}.neuron", layer.size)
+
+
+def _check_conv(layer: Layer, where: str, array_where: str, fan_in: int) -> None:
+    """The geometry and kernel shape of a conv2d layer whose input has ``fan_in`` neurons."""
+    conv, index = layer.conv, layer.index
+    if not isinstance(conv, ConvGeometry):
+        _fail(f"{where}.input_shape", "[channels, height, width] for kind 'conv2d'", conv)
+    shape = conv.input_shape
+    if not isinstance(shape, tuple) or len(shape) != 3:
+        _fail(f"{where}.input_shape", "[channels, height, width]", shape)
+    for k, n in enumerate(shape):
+        _check_int(f"{where}.input_shape[{k}]", n, 1)
+    if int(np.prod(shape, dtype=object)) != fan_in:
+        _fail(f"{where}.input_shape", f"channels * height * width = {fan_in} (the previous "
+              f"layer's size, or the input's)", list(shape))
+    stride = _check_int(f"{where}.stride", conv.stride, 1)
+    pad = _check_int(f"{where}.padding", conv.padding, 0)
+    if (index.ndim != 4 or index.shape[1] != shape[0] or min(index.shape) < 1
+            or index.shape[2] != index.shape[3]):
+        _fail(array_where, f"a kernel of shape [out_channels, {shape[0]}, K, K] (input "
+              f"channels {shape[0]})", tuple(index.shape))
+    kernel = index.shape[2]
+    for axis, name in ((0, "height"), (1, "width")):
+        extent = shape[1 + axis]
+        if kernel > extent + 2 * pad:
+            _fail(array_where, f"a kernel size of at most {extent + 2 * pad} (input {name} "
+                  f"{extent} + 2 * padding {pad}); stride {stride}", tuple(index.shape))
 
 
 def _check_per_neuron(where: str, value: Any, size: int, lo: int, hi: int) -> None:
@@ -455,6 +494,8 @@ _TOP_KEYS = {"format", "version", "name", "timesteps", "input_size", "layers", "
              "encoder"}
 _ENCODER_KEYS = {"kind", "seed"}
 _LAYER_KEYS = {"name", "kind", "size", "weights", "codebook", "weight_bits", "neuron"}
+#: The fields of a conv2d layer (``stride`` and ``padding`` default to 1 and 0).
+_CONV_KEYS = {"input_shape", "stride", "padding"}
 _NEURON_KEYS = {"threshold", "leak_shift", "reset", "v_bits", "state_levels"}
 #: Neuron fields of version 2 (all optional; each absent one has version 1's meaning).
 _NEURON_KEYS_V2 = _NEURON_KEYS | {"fire", "reset_timing", "beta", "beta_bits", "beta_frac_bits",
@@ -506,7 +547,9 @@ def load(path: str | os.PathLike) -> Network:
         lwhere = f"{where}: layers[{number}]"
         if isinstance(entry, dict):
             lwhere = _named(lwhere, entry.get("name"))
-        _check_keys(lwhere, entry, _LAYER_KEYS, _LAYER_KEYS - {"kind"})
+        conv = isinstance(entry, dict) and entry.get("kind") == "conv2d"
+        _check_keys(lwhere, entry, _LAYER_KEYS | (_CONV_KEYS if conv else set()),
+                    _LAYER_KEYS - {"kind"} | ({"input_shape"} if conv else set()))
         _check_keys(f"{lwhere}.neuron", entry["neuron"],
                     _NEURON_KEYS if version == 1 else _NEURON_KEYS_V2,
                     _NEURON_KEYS - {"state_levels"})
@@ -516,7 +559,12 @@ def load(path: str | os.PathLike) -> Network:
         used_keys.add(key)
         index = arrays[key]
         size = _check_int(f"{lwhere}.size", entry["size"], 1)
-        if getattr(index, "ndim", 0) >= 1 and index.shape[0] != size:
+        if conv:
+            shape = entry["input_shape"]
+            if not isinstance(shape, list):
+                _fail(f"{lwhere}.input_shape", "[channels, height, width]", shape)
+            geometry = ConvGeometry(tuple(shape), entry.get("stride", 1), entry.get("padding", 0))
+        elif getattr(index, "ndim", 0) >= 1 and index.shape[0] != size:
             columns = f"{fan_in} + {size}" if entry.get("kind") == "recurrent" else fan_in
             _fail(f"{npz_path}: {key}", f"shape [{size}, {columns}] (size {size}, fan-in {fan_in})",
                   tuple(index.shape))
@@ -525,9 +573,15 @@ def load(path: str | os.PathLike) -> Network:
             _fail(f"{lwhere}.codebook", "a list of integers", codebook)
         layer = Layer(
             name=entry["name"], kind=entry.get("kind", "dense"), index=index,
-            codebook=tuple(codebook), weight_bits=entry["weight_bits"],
+            conv=geometry if conv else None, codebook=tuple(codebook),
+            weight_bits=entry["weight_bits"],
             neuron=_load_neuron(entry["neuron"], f"{lwhere}.neuron", version, arrays,
                                 str(npz_path), used_keys))
+        if conv:  # the kernel's shape and the geometry fix the size: check both agree
+            _check_layer(layer, lwhere, f"{npz_path}: {key}", fan_in)
+            if layer.size != size:
+                _fail(f"{lwhere}.size", f"{layer.size} (output shape "
+                      f"{list(layer.connectivity.output_shape)})", size)
         layers.append(layer)
         fan_in = size
     extra = sorted(set(arrays) - used_keys)
@@ -742,6 +796,9 @@ def to_manifest(net: Network) -> dict[str, Any]:
                 "kind": layer.kind,
                 "size": layer.size,
                 "weights": layer.weights_key,
+                **({"input_shape": [int(n) for n in layer.conv.input_shape],
+                    "stride": int(layer.conv.stride), "padding": int(layer.conv.padding)}
+                   if layer.conv is not None else {}),
                 "codebook": [int(c) for c in layer.codebook],
                 "weight_bits": int(layer.weight_bits),
                 "neuron": _neuron_manifest(layer),

@@ -44,13 +44,19 @@ def check_lanes(lanes: object) -> int:
 
 def check_network(network: Network) -> None:
     """Raise naming the field if ``network`` has what its format allows but the core cannot
-    have: more timesteps than the core's counter holds, a name too long for a file name.
+    have: more timesteps than the core's counter holds, a name too long for a file name, a
+    conv2d layer (golden and torch models only, so far).
     (Every neuron of format versions 1 and 2 has a hardware unit: :class:`snnhw.hw.LIFUnit`.)"""
     longest = 64  # names become file names (mem/<layer>.*.hex) and Verilog identifiers
     if network.timesteps > (1 << TIMESTEP_BITS) - 1:
         raise PlanError("timesteps", f"expected at most {(1 << TIMESTEP_BITS) - 1} (the core "
                                      f"counts timesteps in {TIMESTEP_BITS} bits), got "
                                      f"{network.timesteps}")
+    for number, layer in enumerate(network.layers):
+        if layer.kind == "conv2d":  # the golden and torch models have it; the RTL does not yet
+            raise PlanError(f"layers[{number}].kind", f"a kind the core implements (dense or "
+                                                      f"recurrent), got 'conv2d' ({layer.name}): "
+                                                      f"conv2d layers have no hardware yet")
     names = [("name", network.name)] + [(f"layers[{number}].name", layer.name)
                                         for number, layer in enumerate(network.layers)]
     for field, name in names:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..network.connectivity import ConvGeometry
 from ..network.format import Layer, Network, Neuron
-from ..plan import SynapseLayout, membrane_bits, signed_bits_for
+from ..plan import SynapseLayout, bits_for, membrane_bits, signed_bits_for
 from .model import SNN
 
 __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report", "exact_run",
@@ -34,11 +35,16 @@ __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report",
 
 
 def _weight_memory(layer: Layer) -> int:
-    """Bits of the layer's synapse and pointer memories in the core (one lane)."""
+    """Bits of the layer's synapse and pointer memories in the core (one lane); a convolution
+    stores its kernel once, a codebook index per tap (one more code where a tap is pruned)."""
+    if layer.kind == "conv2d":
+        pruned = bool((layer.index < 0).any())
+        return int(layer.index.size) * max(1, bits_for(len(layer.codebook) + pruned))
     return SynapseLayout.build(layer, 1).stored_bits
 
 
-def _encode(weights: np.ndarray, neuron: Neuron) -> tuple[np.ndarray, tuple[int, ...]]:
+def _encode(weights: np.ndarray, neuron: Neuron, kind: str = "dense",
+            conv: ConvGeometry | None = None) -> tuple[np.ndarray, tuple[int, ...]]:
     """Return (index, codebook) for integer weights, in whichever layout the core stores smaller.
 
     A zero weight is either no synapse (index -1, the addressed layout: only existing synapses
@@ -58,7 +64,7 @@ def _encode(weights: np.ndarray, neuron: Neuron) -> tuple[np.ndarray, tuple[int,
     def bits(candidate):
         index, codebook = candidate
         return _weight_memory(Layer(name="l", index=index, codebook=tuple(codebook.tolist()),
-                                    weight_bits=16, neuron=neuron))
+                                    weight_bits=16, neuron=neuron, kind=kind, conv=conv))
 
     index, codebook = min(candidates, key=bits)
     return index, tuple(int(c) for c in codebook)
@@ -84,10 +90,11 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
         neuron = Neuron(threshold=int(threshold), leak_shift=layer.leak_shift,
                         reset=layer.reset, v_bits=layer.v_bits,
                         state_levels=layer.state_levels(int(threshold)))
-        index, codebook = _encode(w, neuron)
+        kind = "conv2d" if layer.conv else "recurrent" if layer.recurrent else "dense"
+        conv = layer.conv.geometry if layer.conv else None
+        index, codebook = _encode(w, neuron, kind, conv)
         layers.append(Layer(
-            name=f"fc{number + 1}", kind="recurrent" if layer.recurrent else "dense",
-            index=index, codebook=codebook,
+            name=f"fc{number + 1}", kind=kind, conv=conv, index=index, codebook=codebook,
             weight_bits=signed_bits_for(min(codebook), max(codebook)), neuron=neuron))
     net = Network(name=name, input_size=model.input_size, layers=layers, timesteps=timesteps)
     net.validate(name)
@@ -97,9 +104,8 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
 def layer_memory(layer: Layer) -> dict[str, int | float]:
     """Return the weight memory of one network layer and its reference sizes, in bits."""
     entries = len(layer.codebook)
-    layout = SynapseLayout.build(layer, 1)
-    synapse_bits = layout.stored_bits
-    weights = layer.dense_weights()
+    synapse_bits = _weight_memory(layer)
+    weights = layer.connectivity.stored_weights(layer.codebook)
     return {
         "synapse_bits": int(synapse_bits),
         "codebook_bits": entries * layer.weight_bits,
@@ -108,7 +114,7 @@ def layer_memory(layer: Layer) -> dict[str, int | float]:
         "int8_bits": 8 * layer.index.size,
         "unique_weights": int(np.unique(weights[weights != 0]).size),
         "sparsity": layer.sparsity,
-        "layout": layout.kind.value,
+        "layout": "kernel" if layer.kind == "conv2d" else SynapseLayout.build(layer, 1).kind.value,
     }
 
 

@@ -16,7 +16,10 @@ matmul for the currents, then the per-step neuron loop); this computes the same 
 layer-by-layer order at each timestep, faster. A recurrent layer (``recurrent=True``, the format's
 ``kind: recurrent``) has ``fan_in + size`` weight columns, the last ``size`` fed by its own spikes
 of the step before, added in the neuron loop: one weight matrix, so quantizers, clustering and
-pruning treat both matrices alike (one codebook).
+pruning treat both matrices alike (one codebook). A convolutional layer (``conv=ConvLayer(...)``,
+the format's ``kind: conv2d``) has a kernel ``[channels, in_channels, K, K]`` as its weight and
+``torch.nn.functional.conv2d`` computes its currents (exactly in float64 for integer weights);
+every method treats the kernel as it treats a dense matrix.
 
 With a state scheme (``LIFLayer.state_scheme``, threshold-centred SQUAT levels, see
 ``snnhw.train.state``) V is snapped to the nearest state level after the reset, ties to the lower
@@ -32,17 +35,22 @@ Hutchinson's Hessian estimator needs (double back-propagation through the surrog
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 from ..errors import SnnhwError
+from ..network.connectivity import Conv2d, ConvGeometry
 from ..network.format import (Fire, Network, Neuron, Reset, ResetTiming, Rounding,
                               signed_range)
 from .quant import WeightQuantizer, integer_scale, snap_to_threshold, ste
 from .state import FixedLevels
 
-__all__ = ["LIFLayer", "SNN", "spike", "snap_to_levels", "from_network", "LevelFunction"]
+__all__ = ["ConvLayer", "LIFLayer", "SNN", "spike", "snap_to_levels", "from_network",
+           "LevelFunction"]
 
 #: (integer threshold, v_bits) -> the sorted integer state levels of a layer
 LevelFunction = Callable[[int, int], tuple[int, ...]]
@@ -64,8 +72,32 @@ def snap_to_levels(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return levels[torch.searchsorted(doubled_midpoints, 2 * v.contiguous())]
 
 
+@dataclass(frozen=True)
+class ConvLayer:
+    """A convolutional layer's kernel: ``channels`` outputs of ``kernel`` x ``kernel`` taps,
+    sliding as ``geometry`` says (:class:`~snnhw.network.connectivity.Conv2d`)."""
+
+    channels: int
+    kernel: int
+    geometry: ConvGeometry
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.channels, self.geometry.input_shape[0], self.kernel, self.kernel)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the output."""
+        return Conv2d(np.zeros(self.weight_shape, np.int32), self.geometry).output_shape
+
+    @property
+    def size(self) -> int:
+        """Output neurons: channels x output height x output width."""
+        return int(np.prod(self.output_shape))
+
+
 class LIFLayer(nn.Module):
-    """A dense layer of LIF neurons.
+    """A dense (or recurrent, or convolutional) layer of LIF neurons.
 
     Parameters
     ----------
@@ -78,6 +110,9 @@ class LIFLayer(nn.Module):
     recurrent : bool
         The neurons also receive their own spikes of the previous timestep (``weight`` then has
         ``fan_in + size`` columns, the last ``size`` the recurrent matrix).
+    conv : ConvLayer, optional
+        Make the layer a convolution (``weight`` is then its kernel; ``size`` must be
+        ``conv.size`` and ``fan_in`` the product of its input shape).
     min_threshold : int
         Smallest integer threshold of a quantized layer (see ``quant.integer_scale``).
     slope : float
@@ -86,15 +121,20 @@ class LIFLayer(nn.Module):
 
     def __init__(self, fan_in: int, size: int, *, leak_shift: int = 3, v_bits: int = 16,
                  reset: Reset = Reset.SUBTRACT, recurrent: bool = False,
-                 min_threshold: int = 64, slope: float = 5.0):
+                 conv: ConvLayer | None = None, min_threshold: int = 64, slope: float = 5.0):
         super().__init__()
-        self.fan_in, self.size, self.recurrent = fan_in, size, recurrent
-        columns = fan_in + size if recurrent else fan_in
+        self.fan_in, self.size, self.recurrent, self.conv = fan_in, size, recurrent, conv
+        if conv is not None and (recurrent or size != conv.size
+                                 or fan_in != int(np.prod(conv.geometry.input_shape))):
+            raise ValueError(f"A conv layer of {conv} has {conv.size} neurons and fan-in "
+                             f"{int(np.prod(conv.geometry.input_shape))} and no recurrence, not "
+                             f"{size}, {fan_in}, recurrent={recurrent}")
+        shape = conv.weight_shape if conv else (size, fan_in + size if recurrent else fan_in)
         self.leak_shift, self.v_bits, self.reset = leak_shift, v_bits, Reset(reset)
         self.min_threshold, self.slope = min_threshold, slope
-        self.weight = nn.Parameter(torch.empty(size, columns))
+        self.weight = nn.Parameter(torch.empty(shape))
         # 1 = synapse exists, 0 = pruned; a buffer so that it is saved and moved with the model
-        self.register_buffer("mask", torch.ones(size, columns))
+        self.register_buffer("mask", torch.ones(shape))
         self.quantizer: WeightQuantizer | None = None
         #: integer threshold imposed by state quantization (None: derived from the weight step)
         self.fixed_threshold: int | None = None
@@ -164,7 +204,7 @@ class LIFLayer(nn.Module):
                 raise ValueError("exact=True needs every layer in integer mode")
             weights, spikes = weights.detach().double(), spikes.double()
         # The external columns for every timestep at once; the recurrent ones step by step.
-        currents = spikes @ weights[:, :self.fan_in].t()
+        currents = self._currents(spikes, weights)
         feedback = weights[:, self.fan_in:].t() if self.recurrent else None
         if self.record:
             currents.retain_grad()  # dL/d(external current) is dL/d(whole current)
@@ -175,6 +215,28 @@ class LIFLayer(nn.Module):
             pre = torch.cat([spikes, own], dim=2) if self.recurrent else spikes
             self.recorded = (pre.detach(), currents)
         return out
+
+    def _currents(self, spikes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The external currents [batch, T, size] of input ``spikes`` [batch, T, fan_in]."""
+        if self.conv is None:
+            return spikes @ weights[:, :self.fan_in].t()
+        batch, steps, _ = spikes.shape
+        images = spikes.reshape(batch * steps, *self.conv.geometry.input_shape)
+        out = functional.conv2d(images, weights, stride=self.conv.geometry.stride,
+                                padding=self.conv.geometry.padding)
+        return out.reshape(batch, steps, self.size)
+
+    def synapse_gradients(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Each sample's gradient of the loss with respect to ``weight`` [n, *weight.shape],
+        from the recorded pre-synaptic ``inputs`` [n, T, columns] and ``grad`` of the
+        currents [n, T, size] (Fisher scores)."""
+        if self.conv is None:
+            return torch.einsum("ntj,nti->nji", grad, inputs)
+        geometry, shape = self.conv.geometry, self.conv.weight_shape
+        return torch.stack([torch.nn.grad.conv2d_weight(
+            x.reshape(-1, *geometry.input_shape), shape,
+            g.reshape(-1, *self.conv.output_shape),
+            stride=geometry.stride, padding=geometry.padding) for x, g in zip(inputs, grad)])
 
     def _version_2_neurons(self, currents: torch.Tensor,
                            feedback: torch.Tensor | None) -> torch.Tensor:
@@ -268,17 +330,22 @@ class SNN(nn.Module):
         Input size, then each layer's size (the last is the number of classes).
     recurrent : sequence of bool
         ``recurrent[l]`` makes layer ``l`` recurrent (missing entries: not).
+    conv : sequence of ConvLayer or None
+        ``conv[l]`` makes layer ``l`` convolutional (missing entries and None: not); its size
+        in ``sizes`` must be the convolution's.
     **neuron
         Passed to every :class:`LIFLayer`.
     """
 
-    def __init__(self, sizes: list[int], recurrent: Sequence[bool] = (), **neuron):
+    def __init__(self, sizes: list[int], recurrent: Sequence[bool] = (),
+                 conv: Sequence[ConvLayer | None] = (), **neuron):
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"Sizes must list the input and at least one layer, not {sizes!r}")
         flags = list(recurrent) + [False] * (len(sizes) - 1 - len(recurrent))
-        self.layers = nn.ModuleList(LIFLayer(a, b, recurrent=r, **neuron)
-                                    for a, b, r in zip(sizes, sizes[1:], flags))
+        convs = list(conv) + [None] * (len(sizes) - 1 - len(conv))
+        self.layers = nn.ModuleList(LIFLayer(a, b, recurrent=r, conv=c, **neuron)
+                                    for a, b, r, c in zip(sizes, sizes[1:], flags, convs))
         self.reset_parameters()
 
     @property
@@ -292,7 +359,8 @@ class SNN(nn.Module):
         and silent neurons get almost no surrogate gradient.
         """
         for layer in self.layers:
-            bound = 1.5 / layer.fan_in ** 0.5
+            # Inputs of one neuron: the fan-in (a recurrent layer's external one), or a kernel's.
+            bound = 1.5 / (layer.weight[0].numel() if layer.conv else layer.fan_in) ** 0.5
             with torch.no_grad():
                 layer.weight.uniform_(-bound, bound).add_(0.5 * bound)
                 if layer.recurrent:  # zero-mean feedback: positive loops would saturate
@@ -330,11 +398,14 @@ def from_network(net: Network) -> SNN:
             raise SnnhwError(f"layer {spec.name}: neuron model {spec.neuron.model!r} has no torch "
                              f"layer (training has {', '.join(NEURON_LAYERS)})")
     sizes = [net.input_size] + [layer.size for layer in net.layers]
-    model = SNN(sizes, recurrent=[spec.kind == "recurrent" for spec in net.layers])
+    model = SNN(sizes, recurrent=[spec.kind == "recurrent" for spec in net.layers],
+                conv=[ConvLayer(spec.index.shape[0], spec.index.shape[2], spec.conv)
+                      if spec.kind == "conv2d" else None for spec in net.layers])
     for layer, spec in zip(model.layers, net.layers):
         layer.leak_shift, layer.v_bits = spec.neuron.leak_shift, spec.neuron.v_bits
         layer.reset = spec.neuron.reset
-        weights = torch.from_numpy(spec.dense_weights().astype("float32"))
+        stored = spec.connectivity.stored_weights(spec.codebook)  # matrix or kernel
+        weights = torch.from_numpy(stored.astype("float32"))
         layer.mask.copy_((torch.from_numpy(spec.index) >= 0).float())
         layer.frozen = (weights, spec.neuron.threshold)
         if spec.neuron.state_levels is not None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..golden import simulate
+from ..network.connectivity import ConvGeometry
 from ..network.format import Network, Reset, atomic_write, save, signed_range
 from . import hessian, prune
 from .cluster import ClusterQuantizer
@@ -30,7 +31,7 @@ from ..network.encoder import Encoder
 from .encode import encode, encoded_features, feature_bytes
 from .export import exact_run, memory_report, state_memory_report, to_network
 from .fit import accuracy, fit
-from .model import SNN
+from .model import ConvLayer, SNN
 from .quant import make_quantizer
 from .recipe import (STAGES, Bits, ClusterStage, HessianStage, LevelPlacement, PruneStage,
                      PtqStage, QatStage, Recipe, StateScheme, StateStage, recipe_to_dict)
@@ -99,7 +100,14 @@ def build_model(recipe: Recipe, input_size: int, classes: int) -> SNN:
     """Return the untrained network a recipe describes (weights seeded by ``recipe.seed``)."""
     m = recipe.model
     torch.manual_seed(recipe.seed)
-    return SNN([input_size, *m.hidden, classes], recurrent=m.recurrent,
+    side = int(round(input_size ** 0.5))  # conv layers see the square image, one channel
+    shape, convs = (1, side, side), []
+    for conv in m.conv:
+        convs.append(ConvLayer(conv.channels, conv.kernel,
+                               ConvGeometry(shape, conv.stride, conv.padding)))
+        shape = convs[-1].output_shape
+    return SNN([input_size, *(c.size for c in convs), *m.hidden, classes], recurrent=m.recurrent,
+               conv=convs,
                leak_shift=m.leak_shift, v_bits=m.v_bits,
                reset=Reset(m.reset.value), min_threshold=m.min_threshold,
                slope=m.surrogate_slope)

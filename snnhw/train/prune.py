@@ -56,7 +56,7 @@ def fsc_scores(model: SNN, spikes: np.ndarray, labels: np.ndarray,
             loss.backward()
             for total, layer in zip(totals, model.layers):
                 inputs, currents = layer.recorded
-                per_sample = torch.einsum("ntj,nti->nji", currents.grad, inputs)
+                per_sample = layer.synapse_gradients(inputs, currents.grad)
                 total += (per_sample ** 2).sum(dim=0)
     finally:
         for layer in model.layers:

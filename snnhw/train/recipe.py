@@ -29,7 +29,7 @@ from .state import min_threshold_for
 
 __all__ = [
     "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme", "LevelPlacement",
-    "DataConfig", "ModelConfig", "TrainConfig", "ExportConfig",
+    "DataConfig", "ConvConfig", "ModelConfig", "TrainConfig", "ExportConfig",
     "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
     "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
 ]
@@ -100,12 +100,26 @@ class DataConfig:
 
 
 @dataclass
+class ConvConfig:
+    """A convolutional layer (``kind: conv2d``): ``channels`` kernels of ``kernel`` x ``kernel``
+    taps, moved ``stride`` pixels at a time over the input padded with ``padding`` zeros."""
+
+    channels: int = 8
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 0
+
+
+@dataclass
 class ModelConfig:
     """A fully connected LIF network; the integer neuron parameters of DESIGN.md §2."""
 
     #: hidden layer sizes; the output layer has one neuron per class
     hidden: list[int] = field(default_factory=lambda: [64])
-    #: which layers (hidden, then output) also receive their own spikes of the previous
+    #: convolutional layers before the hidden ones: the first sees the image (one channel),
+    #: each next one the previous one's channels; the first dense layer reads them flattened
+    conv: list[ConvConfig] = field(default_factory=list)
+    #: which layers (conv, hidden, then output) also receive their own spikes of the previous
     #: timestep (``kind: recurrent``); missing entries are false
     recurrent: list[bool] = field(default_factory=list)
     #: V -= V >> leak_shift per step (beta = 1 - 2**-leak_shift); 0 = IF neuron
@@ -325,6 +339,31 @@ def _check_bits(source: str, where: str, bits: Any, layers: int) -> None:
         _check_range(source, where, bits, 2, 16, "a bit width")
 
 
+def image_side(dataset: Dataset) -> int:
+    """Pixels per side of the data set's square images."""
+    return 28 if dataset is Dataset.MNIST else 8
+
+
+def _check_conv(recipe: Recipe, source: str) -> None:
+    """Convolutional layers that fit the image, on an encoding that keeps it an image."""
+    m, d = recipe.model, recipe.data
+    if m.conv and d.encoding is Encoding.ROWS:
+        _fail(source, "model.conv", "expected no conv layers with encoding rows (it reads the "
+                                    "image one row per step, not as an image)")
+    side = image_side(d.dataset)
+    for n, conv in enumerate(m.conv):
+        where = f"model.conv[{n}]"
+        _check_range(source, f"{where}.channels", conv.channels, 1, 256, "a channel count")
+        _check_range(source, f"{where}.stride", conv.stride, 1, 8, "a stride")
+        _check_range(source, f"{where}.padding", conv.padding, 0, 8, "a padding")
+        _check_range(source, f"{where}.kernel", conv.kernel, 1, side + 2 * conv.padding,
+                     f"a kernel size (the input is {side} pixels wide, padded by "
+                     f"{conv.padding})")
+        if any(flag for flag in m.recurrent[n:n + 1]):
+            _fail(source, f"model.recurrent[{n}]", "expected false for a conv layer, got true")
+        side = (side + 2 * conv.padding - conv.kernel) // conv.stride + 1
+
+
 def _check_values(recipe: Recipe, source: str) -> None:
     """Check value ranges that the types alone do not express."""
     d, m, t = recipe.data, recipe.model, recipe.train
@@ -353,13 +392,14 @@ def _check_values(recipe: Recipe, source: str) -> None:
     _check_range(source, "train.lr", t.lr, 0.0, None)
     _check_range(source, "train.finetune_lr", t.finetune_lr, 0.0, None)
     _check_range(source, "train.threads", t.threads, 1, 1024, "a thread count")
-    _check_bits(source, "export.bits", recipe.export.bits, len(m.hidden) + 1)
-    layers = len(m.hidden) + 1
+    layers = len(m.conv) + len(m.hidden) + 1
+    _check_bits(source, "export.bits", recipe.export.bits, layers)
     if len(m.recurrent) > layers:
         _fail(source, "model.recurrent", f"expected at most one flag per layer ({layers}: "
-                                         f"hidden, then output), got {shown(m.recurrent)}")
+                                         f"conv, hidden, then output), got {shown(m.recurrent)}")
+    _check_conv(recipe, source)
     if d.encoding is Encoding.ROWS:
-        rows = 28 if d.dataset is Dataset.MNIST else 8
+        rows = image_side(d.dataset)
         if d.timesteps % rows:
             _fail(source, "data.timesteps", f"expected a multiple of the image's {rows} rows "
                                             f"(encoding rows), got {shown(d.timesteps)}")
