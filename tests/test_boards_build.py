@@ -14,6 +14,7 @@ import pytest
 
 from snnhw.boards.build import BuildError, build, parse_nextpnr_report, parse_yosys_ffs
 from snnhw.boards.config import BoardError, Family, check_baud, find_board
+from snnhw.boards.flash import flash_file, synapse_file
 from snnhw.boards.pll import clock_candidates
 from snnhw.cli import main
 from snnhw.errors import SnnhwError
@@ -112,7 +113,9 @@ def test_real_ice40_build_with_synapses_in_spram(small, capsys):
     assert util["resources"]["large_ram"]["estimate"] == 2
     assert util["large_ram_layers"] == ["fc1", "fc2"] and util["timing_met"] is True
     loaded = CorePlan.build(net, 1, large=["fc1", "fc2"])
-    assert (out / "synapses.bin").read_bytes() == loaded.load_image()
+    assert (out / "synapses.bin").read_bytes() == synapse_file(loaded)
+    assert (out / "flash.bin").read_bytes() == flash_file((out / f"{loaded.top}.bin").read_bytes(),
+                                                          synapse_file(loaded), 1 << 20)
     assert json.loads((out / "fit.json").read_text())["large_ram_layers"] == ["fc1", "fc2"]
 
 
