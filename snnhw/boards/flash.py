@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -125,7 +125,9 @@ class FlashReader(wiring.Component):
                 with m.Else():
                     m.d.sync += sampled.eq(self.cipo)
 
-        header = Signal(8 * HEADER_SIZE)  # the header bytes as read, the last in the top byte
+        # Each header byte is compared as it arrives (no register holds the whole header).
+        expected = Array(Const(byte, 8) for byte in self.header)
+        mismatch = Signal()
         left = Signal(range(max(2, size + HEADER_SIZE + 1)))  # bytes still to read
         idle = count == 0
         with m.FSM():
@@ -145,14 +147,15 @@ class FlashReader(wiring.Component):
                     m.next = "HEADER"
             with m.State("HEADER"):
                 with m.If(idle):
-                    with m.If(left != HEADER_SIZE):
-                        m.d.sync += header.eq(Cat(header[8:], shift[:8]))
+                    with m.If((left != HEADER_SIZE)
+                              & (shift[:8] != expected[HEADER_SIZE - 1 - left])):
+                        m.d.sync += mismatch.eq(1)
                     m.d.sync += [count.eq(8), left.eq(left - 1), shift.eq(0)]
                     with m.If(left == 0):
                         m.d.sync += count.eq(0)
                         m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(header == int.from_bytes(self.header, "little")):
+                with m.If(~mismatch):
                     # The loader restarts here, a cycle before the image's first byte.
                     m.d.comb += self.load_begin.eq(1)
                     m.d.sync += [count.eq(8), left.eq(size)]
