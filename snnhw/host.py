@@ -338,8 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         with Device.open(args.port, args.baud, network=net,
                          progress=_show_load_progress) as board:
             identity = board.identify()
+            boot = (", synapses read from the board's flash" if identity.from_flash else
+                    ", its flash holds no image for this network" if identity.flash_rejected
+                    else "")
             print(f"{args.port}: {net.name}, {identity.lanes} lane(s), network id "
-                  f"{identity.network_id:#010x}")
+                  f"{identity.network_id:#010x}{boot}")
             got = board.run_batch(inputs)
     except SnnhwError as error:
         print(f"snnhw.host: error: {error}", file=sys.stderr)
