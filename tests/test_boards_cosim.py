@@ -209,6 +209,21 @@ def test_uart_top_verilog_is_lint_clean(tmp_path, encoder):
     assert lint(path) == ""
 
 
+def test_uart_top_with_flash_reader_is_lint_clean(tmp_path):
+    from amaranth.back import verilog
+
+    from snnhw.boards.top import UARTTop
+    from snnhw.compiler import lint
+    net = random_network(np.random.default_rng(3), 20, [8, 3], density=0.5)
+    # A generic RAM for fc1: Yosys' SPRAM model is not lint clean itself.
+    plan = CorePlan.build(net, 2, large=["fc1"])
+    path = tmp_path / "snnhw_board.v"
+    path.write_text(verilog.convert(UARTTop(plan, divisor=4, timeout=1_200_000,
+                                            flash=FlashBoot.at(1 << 20, 12e6)),
+                                    name="snnhw_board", emit_src=False))
+    assert lint(path) == ""
+
+
 @pytest.mark.parametrize("kind", ["rate", "latency"])
 def test_uart_top_encodes_feature_bytes_on_chip(tmp_path, kind):
     # The host sends raw feature bytes ('X'); the board's encoder makes the spikes. Every answer
