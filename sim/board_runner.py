@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
+from snnhw.boards.flash import FlashBoot
 from snnhw.network.encoder import check_features
 from snnhw.network.format import save
 from snnhw.plan import CorePlan
@@ -32,7 +33,8 @@ CLOCK_NS = 10  # the testbench's clock period
 class BoardRun:
     """What the host driver received from the co-simulated board."""
 
-    #: version, input size, output size, timesteps, lanes, network id, large-RAM mask, loaded
+    #: version, input size, output size, timesteps, lanes, network id, large-RAM mask, loaded,
+    #: loaded from flash, flash rejected
     identity: np.ndarray
     counts: np.ndarray  #: [samples, outputs]
     pred: np.ndarray  #: [samples]
@@ -49,6 +51,8 @@ class BoardRun:
     #: with ``faults``: ``<fault>/<key>`` as ``snnhw.sim.board_tb.fault_session`` saves them
     faults: dict[str, np.ndarray]
     log: Path
+    flash_commands: list[int] | None = None  #: with a flash: the commands it received
+    flash_bytes_read: int | None = None  #: with a flash: the data bytes it shifted out
 
 
 class BoardSimulator:
@@ -66,15 +70,18 @@ class BoardSimulator:
         Clock cycles per UART bit (small, so that simulations are quick).
     timeout : int
         Cycles of silence that abandon a command.
+    flash : FlashBoot or None
+        Boot the large-RAM layers from an SPI flash model (each run gives its bytes).
     """
 
     def __init__(self, plan: CorePlan, work_dir: str | os.PathLike, *, divisor: int = 8,
-                 timeout: int = 2000):
+                 timeout: int = 2000, flash: FlashBoot | None = None):
         from snnhw.boards.top import UARTTop
 
         self.plan, self.net = plan, plan.network
-        self.divisor, self.timeout = divisor, timeout
-        text = verilog.convert(UARTTop(plan, divisor=divisor, timeout=timeout), name=TOP,
+        self.divisor, self.timeout, self.flash = divisor, timeout, flash
+        text = verilog.convert(UARTTop(plan, divisor=divisor, timeout=timeout, flash=flash),
+                               name=TOP,
                                emit_src=False)
         if plan.spram and plan.large:
             text += ice40_spram_model()
@@ -82,7 +89,8 @@ class BoardSimulator:
         self.work_dir, self.verilog_path = self.build.verilog_path.parent, self.build.verilog_path
 
     def run(self, inputs: np.ndarray, *, abandon: bool = False, bad_input: bool = False,
-            stray_load: bool = False, faults: bool = False) -> BoardRun:
+            stray_load: bool = False, faults: bool = False,
+            flash_image: bytes = b"") -> BoardRun:
         """Identify the board, then run the samples through the host driver: 0/1 spikes
         [samples, timesteps, inputs], or feature bytes [samples, inputs] for a network with an
         encoder.
@@ -90,7 +98,8 @@ class BoardSimulator:
         ``abandon`` first sends half a sample and stays silent (the board must recover);
         ``bad_input`` first sends a sample with an out-of-range input (the board must flag it);
         ``stray_load`` (with large-RAM layers) loads the synapses, then sends a lone ``'W'`` and
-        stays silent (the board must stay loaded). ``faults`` then injects every fault of
+        stays silent (the board must stay loaded). ``flash_image``: with ``flash``, the bytes the
+        flash model holds (``flash.bin``; empty: erased). ``faults`` then injects every fault of
         ``fault_session`` on the link (it needs at least 3 samples).
         """
         if np.ndim(inputs) == 2:  # feature bytes for the on-chip encoder ('X')
@@ -105,11 +114,15 @@ class BoardSimulator:
         def job(job_dir: Path) -> dict:
             np.save(job_dir / "inputs.npy", inputs)
             save(self.net, job_dir / "model")
+            flash = None
+            if self.flash is not None:
+                flash = job_dir / "flash.bin"
+                flash.write_bytes(flash_image)
             return {"inputs": str(job_dir / "inputs.npy"), "model": str(job_dir / "model"),
                     "bit_ns": self.divisor * CLOCK_NS,
                     "timeout_cycles": self.timeout, "reply_timeout_ns": reply_timeout_ns,
                     "abandon": abandon, "bad_input": bad_input, "stray_load": stray_load,
-                    "faults": faults}
+                    "faults": faults, "flash": flash and str(flash)}
 
         log = self.work_dir / "board.log"
         out = self.build.run(TB_MODULE, job, log)
@@ -126,4 +139,7 @@ class BoardSimulator:
                                 if "loaded_after_stray" in out else None),
             read_timeout_s=reply_timeout_ns / 1e9,
             faults={key: value for key, value in out.items() if "/" in key},
-            log=log)
+            log=log,
+            flash_commands=(out["flash_commands"].tolist() if "flash_commands" in out else None),
+            flash_bytes_read=(int(out["flash_bytes_read"]) if "flash_bytes_read" in out
+                              else None))

@@ -24,6 +24,7 @@ from snnhw.boards.protocol import (CMD_LOAD, CMD_SAMPLE, IDENTITY_SIZE, decode_r
                                    encode_sample, result_size)
 from snnhw.host import Device, HostError
 from snnhw.network import load
+from snnhw.sim.spi_flash import SPIFlash
 
 CLOCK_NS = 10
 
@@ -133,7 +134,8 @@ def host_session(port: SimulatedPort, inputs: np.ndarray, job: dict, read_pred) 
     errors: list[str] = []
     out = {"identity": np.array([identity.version, identity.input_size, identity.output_size,
                                  identity.timesteps, identity.lanes, identity.network_id,
-                                 identity.large_ram_mask, identity.loaded], np.int64)}
+                                 identity.large_ram_mask, identity.loaded,
+                                 identity.from_flash, identity.flash_rejected], np.int64)}
     if not identity.loaded:
         # A sample before the synapses are loaded runs, but its answer says it is garbage.
         port.write(encode_sample(inputs[0]))
@@ -286,6 +288,11 @@ async def board(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     cocotb.start_soon(sink.run())
+    flash = None
+    if job["flash"] is not None:  # a board that boots from its SPI flash
+        flash = SPIFlash(dut.flash_cs, dut.flash_clk, dut.flash_copi, dut.flash_cipo,
+                         Path(job["flash"]).read_bytes())
+        cocotb.start_soon(flash.run())
 
     async def pred() -> int:
         return int(dut.pred.value)
@@ -295,4 +302,7 @@ async def board(dut):
     out = await bridge(host_session)(port, inputs, job, resume(pred))
     out["framing_errors"] = np.array(sink.framing_errors)
     out["bytes_sent"] = np.array(source.sent)
+    if flash is not None:
+        out["flash_commands"] = np.array(flash.commands, np.int64)
+        out["flash_bytes_read"] = np.array(flash.bytes_read)
     np.savez(os.environ["SNNHW_RESULT"], **out)

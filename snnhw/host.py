@@ -12,6 +12,7 @@ co-simulated UART. pyserial is only needed by :meth:`Device.open`.
 Or from a shell, comparing the board with the golden model:
 
     python -m snnhw.host /dev/ttyUSB1 MODEL --inputs X.npy
+    python -m snnhw.host /dev/ttyUSB1 MODEL --features F.npy   # on-chip encoder: 'X'
 """
 
 from __future__ import annotations
@@ -311,27 +312,42 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snnhw.host", description=main.__doc__)
     parser.add_argument("port", help="serial port of the board (/dev/ttyUSB1, COM4)")
     parser.add_argument("model", help="the network directory the board was built from")
-    parser.add_argument("--inputs", required=True, metavar="X.npy",
-                        help="uint8 0/1 spikes [samples, timesteps, input_size]")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--inputs", metavar="X.npy",
+                       help="uint8 0/1 spikes [samples, timesteps, input_size]")
+    given.add_argument("--features", metavar="F.npy",
+                       help="feature bytes 0..255 [samples, input_size], for a network with an "
+                            "encoder: the board makes the spikes")
     parser.add_argument("--baud", type=int, default=3_000_000,
                         help="the board file's uart.baud (default 3000000: iCEBreaker; ULX3S: 1000000)")
     args = parser.parse_args(argv)
     from .golden import simulate
     from .network import load
-    from .results import load_inputs
+    from .network.encoder import encode_features
+    from .results import load_features, load_inputs
     try:
         net = load(args.model)
-        inputs = load_inputs(net, args.inputs)
+        if args.features is None:
+            inputs = spikes = load_inputs(net, args.inputs)
+        elif net.encoder is None:
+            raise HostError(f"--features: {args.model} has no encoder, so its board has no "
+                            f"on-chip encoder: expected --inputs (spikes)")
+        else:
+            inputs = load_features(net, args.features)
+            spikes = encode_features(net.encoder, inputs, net.timesteps)
         with Device.open(args.port, args.baud, network=net,
                          progress=_show_load_progress) as board:
             identity = board.identify()
+            boot = (", synapses read from the board's flash" if identity.from_flash else
+                    ", its flash holds no image for this network" if identity.flash_rejected
+                    else "")
             print(f"{args.port}: {net.name}, {identity.lanes} lane(s), network id "
-                  f"{identity.network_id:#010x}")
+                  f"{identity.network_id:#010x}{boot}")
             got = board.run_batch(inputs)
     except SnnhwError as error:
         print(f"snnhw.host: error: {error}", file=sys.stderr)
         return 2
-    golden = simulate(net, inputs)
+    golden = simulate(net, spikes)
     same = int((got.counts == golden.counts).all(axis=1).sum())
     print(f"{len(inputs)} samples: counts identical to the golden model in {same}, predictions "
           f"{got.pred.tolist()}, mean {got.cycles.mean():.0f} core cycles a sample")

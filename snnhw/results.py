@@ -19,7 +19,7 @@ from .config import shown
 from .errors import SnnhwError
 from .network.format import Network, atomic_write, npy_header
 
-__all__ = ["Result", "load_inputs", "check_inputs"]
+__all__ = ["Result", "load_inputs", "load_features", "check_inputs"]
 
 
 @dataclass(eq=False)
@@ -107,10 +107,33 @@ def load_inputs(net: Network, path: str | os.PathLike) -> np.ndarray:
     The header is checked first (a ``.npy`` file of integers in the shape ``net`` takes, of a sane
     size), so that a file declaring terabytes is refused before numpy tries to allocate them.
     """
+    inputs = _load_npy(path, lambda shape, dtype: _check_layout(net, shape, dtype, str(path)))
+    return check_inputs(net, inputs, str(path))
+
+
+def load_features(net: Network, path: str | os.PathLike) -> np.ndarray:
+    """Load and check a ``.npy`` file of feature bytes for the network's on-chip encoder: integers
+    0..255 [samples, input_size], one row a sample; returned as uint8."""
+    from .network.encoder import check_features
+
+    def check(shape, dtype):
+        if len(shape) != 2 or shape[1:] != (net.input_size,) or not shape[0]:
+            raise SnnhwError(f"{path}: expected shape [samples, {net.input_size}] (feature bytes "
+                             f"of {net.name}'s inputs, one row a sample), got {shown(shape)}")
+
+    features = _load_npy(path, check)
+    try:
+        return check_features(features, net.input_size, str(path))
+    except ValueError as error:
+        raise SnnhwError(str(error)) from None
+
+
+def _load_npy(path: str | os.PathLike, check_header) -> np.ndarray:
+    """An array from a ``.npy`` file; ``check_header(shape, dtype)`` raises before it is read."""
     try:
         with open(path, "rb") as file:
             shape, dtype = npy_header(file, str(path))
-            _check_layout(net, shape, dtype, str(path))
+            check_header(tuple(shape), dtype)
             file.seek(0)
             try:
                 inputs = np.load(file, allow_pickle=False)
@@ -121,4 +144,4 @@ def load_inputs(net: Network, path: str | os.PathLike) -> np.ndarray:
         raise SnnhwError(f"{path}: cannot read: it is a directory, expected a .npy file") from None
     except OSError as error:
         raise SnnhwError(f"{path}: cannot read: {error.strerror or error}") from None
-    return check_inputs(net, inputs, str(path))
+    return inputs

@@ -1,6 +1,7 @@
 """Board files, the fit check, the byte protocol and the host driver (no simulator, no tools)."""
 
 import dataclasses
+import re
 import struct
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 from snnhw.boards.config import (BOARDS_DIR, BoardError, Family, Toolchain, board_names,
                                  find_board, load_board)
 from snnhw.boards.fit import FitError, check_fit, estimate
+from snnhw.boards.flash import HEADER_SIZE, FlashBoot, flash_file, synapse_file
 from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, decode_identity,
                                    decode_result, encode_sample, identity_bytes,
                                    large_ram_layers, network_id, result_size)
@@ -19,7 +21,7 @@ from snnhw.flow.flow import FlowConfig
 from snnhw.golden import simulate
 from snnhw.host import Device, HostError
 from snnhw.network import load, save
-from snnhw.network.encoder import Encoder
+from snnhw.network.encoder import Encoder, encode_features
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.plan import CorePlan
 from snnhw.train.recipe import Dataset, Encoding, ClusterStage, PruneStage
@@ -76,8 +78,18 @@ def _drop(*keys):
     (_set("fpga", "family", "ice41"), "fpga.family: expected 'ice40' or 'ecp5' or 'xilinx7', "
                                       "got 'ice41'"),
     (_set("clokc_hz", 12), "clokc_hz: unknown field (expected one of budget, clock_hz, "
-                           "description, fpga, leds, name, notes, platform, platform_attrs, "
-                           "toolchain, uart)"),
+                           "description, flash, fpga, leds, name, notes, platform, "
+                           "platform_attrs, toolchain, uart)"),
+    (_set("flash", "offset", 1000), "flash.offset: expected a multiple of 4096 past the "
+                                    "bitstream and below flash.size (16777216), got 1000"),
+    (_set("flash", "offset", 0), "flash.offset: expected a multiple of 4096 past the bitstream"),
+    (_set("flash", "offset", 1 << 24), "flash.offset: expected a multiple of 4096 past the "
+                                       "bitstream and below flash.size (16777216), got 16777216"),
+    (_set("flash", "size", 1 << 25), "flash.size: expected the flash's bytes, 1..16777216 "
+                                     "(24-bit addresses), got 33554432"),
+    (_set("flash", "size", "16M"), "flash.size: expected an integer >= 0, got '16M'"),
+    (_drop("flash", "offset"), "flash.offset: missing field"),
+    (_set("flash", "sector", 4096), "flash.sector: unknown field"),
     (_set("path", "elsewhere.yaml"), "path: unknown field (expected one of budget, "),
     (_drop("budget", "ff"), "budget.ff: missing field (expected an integer >= 0)"),
     (_drop("clock_hz"), "clock_hz: missing field"),
@@ -345,15 +357,19 @@ class ModelPort:
             self.write(data[1:])
         elif data[:1] == b"I":
             self.pending += identity_bytes(self.plan, self.loaded)
-        elif data[:1] == b"S":
-            steps, *words = struct.unpack(f"<H{(len(data) - 3) // 2}H", data[1:])
-            spikes = np.zeros((1, steps, self.net.input_size), np.uint8)
-            t = 0
-            for word in words:
-                if word == EOT:
-                    t += 1
-                else:
-                    spikes[0, t, word] = 1
+        elif data[:1] in (b"S", b"X"):
+            if data[:1] == b"X":
+                spikes = encode_features(self.net.encoder, np.frombuffer(data[1:], np.uint8)[None],
+                                         self.net.timesteps)
+            else:
+                steps, *words = struct.unpack(f"<H{(len(data) - 3) // 2}H", data[1:])
+                spikes = np.zeros((1, steps, self.net.input_size), np.uint8)
+                t = 0
+                for word in words:
+                    if word == EOT:
+                        t += 1
+                    else:
+                        spikes[0, t, word] = 1
             golden = simulate(self.net, spikes)
             status = self.status | (0 if self.loaded else int(Status.NOT_LOADED))
             reply = struct.pack(f"<cB{self.net.output_size}HHI", b"R", status,
@@ -528,6 +544,81 @@ def test_host_main_one_line_error_exit_2(monkeypatch, capsys, tmp_path):
     assert opened == [("/dev/ttyUSB1", 3_000_000)] and out == ""
     assert err == ("snnhw.host: error: /dev/ttyUSB1: no answer to 'I' (identity, 19 bytes) "
                    "within 2.0 s\n")
+
+
+def test_host_main_sends_a_features_file(monkeypatch, capsys, tmp_path):
+    """--features F.npy: each row goes out as 'X' and the feature bytes; the board's answers are
+    compared with the golden model on the encoder's spikes. Bad files are one line, exit 2, and
+    no port is opened."""
+    net = load(EXAMPLE)
+    net.encoder = Encoder("rate", 77)
+    save(net, tmp_path / "model")
+    opened = []
+
+    def open_model(path, baud=3_000_000, **kwargs):
+        opened.append(path)
+        return Device(SerialPort(net), name=path, network=kwargs.get("network"))
+
+    monkeypatch.setattr(Device, "open", staticmethod(open_model))
+    from snnhw.host import main as host_main
+    features = np.random.default_rng(5).integers(0, 256, (3, 64)).astype(np.uint8)
+    np.save(tmp_path / "f.npy", features)
+    argv = ["/dev/ttyUSB1", str(tmp_path / "model"), "--features"]
+    assert host_main(argv + [str(tmp_path / "f.npy")]) == 0
+    golden = simulate(net, encode_features(net.encoder, features, net.timesteps))
+    assert (f"3 samples: counts identical to the golden model in 3, predictions "
+            f"{golden.pred.tolist()}") in capsys.readouterr().out
+    assert opened == ["/dev/ttyUSB1"]
+
+    bad = {"count.npy": (features[:, :63],
+                         r"count.npy: expected shape \[samples, 64\] \(feature bytes of "),
+           "range.npy": (features.astype(np.int64) * 2,
+                         r"range.npy: expected integers in 0\.\.255, got values in 0\.\.\d+$"),
+           "float.npy": (features.astype(np.float32),
+                         r"float.npy: expected integers in 0\.\.255, got float32$")}
+    for name, (array, message) in bad.items():
+        np.save(tmp_path / name, array)
+        assert host_main(argv + [str(tmp_path / name)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, name
+        assert re.match(r"snnhw\.host: error: \S*" + message, err.strip()), err
+    save(load(EXAMPLE), tmp_path / "plain")
+    assert host_main(["/dev/ttyUSB1", str(tmp_path / "plain"), "--features",
+                      str(tmp_path / "f.npy")]) == 2
+    assert capsys.readouterr().err == (f"snnhw.host: error: --features: {tmp_path / 'plain'} has "
+                                       f"no encoder, so its board has no on-chip encoder: "
+                                       f"expected --inputs (spikes)\n")
+    assert opened == ["/dev/ttyUSB1"]
+
+
+def test_identity_reports_the_flash_boot():
+    plan = CorePlan.build(load(EXAMPLE), 1, large=["fc1"])
+    data = bytearray(identity_bytes(plan, loaded=False))
+    flags = {0: (False, False, False), 3: (True, True, False), 4: (False, False, True),
+             1: (True, False, False)}
+    for byte, (loaded, from_flash, rejected) in flags.items():
+        data[-1] = byte
+        identity = decode_identity(bytes(data))
+        assert (identity.loaded, identity.from_flash, identity.flash_rejected) == (
+            loaded, from_flash, rejected)
+
+
+def test_flash_files():
+    plan = CorePlan.build(load(EXAMPLE), 1, large=["fc1"])
+    synapses = synapse_file(plan)
+    magic, ident, length = struct.unpack_from("<4sII", synapses)
+    assert (magic, ident, length) == (b"SNNF", network_id(plan.network), plan.load_size)
+    assert synapses[HEADER_SIZE:] == plan.load_image() and HEADER_SIZE == 12
+    flash = flash_file(b"bits", synapses, 4096)
+    assert flash[:4] == b"bits" and set(flash[4:4096]) == {0xFF} and flash[4096:] == synapses
+    with pytest.raises(ValueError, match="the bitstream \\(5000 bytes\\) does not fit below "
+                                         "the synapses' offset 4096"):
+        flash_file(bytes(5000), synapses, 4096)
+    # The iCEBreaker reads at 1 MiB, SCK at most 20 MHz (one clock a half-period at 36 MHz).
+    board = find_board("icebreaker")
+    assert board.flash.offset == 1 << 20 and board.flash.resource == "spi_flash_1x"
+    assert FlashBoot.at(board.flash.offset, 36e6).half_period == 1
+    assert FlashBoot.at(board.flash.offset, 48e6).half_period == 2
 
 
 def test_host_open_without_pyserial_names_the_package(monkeypatch):

@@ -14,6 +14,7 @@ import pytest
 
 from snnhw.boards.build import BuildError, build, parse_nextpnr_report, parse_yosys_ffs
 from snnhw.boards.config import BoardError, Family, check_baud, find_board
+from snnhw.boards.flash import flash_file, synapse_file
 from snnhw.boards.pll import clock_candidates
 from snnhw.cli import main
 from snnhw.errors import SnnhwError
@@ -112,7 +113,9 @@ def test_real_ice40_build_with_synapses_in_spram(small, capsys):
     assert util["resources"]["large_ram"]["estimate"] == 2
     assert util["large_ram_layers"] == ["fc1", "fc2"] and util["timing_met"] is True
     loaded = CorePlan.build(net, 1, large=["fc1", "fc2"])
-    assert (out / "synapses.bin").read_bytes() == loaded.load_image()
+    assert (out / "synapses.bin").read_bytes() == synapse_file(loaded)
+    assert (out / "flash.bin").read_bytes() == flash_file((out / f"{loaded.top}.bin").read_bytes(),
+                                                          synapse_file(loaded), 1 << 20)
     assert json.loads((out / "fit.json").read_text())["large_ram_layers"] == ["fc1", "fc2"]
 
 
@@ -184,6 +187,36 @@ def test_flow_reports_timing_failure(small, tmp_path, fake_tools):
                                          r"30 MHz \(a lower --clock, or none, picks one"):
         build(CorePlan.build(net), find_board("icebreaker"), tmp_path / "out3", clock=30,
               echo=lambda line: None)
+
+
+def test_spram_build_writes_the_flash_image(small, tmp_path, fake_tools):
+    """An SPRAM build for a board with a flash: synapses.bin (header + image) and flash.bin (the
+    bitstream at 0, synapses.bin at flash.offset); a block-RAM build neither; a flash too small
+    for the image at its offset is a one-line error before anything is built."""
+    root, net = small
+    fake_tools(fmax=100.0)
+    board, out = find_board("icebreaker"), tmp_path / "out"
+    lines = []
+    result = build(CorePlan.build(net), board, out, clock=20, synapses="large", echo=lines.append)
+    synapses = synapse_file(CorePlan.build(net, 1, large=["fc1", "fc2"]))
+    assert (out / "synapses.bin").read_bytes() == synapses
+    flash = (out / "flash.bin").read_bytes()
+    assert flash[:9] == b"bitstream" and set(flash[9:1 << 20]) == {0xFF}
+    assert flash[1 << 20:] == synapses and result.utilization["flash_image"] == "flash.bin"
+    assert any("reads them from its flash at power-up (write OUT/flash.bin once)" in line
+               for line in lines)
+    build(CorePlan.build(net), board, out, clock=20, synapses="block", echo=lambda line: None)
+    assert not (out / "flash.bin").exists() and not (out / "synapses.bin").exists()
+
+    small_flash = dataclasses.replace(board, flash=dataclasses.replace(
+        board.flash, size=(1 << 20) + 8))
+    with pytest.raises(BoardError) as error:
+        build(CorePlan.build(net), small_flash, tmp_path / "out2", clock=20, synapses="large",
+              echo=lambda line: None)
+    assert str(error.value) == (f"{board.path}: flash.offset: expected an offset that leaves "
+                                f"the {len(synapses)} bytes of synapses.bin room below "
+                                f"flash.size (1048584), got 1048576")
+    assert not (tmp_path / "out2").exists()
 
 
 def test_clock_search_steps_down_until_timing_is_met(small, tmp_path, fake_tools):

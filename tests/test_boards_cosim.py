@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from snnhw.boards.config import check_baud, find_board
-from snnhw.boards.protocol import (VERSION, IDENTITY_SIZE, Status, decode_result, identity_bytes,
-                                   network_id, result_size)
+from snnhw.boards.flash import CMD_READ, CMD_WAKE, HEADER_SIZE, FlashBoot, flash_file, synapse_file
+from snnhw.boards.protocol import (VERSION, IDENTITY_SIZE, Status, decode_result, encode_sample,
+                                   identity_bytes, network_id, result_size)
 from snnhw.golden import simulate
 from snnhw.network import load
 from snnhw.network.encoder import Encoder, encode_features
@@ -27,13 +28,15 @@ _icebreaker = find_board("icebreaker")
 ICEBREAKER = check_baud(_icebreaker.clock_hz, _icebreaker.uart.baud)  #: its clocks per UART bit
 
 
-def _check(net, lanes, run, inputs, mask=0):
+def _check(net, lanes, run, inputs, mask=0, boot=None):
+    """``boot``: the identity's loaded, from-flash and flash-rejected flags (default: loaded
+    without a flash when nothing is in large RAM, else not loaded yet)."""
     if net.encoder is not None:  # feature bytes: the golden model reads the encoder's spikes
         inputs = encode_features(net.encoder, inputs, net.timesteps)
     golden = simulate(net, inputs)
     assert run.errors == [] and run.framing_errors == 0
     assert run.identity.tolist() == [VERSION, net.input_size, net.output_size, net.timesteps, lanes,
-                                     network_id(net), mask, int(mask == 0)]
+                                     network_id(net), mask, *(boot or [int(mask == 0), 0, 0])]
     np.testing.assert_array_equal(run.counts, golden.counts)
     np.testing.assert_array_equal(run.pred, golden.pred)
     np.testing.assert_array_equal(run.leds, golden.pred)  # the LED output shows the class
@@ -141,6 +144,48 @@ def test_uart_top_loads_synapses_into_large_ram(tmp_path, spram):
     _check(net, 2, run, inputs, mask=3 if spram else 2)
 
 
+def test_uart_top_boots_synapses_from_flash(tmp_path):
+    """Power-up with a flash model holding flash.bin: the board reads its SPRAM synapses from it
+    and answers every sample exactly without a 'W'; a stale header makes it wait for the host's
+    load instead; a corrupted image behind a good header loads and the answers are wrong."""
+    rng = np.random.default_rng(36)  # a network whose outputs fire on these samples
+    net = random_network(rng, 30, [20, 5], density=0.5, timesteps=4, name="flashed")
+    inputs = random_inputs(rng, net, 4, rate=0.4)
+    plan = CorePlan.build(net, 2, large=["fc1", "fc2"], spram=True)
+    offset = 8192
+    bitstream = rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()  # stands in for one
+    synapses = synapse_file(plan)
+    sim = BoardSimulator(plan, tmp_path / "work", divisor=ICEBREAKER, timeout=1500,
+                         flash=FlashBoot(offset, half_period=1, wake_cycles=8))
+    golden = simulate(net, inputs)
+    assert golden.counts.sum() > 10 and len(set(golden.pred)) > 1
+    run = sim.run(inputs, flash_image=flash_file(bitstream, synapses, offset))
+    _check(net, 2, run, inputs, mask=3, boot=[1, 1, 0])
+    assert run.flash_commands == [CMD_WAKE, CMD_READ]
+    assert run.flash_bytes_read == len(synapses)
+    # Nothing went over the UART but 'I' and the samples.
+    assert run.bytes_sent == 1 + sum(len(encode_sample(sample)) for sample in inputs)
+
+    # A stale flash (another network's id) or an erased one: the board loads nothing from it
+    # and reports that; the host loads over the UART, and the answers are exact again.
+    stale = bytearray(synapses)
+    stale[4] ^= 1
+    for image in flash_file(bitstream, bytes(stale), offset), b"":
+        run = sim.run(inputs[:2], flash_image=image)
+        assert run.unloaded_status == int(Status.NOT_LOADED)
+        assert run.flash_bytes_read == HEADER_SIZE
+        _check(net, 2, run, inputs[:2], mask=3, boot=[0, 0, 1])
+
+    # A good header over a corrupted image: it loads, and the comparison with the golden model
+    # fails.
+    corrupt = bytearray(synapses)
+    for k in range(HEADER_SIZE, len(corrupt)):
+        corrupt[k] ^= 0x55
+    run = sim.run(inputs, flash_image=flash_file(bitstream, bytes(corrupt), offset))
+    assert run.identity[-3:].tolist() == [1, 1, 0]
+    assert (run.counts != golden.counts).any()
+
+
 @pytest.mark.slow
 def test_uart_top_example_network(tmp_path):
     net = load(EXAMPLE)
@@ -160,6 +205,21 @@ def test_uart_top_verilog_is_lint_clean(tmp_path, encoder):
     path = tmp_path / "snnhw_board.v"
     path.write_text(verilog.convert(UARTTop(CorePlan.build(net, 2), divisor=104,
                                             timeout=1_200_000),
+                                    name="snnhw_board", emit_src=False))
+    assert lint(path) == ""
+
+
+def test_uart_top_with_flash_reader_is_lint_clean(tmp_path):
+    from amaranth.back import verilog
+
+    from snnhw.boards.top import UARTTop
+    from snnhw.compiler import lint
+    net = random_network(np.random.default_rng(3), 20, [8, 3], density=0.5)
+    # A generic RAM for fc1: Yosys' SPRAM model is not lint clean itself.
+    plan = CorePlan.build(net, 2, large=["fc1"])
+    path = tmp_path / "snnhw_board.v"
+    path.write_text(verilog.convert(UARTTop(plan, divisor=4, timeout=1_200_000,
+                                            flash=FlashBoot.at(1 << 20, 12e6)),
                                     name="snnhw_board", emit_src=False))
     assert lint(path) == ""
 

@@ -69,6 +69,9 @@ class Bridge(wiring.Component):
         To the core's ``load_begin``.
     loaded : In(1)
         From the core's ``loaded`` (tie to 1 when nothing is loaded at run time).
+    boot : In(2)
+        How the synapses were booted, for the identity: bit 0 loaded from flash, bit 1 the flash
+        held no image for this network (:mod:`snnhw.boards.flash`; 0 without a flash).
     """
 
     def __init__(self, plan: CorePlan, timeout: int):
@@ -98,12 +101,13 @@ class Bridge(wiring.Component):
             "load": Out(stream.Signature(8)),
             "load_begin": Out(1),
             "loaded": In(1),
+            "boot": In(2),
         })
 
     def elaborate(self, platform):
         m = Module()
         outputs, inputs = self.network.output_size, self.network.input_size
-        # The identity's last byte is the loaded flag; the rest is constant.
+        # The identity's last byte is the loaded flag and the boot bits; the rest is constant.
         identity = protocol.identity_bytes(self.plan)[:-1]
         identity_size = protocol.IDENTITY_SIZE
 
@@ -210,7 +214,7 @@ class Bridge(wiring.Component):
                         m.next = "CLEAR"
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_IDENTIFY)):
                     m.d.sync += [word.eq(Cat(Const(int.from_bytes(identity, "little"),
-                                                   8 * len(identity)), self.loaded)),
+                                                   8 * len(identity)), self.loaded, self.boot)),
                                  left.eq(identity_size)]
                     m.next = "SEND_IDENTITY"
                 with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_LOAD)):

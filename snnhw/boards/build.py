@@ -11,8 +11,10 @@ constraints and the vendor script, to run where the tool is installed.
 
 ``OUT`` receives ``<top>.bin``/``<top>.bit`` (the bitstream), ``utilization.json`` (used and
 available per resource, the fit estimate beside it, Fmax against the board clock),
-``synapses.bin`` when synapses sit in large RAM (the load image the host sends after power-up),
-``fit.json`` (the estimate per layer and per memory), ``report.json`` (the compile report),
+``synapses.bin`` when synapses sit in large RAM (a header and the load image the host sends
+after power-up: :func:`snnhw.boards.flash.synapse_file`), ``flash.bin`` for such builds on boards
+with a ``flash:`` (the bitstream at 0 and ``synapses.bin`` at ``flash.offset``: written once, the
+board boots its synapses from it), ``fit.json`` (the estimate per layer and per memory), ``report.json`` (the compile report),
 ``build/`` (the plan and the tools' outputs) and ``logs/`` (one log per tool run).
 """
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from ..errors import SnnhwError
 from ..plan import CorePlan, core_report
 from .config import Board, BoardError, Family, Toolchain, check_baud
+from .flash import flash_file, synapse_file
 from .fit import RESOURCES, FitReport, check_fit, estimate, place_synapses
 from .pll import AUTO, Clock, clock_candidates, resolve_clock
 from .protocol import network_id
@@ -125,9 +128,17 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
             else "auto (the highest that meets timing)")
          + "; estimate: " + ", ".join(
              f"{RESOURCES[name]} {fit.used[name]}/{fit.available[name]}" for name in shown))
+    synapses = synapse_file(plan) if plan.large else b""
+    flash = board.flash if plan.large else None
+    if flash is not None and flash.offset + len(synapses) > flash.size:
+        raise BoardError(f"{board.path}: flash.offset: expected an offset that leaves the "
+                         f"{len(synapses)} bytes of synapses.bin room below flash.size "
+                         f"({flash.size}), got {flash.offset}")
     if fit.large_ram:
-        echo(f"synapses of {', '.join(fit.large_ram)} in large RAM: the host loads them after "
-             f"power-up (snnhw.host does it; image in OUT/synapses.bin)")
+        echo(f"synapses of {', '.join(fit.large_ram)} in large RAM: "
+             + (f"the board reads them from its flash at power-up (write OUT/flash.bin once)"
+                if flash else "the host loads them after power-up (snnhw.host does it)")
+             + "; image in OUT/synapses.bin")
 
     overrides = {"emit_src": False}
     if board.toolchain is Toolchain.YOWASP:
@@ -139,14 +150,15 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
     bitstream = out_dir / f"{top}{board.bitstream_suffix}"
     log_dir = out_dir / "logs"
     image = out_dir / "synapses.bin"
-    for stale in (bitstream, image, out_dir / "utilization.json", *log_dir.glob("*.log")):
+    flash_bin = out_dir / "flash.bin"
+    for stale in (bitstream, image, flash_bin, out_dir / "utilization.json", *log_dir.glob("*.log")):
         stale.unlink(missing_ok=True)
     shutil.rmtree(log_dir / "search", ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "report.json", core_report(plan).to_json())
     _write_json(out_dir / "fit.json", fit.to_json())
     if plan.large:
-        image.write_bytes(plan.load_image())
+        image.write_bytes(synapses)
 
     def prepare(clock: Clock) -> Path:
         prepared = _platform(board).prepare(BoardTop(board, plan, baud, clock), name=top,
@@ -216,6 +228,12 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
         utilization["clock_search"] = search
     shutil.copyfile(build_dir / bitstream.name, bitstream)
     utilization["bitstream"] = bitstream.name
+    if flash is not None:
+        try:
+            flash_bin.write_bytes(flash_file(bitstream.read_bytes(), synapses, flash.offset))
+        except ValueError as error:
+            raise BuildError(f"{board.path}: flash.offset: {error}") from None
+        utilization["flash_image"] = flash_bin.name
     _write_json(out_dir / "utilization.json", utilization)
     if not utilization["timing_met"] and not allow_timing_fail:
         what = "board clock" if clock.pll is None else "clock"

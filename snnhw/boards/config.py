@@ -23,7 +23,7 @@ from ..errors import ParameterError, SnnhwError
 from ..yamlfile import read_yaml
 
 __all__ = ["FORMAT", "VERSION", "BoardError", "Family", "Toolchain", "Fpga", "UartPins", "Uart",
-           "Budget", "Board", "check_baud", "load_board", "find_board", "board_names", "BOARDS_DIR"]
+           "Budget", "Flash", "Board", "check_baud", "load_board", "find_board", "board_names", "BOARDS_DIR"]
 
 FORMAT = "snnhw-board"
 VERSION = 1
@@ -116,6 +116,20 @@ class Budget:
 
 
 @dataclasses.dataclass(frozen=True)
+class Flash:
+    """The SPI flash the FPGA boots from, for synapses loaded at power-up (SPRAM builds)."""
+
+    offset: int  #: byte address of ``synapses.bin``: past the bitstream, a multiple of 4096
+    size: int  #: bytes of the flash (at most 16 MiB: READ takes a 24-bit address)
+    resource: str = "spi_flash_1x"  #: amaranth-boards resource name, with ``number``
+    number: int = 0  #: resource number
+
+
+#: READ (0x03) takes a 24-bit address; erase sectors are 4 KiB.
+FLASH_MAX_SIZE, FLASH_SECTOR = 1 << 24, 4096
+
+
+@dataclasses.dataclass(frozen=True)
 class Board:
     """One board: ``snnhw build MODEL --board NAME`` reads everything it needs from here."""
 
@@ -132,6 +146,8 @@ class Board:
     platform_attrs: dict[str, int] = dataclasses.field(default_factory=dict)  #: attributes set
     #: on the platform instance (``hfosc_div: 1`` halves the UPduino's 48 MHz oscillator)
     notes: str = ""  #: wiring or programming notes printed after a build
+    #: the configuration flash: SPRAM builds read their synapses from it at power-up
+    flash: Flash | None = None
     #: the file it was loaded from (set by :func:`load_board`, never read from the file)
     path: Path | None = dataclasses.field(default=None, metadata={LOADED: False})
 
@@ -185,6 +201,14 @@ def _check(board: Board, where: str) -> None:
             _fail(f"{where}budget.bram_modes[{k}]", "'DEPTHxWIDTH' (e.g. '256x16')", mode)
     if budget.large_ram_blocks and not budget.large_ram_bits:
         _fail(f"{where}budget.large_ram_bits", "the bits of one large RAM block", 0)
+    flash = board.flash
+    if flash is not None:
+        if not 0 < flash.size <= FLASH_MAX_SIZE:
+            _fail(f"{where}flash.size", f"the flash's bytes, 1..{FLASH_MAX_SIZE} (24-bit "
+                                        f"addresses)", flash.size)
+        if flash.offset % FLASH_SECTOR or not 0 < flash.offset < flash.size:
+            _fail(f"{where}flash.offset", f"a multiple of {FLASH_SECTOR} past the bitstream and "
+                                          f"below flash.size ({flash.size})", flash.offset)
     if board.toolchain is Toolchain.VIVADO and board.fpga.family is not Family.XILINX7:
         _fail(f"{where}toolchain", "'yowasp' for a Lattice FPGA", board.toolchain.value)
     if board.toolchain is Toolchain.YOWASP and board.fpga.family is Family.XILINX7:

@@ -7,7 +7,9 @@ Host to device (multi-byte fields little-endian):
   (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded
   at run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream),
   the on-chip encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its
-  seed (u16), and whether the synapses are loaded (u8, 1 or 0; 1 when nothing needs loading).
+  seed (u16), and whether the synapses are loaded (u8: bit 0 loaded, 1 when nothing needs
+  loading; bit 1 they were loaded from the board's flash at power-up; bit 2 the flash held no
+  image for this network, so the board waits for ``'W'``; :mod:`snnhw.boards.flash`).
 - ``'W'`` (0x57), then the load image (:meth:`snnhw.plan.CorePlan.load_image`, exactly
   :attr:`~snnhw.plan.CorePlan.load_size` bytes): writes the synapses of the masked layers (large
   RAM such as iCE40 SPRAM, which a bitstream cannot initialise; they keep them until power is
@@ -98,6 +100,8 @@ class Identity:
     large_ram_mask: int  #: bit k: layer k's synapses are loaded at run time
     encoder: Encoder | None  #: the on-chip encoder ('X' takes feature bytes), if any
     loaded: bool  #: those synapses have been loaded
+    from_flash: bool = False  #: they were loaded from the board's flash at power-up
+    flash_rejected: bool = False  #: the flash held no image for this network (blank or stale)
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,8 @@ def decode_identity(data: bytes) -> Identity:
     if code not in kinds or (code and not 1 <= seed <= 0xFFFF):
         raise ProtocolError(f"identity: unknown encoder {code} (seed {seed})")
     encoder = Encoder(kinds[code], seed) if code else None
-    return Identity(*fields, encoder=encoder, loaded=bool(loaded))
+    return Identity(*fields, encoder=encoder, loaded=bool(loaded & 1),
+                    from_flash=bool(loaded & 2), flash_rejected=bool(loaded & 4))
 
 
 def decode_load_reply(data: bytes) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
-from amaranth.hdl import ClockDomain, Elaboratable, Module
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -12,6 +12,7 @@ from ..hw.core import Core
 from ..plan import CorePlan
 from .bridge import Bridge
 from .config import Board, BoardError, Family, check_baud
+from .flash import FlashBoot, FlashReader
 from .pll import Clock, PllDomain
 from .protocol import TIMEOUT_S
 from .uart import UARTRx, UARTTx
@@ -33,6 +34,9 @@ class UARTTop(wiring.Component):
         Clock cycles per UART bit.
     timeout : int
         Cycles of silence that abandon a half-received command.
+    flash : FlashBoot or None
+        With large-RAM layers: read their synapses from SPI flash after reset
+        (:class:`~snnhw.boards.flash.FlashReader`); the host's commands wait until it is done.
 
     Members
     -------
@@ -42,18 +46,26 @@ class UARTTop(wiring.Component):
         UART line to the host (idle high).
     pred : Out(bits of output_size)
         The last predicted class.
+    flash_clk, flash_cs, flash_copi : Out(1); flash_cipo : In(1)
+        Only with ``flash``: the SPI flash (``flash_cs`` high selects it).
     """
 
-    def __init__(self, plan: CorePlan, *, divisor: int, timeout: int):
+    def __init__(self, plan: CorePlan, *, divisor: int, timeout: int,
+                 flash: FlashBoot | None = None):
         self.core = Core(plan)
         self.bridge = Bridge(plan, timeout)
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
-        super().__init__({
+        self.flash = flash and FlashReader(plan, flash)
+        members = {
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
             "pred": Out(plan.output_addr_bits),
-        })
+        }
+        if flash:
+            members.update(flash_clk=Out(1), flash_cs=Out(1), flash_copi=Out(1),
+                           flash_cipo=In(1))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -68,7 +80,8 @@ class UARTTop(wiring.Component):
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.pred.eq(bridge.pred)]
         wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
-        wiring.connect(m, rx_fifo.r_stream, bridge.rx)
+        if self.flash is None:
+            wiring.connect(m, rx_fifo.r_stream, bridge.rx)
         wiring.connect(m, bridge.tx, uart_tx.i)
         m.d.comb += [bridge.overrun.eq(uart_rx.overrun), bridge.framing.eq(uart_rx.framing)]
 
@@ -80,12 +93,33 @@ class UARTTop(wiring.Component):
             bridge.done.eq(core.done),
             bridge.cycles.eq(core.cycles),
         ]
-        if core.plan.large:
+        if self.flash is not None:
+            self._flash_boot(m)
+        elif core.plan.large:
             wiring.connect(m, bridge.load, core.load)
             m.d.comb += [core.load_begin.eq(bridge.load_begin), bridge.loaded.eq(core.loaded)]
         else:
             m.d.comb += bridge.loaded.eq(1)
         return m
+
+    def _flash_boot(self, m):
+        """The flash reader feeds the loader until it is done; then the bridge does, and the
+        host's bytes, which waited in the receive FIFO, reach the bridge."""
+        core, bridge, rx_fifo = self.core, self.bridge, m.submodules.rx_fifo
+        m.submodules.flash = reader = self.flash
+        m.d.comb += [self.flash_clk.eq(reader.clk), self.flash_cs.eq(reader.cs),
+                     self.flash_copi.eq(reader.copi), reader.cipo.eq(self.flash_cipo),
+                     bridge.loaded.eq(core.loaded),
+                     bridge.boot.eq(Cat(reader.loaded, reader.rejected)),
+                     bridge.rx.payload.eq(rx_fifo.r_stream.payload)]
+        with m.If(reader.busy):
+            wiring.connect(m, reader.load, core.load)
+            m.d.comb += core.load_begin.eq(reader.load_begin)
+        with m.Else():
+            wiring.connect(m, bridge.load, core.load)
+            m.d.comb += [core.load_begin.eq(bridge.load_begin),
+                         bridge.rx.valid.eq(rx_fifo.r_stream.valid),
+                         rx_fifo.r_stream.ready.eq(bridge.rx.ready)]
 
 
 class BoardTop(Elaboratable):
@@ -122,8 +156,11 @@ class BoardTop(Elaboratable):
         self.board = board
         self.clock = clock or Clock(board.clock_hz / 1e6)
         baud = baud or board.uart.baud
+        flash = None
+        if board.flash is not None and plan.large:
+            flash = FlashBoot.at(board.flash.offset, self.clock.hz)
         self.top = UARTTop(plan, divisor=check_baud(self.clock.hz, baud),
-                           timeout=int(TIMEOUT_S * self.clock.hz))
+                           timeout=int(TIMEOUT_S * self.clock.hz), flash=flash)
 
     def elaborate(self, platform):
         m = Module()
@@ -145,6 +182,16 @@ class BoardTop(Elaboratable):
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
         m.d.comb += [top.rx.eq(rx_buffer.i), tx_buffer.o.eq(top.tx)]
+        if top.flash is not None:
+            pins = platform.request(board.flash.resource, board.flash.number, dir="-")
+            for name in ("cs", "clk", "copi"):
+                m.submodules[f"flash_{name}"] = buffer = io.Buffer("o", getattr(pins, name))
+                m.d.comb += buffer.o.eq(getattr(top, f"flash_{name}"))
+            m.submodules.flash_cipo = cipo = io.Buffer("i", pins.cipo)
+            m.d.comb += top.flash_cipo.eq(cipo.i)
+            for name in ("wp", "hold"):  # active low on the pins: keep them released
+                if hasattr(pins, name):
+                    m.submodules[f"flash_{name}"] = io.Buffer("o", getattr(pins, name))
 
         requested = {}
         for bit, (name, number, subsignal) in enumerate(led_resources(board)):
@@ -186,5 +233,7 @@ def check_resources(platform, board: Board) -> None:
 
     if board.uart.resource is not None:
         lookup("uart", board.uart.resource, board.uart.number, ["rx", "tx"])
+    if board.flash is not None:
+        lookup("flash", board.flash.resource, board.flash.number, ["cs", "clk", "copi", "cipo"])
     for bit, (name, number, subsignal) in enumerate(led_resources(board)):
         lookup(f"leds[{bit}]", name, number, [subsignal] if subsignal else [])

@@ -1,0 +1,177 @@
+"""Standalone boot: the synapse image in the board's SPI flash, read into large RAM at power-up.
+
+``snnhw build`` writes ``OUT/synapses.bin`` (:func:`synapse_file`: a header, then the load image
+that ``'W'`` carries) and ``OUT/flash.bin`` (:func:`flash_file`: the bitstream at offset 0 and
+``synapses.bin`` at the board file's ``flash.offset``), which a programmer writes once. At
+power-up :class:`FlashReader` wakes the flash, reads the header at that offset with READ
+(0x03), and streams the image into the core's synapse loader -- the path ``'W'`` uses -- if the
+header names this network and its image length; otherwise (a blank or stale flash) it stops and
+the board waits for the host's ``'W'``. The identity's last byte tells which happened.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..plan import CorePlan
+from .protocol import network_id
+
+__all__ = ["MAGIC", "HEADER_SIZE", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
+           "synapse_file", "flash_file", "FlashReader"]
+
+MAGIC = b"SNNF"
+_HEADER = struct.Struct("<4sII")  #: magic, network id, image length
+HEADER_SIZE = _HEADER.size
+CMD_READ = 0x03  #: READ: 24-bit address, then data until deselected
+CMD_WAKE = 0xAB  #: release from power-down (harmless when the flash is awake)
+MAX_SCK_HZ = 20_000_000  #: well below the 50 MHz READ allows (W25Q128), for the pins' delays
+WAKE_S = 5e-6  #: the wait after 0xAB (W25Q128: tRES1 = 3 us)
+
+
+def synapse_file(plan: CorePlan) -> bytes:
+    """``synapses.bin``: the header (magic ``SNNF``, network id u32, image length u32, little-
+    endian), then the plan's load image."""
+    image = plan.load_image()
+    return _HEADER.pack(MAGIC, network_id(plan.network), len(image)) + image
+
+
+def flash_file(bitstream: bytes, synapses: bytes, offset: int) -> bytes:
+    """``flash.bin``: the bitstream at 0, erased bytes (0xFF) up to ``offset``, the synapses."""
+    if len(bitstream) > offset:
+        raise ValueError(f"the bitstream ({len(bitstream)} bytes) does not fit below the "
+                         f"synapses' offset {offset}")
+    return bitstream + b"\xff" * (offset - len(bitstream)) + synapses
+
+
+@dataclass(frozen=True)
+class FlashBoot:
+    """Where and how fast :class:`FlashReader` reads."""
+
+    offset: int  #: byte address of ``synapses.bin`` in the flash
+    half_period: int = 1  #: core clock cycles of each half of an SCK period
+    wake_cycles: int = 64  #: core clock cycles to wait after the wake-up command
+
+    @classmethod
+    def at(cls, offset: int, clock_hz: float) -> FlashBoot:
+        """The reader's timing for a core clocked at ``clock_hz``."""
+        return cls(offset, half_period=-(-int(clock_hz) // (2 * MAX_SCK_HZ)),
+                   wake_cycles=int(WAKE_S * clock_hz) + 1)
+
+
+class FlashReader(wiring.Component):
+    """Reads ``synapses.bin`` from SPI flash (mode 0) once after reset, into the synapse loader.
+
+    Parameters
+    ----------
+    plan : CorePlan
+        The core whose load image the flash should hold.
+    boot : FlashBoot
+        Offset and timing.
+
+    Members
+    -------
+    clk, cs, copi : Out(1)
+        To the flash (``cs`` high selects it).
+    cipo : In(1)
+        From the flash.
+    load : Out(stream.Signature(8))
+        To the core's ``load``.
+    load_begin : Out(1)
+        To the core's ``load_begin`` (the cycle before the image's first byte).
+    busy : Out(1)
+        The reader owns the loader; the host's commands wait.
+    loaded : Out(1)
+        The whole image came from the flash.
+    rejected : Out(1)
+        The flash's header was not this network's: nothing was loaded.
+    """
+
+    def __init__(self, plan: CorePlan, boot: FlashBoot):
+        if not 0 <= boot.offset <= 0xFFFFFF - HEADER_SIZE:
+            raise ValueError(f"Flash offset must fit in 24 bits, not {boot.offset!r}")
+        if not plan.large:
+            raise ValueError("A flash boot needs a plan with large-RAM layers to load")
+        self.plan, self.boot = plan, boot
+        self.header = synapse_file(plan)[:HEADER_SIZE]
+        super().__init__({
+            "clk": Out(1), "cs": Out(1), "copi": Out(1), "cipo": In(1),
+            "load": Out(stream.Signature(8)), "load_begin": Out(1),
+            "busy": Out(1, init=1), "loaded": Out(1), "rejected": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        boot = self.boot
+        size = self.plan.load_size
+
+        # -- the shifter: `count` bits out of `shift`'s top and in at its bottom, MSB first. Both
+        # sides sample on SCK's rising edge and change their output on its falling edge.
+        shift = Signal(32)
+        count = Signal(range(33))  # bits still to exchange
+        timer = Signal(range(max(boot.half_period, boot.wake_cycles) + 1))
+        sampled = Signal()  # CIPO at the last rising edge
+        m.d.comb += self.copi.eq(shift[-1])
+        with m.If(count != 0):
+            m.d.sync += timer.eq(timer + 1)
+            with m.If(timer == boot.half_period - 1):
+                m.d.sync += [timer.eq(0), self.clk.eq(~self.clk)]
+                with m.If(self.clk):
+                    m.d.sync += [count.eq(count - 1), shift.eq(Cat(sampled, shift[:-1]))]
+                with m.Else():
+                    m.d.sync += sampled.eq(self.cipo)
+
+        # Each header byte is compared as it arrives (no register holds the whole header).
+        expected = Array(Const(byte, 8) for byte in self.header)
+        mismatch = Signal()
+        left = Signal(range(max(2, size + HEADER_SIZE + 1)))  # bytes still to read
+        idle = count == 0
+        with m.FSM():
+            with m.State("WAKE"):
+                m.d.sync += [self.cs.eq(1), shift.eq(CMD_WAKE << 24), count.eq(8)]
+                m.next = "WAKE_SENT"
+            with m.State("WAKE_SENT"):
+                with m.If(idle):
+                    m.d.sync += [self.cs.eq(0), timer.eq(0)]
+                    m.next = "WAKE_WAIT"
+            with m.State("WAKE_WAIT"):
+                m.d.sync += timer.eq(timer + 1)
+                with m.If(timer == boot.wake_cycles):
+                    m.d.sync += [self.cs.eq(1), timer.eq(0), count.eq(32),
+                                 shift.eq((CMD_READ << 24) | boot.offset),
+                                 left.eq(HEADER_SIZE)]
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                with m.If(idle):
+                    with m.If((left != HEADER_SIZE)
+                              & (shift[:8] != expected[HEADER_SIZE - 1 - left])):
+                        m.d.sync += mismatch.eq(1)
+                    m.d.sync += [count.eq(8), left.eq(left - 1), shift.eq(0)]
+                    with m.If(left == 0):
+                        m.d.sync += count.eq(0)
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(~mismatch):
+                    # The loader restarts here, a cycle before the image's first byte.
+                    m.d.comb += self.load_begin.eq(1)
+                    m.d.sync += [count.eq(8), left.eq(size)]
+                    m.next = "IMAGE"
+                with m.Else():
+                    m.d.sync += [self.cs.eq(0), self.rejected.eq(1), self.busy.eq(0)]
+                    m.next = "DONE"
+            with m.State("IMAGE"):
+                with m.If(idle):
+                    m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift[:8])]
+                    with m.If(self.load.ready):
+                        m.d.sync += [left.eq(left - 1), count.eq(8)]
+                        with m.If(left == 1):
+                            m.d.sync += [count.eq(0), self.cs.eq(0), self.loaded.eq(1),
+                                         self.busy.eq(0)]
+                            m.next = "DONE"
+            with m.State("DONE"):
+                pass
+        return m
