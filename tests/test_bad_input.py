@@ -279,12 +279,11 @@ def test_recipe_non_finite_numbers_fail_before_training(capsys, monkeypatch, tmp
 # -- late checks ----------------------------------------------------------------------------------
 
 
-def test_flow_refuses_an_unknown_board_before_training(capsys, monkeypatch, tmp_path):
-    import snnhw.flow.flow
-    monkeypatch.setattr(snnhw.flow.flow, "run_flow", _never)
+def test_flow_refuses_an_unknown_board_before_training(capsys, tmp_path):
     status, err = _run(capsys, "flow", "-o", tmp_path / "out", "--board", "nosuchboard")
     assert status == 2
     assert err.startswith("--board: unknown board 'nosuchboard' (known: ")
+    assert not (tmp_path / "out").exists()  # the flow's configuration failed: nothing trained
 
 
 def test_a_board_whose_platform_is_not_a_platform_class(tmp_path):
