@@ -17,7 +17,8 @@ quantized state.
 every row's mean and spread (min..max) of the accuracy and of its difference to float.
 ``--encoding rows --recurrent`` is the sequence task of issue 15: the digits read one row per
 timestep (8 inputs), the hidden layer recurrent (``kind: recurrent``), as in SQUAT's table
-(float, 4-bit weights, 4-bit weights + threshold-centred 2-bit states).
+(float, 4-bit weights, 4-bit weights + threshold-centred or uniform 2- and 3-bit states: the rows
+with ``M=16``).
 
 Rows that start with the same stages share them: the prefix is trained once and branched (the
 result is the same as training it again: every stage is seeded by the recipe and epoch count).
@@ -65,6 +66,14 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
         ("state threshold 2-bit (+QAT 4)",
          [{"qat": {"bits": 4, "epochs": e}},
           {"state": {"bits": 2, "scheme": "threshold", "epochs": e}}]),
+        # SQUAT's table for the recurrent task (--encoding rows --recurrent): 4-bit weights as 16
+        # learned values (one codebook serves the feed-forward and the recurrent matrix; uniform
+        # 4-bit QAT loses more there), then 2- and 3-bit states, threshold-centred vs uniform.
+        ("cluster M=16", [{"cluster": {"values": 16, "bits": 8, "epochs": e}}]),
+        *((f"state {scheme} {bits}-bit (+M=16)",
+           [{"cluster": {"values": 16, "bits": 8, "epochs": e}},
+            {"state": {"bits": bits, "scheme": scheme, "epochs": e}}])
+          for bits in (2, 3) for scheme in ("threshold", "uniform")),
         # snnTorch's levels rounded to the integer grid: collapsed codes are lost (9 of 16 left)
         ("state threshold 4-bit, rounded",
          [{"qat": {"bits": 4, "epochs": e}},
