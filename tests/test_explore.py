@@ -396,7 +396,8 @@ def test_verify_cosimulates_the_best_point_records_failures_and_resumes(tmp_path
         return result
 
     monkeypatch.setattr(snnhw.sim.runner, "simulate", wrong)
-    with pytest.raises(CosimMismatch, match=r"RTL differs from the golden model in \d+ value"):
+    with pytest.raises(CosimMismatch, match=r"RTL is not bit-exact: \d+ value\(s\) differ from "
+                       r"the golden model; first: sample 0, timestep 0"):
         cosim_point(trained, best["lanes"], 20, str(out / "verify" / best["id"] / "cosim"))
 
 
