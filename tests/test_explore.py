@@ -280,11 +280,11 @@ def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp
 
 
 @pytest.mark.parametrize("name", ["digits_precision", "digits_prune_cluster",
-                                  "digits_prune_cluster_reduced"])
+                                  "digits_prune_cluster_reduced", "digits_verify"])
 def test_the_example_spaces_load(name):
     space = load_space(Path(__file__).parent.parent / "examples" / "spaces" / f"{name}.yaml")
     assert len(space.points) == {"digits_precision": 84, "digits_prune_cluster": 60,
-                                 "digits_prune_cluster_reduced": 18}[name]
+                                 "digits_prune_cluster_reduced": 18, "digits_verify": 3}[name]
 
 
 def test_the_space_file_of_the_docs_loads(tmp_path):
