@@ -257,6 +257,28 @@ def test_a_sweep_with_a_failure_and_a_lost_worker_then_a_resume(tmp_path, client
     assert len(json.loads((out / "points.json").read_text())["points"]) == 4
 
 
+def test_a_finished_sweep_resumes_without_any_cluster(tmp_path):
+    """Nothing left to run, nothing to verify: the command starts no cluster, and waits on no
+    results (which Dask cannot do without a client), in a process that has no client at all."""
+    import subprocess
+
+    from snnhw.explore.sweep import _record, point_key
+    path = _space(tmp_path, boards=["icebreaker"])
+    space = load_space(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "points.json").write_text(json.dumps({"points": [
+        _record(p, point_key(p, space), "failed", error="RuntimeError: an earlier run")
+        for p in space.points]}))
+    run = subprocess.run([sys.executable, "-m", "snnhw", "explore", str(path), "-o", str(out),
+                          "--no-progress", "--verify", "1"], capture_output=True, text=True,
+                         timeout=300)
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 1  # the points (read back) failed
+    assert "2 point(s): 0 computed (0 model(s) trained), 2 read back, 2 failed" in run.stdout
+    assert "verifying 0 point(s)" in run.stdout
+
+
 def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp_path):
     """The chain of prefix tasks gives the network ``snnhw train`` gives for the point's recipe
     (``OUT/recipes/<point>.yaml``), bit for bit."""
