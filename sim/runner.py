@@ -80,6 +80,16 @@ class CosimReport:
     def ok(self) -> bool:
         return not self.mismatches and not self.errors
 
+    @property
+    def summary(self) -> str:
+        """What went wrong, counted: differing values and protocol errors ('bit-exact': none)."""
+        parts = []
+        if self.mismatches:
+            parts.append(f"{len(self.mismatches)} value(s) differ from the golden model")
+        if self.errors:
+            parts.append(f"{len(self.errors)} protocol error(s)")
+        return " and ".join(parts) or "bit-exact"
+
 
 class Simulator:
     """A core compiled under Verilator with the cocotb testbench, ready to run batches.

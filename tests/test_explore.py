@@ -257,6 +257,28 @@ def test_a_sweep_with_a_failure_and_a_lost_worker_then_a_resume(tmp_path, client
     assert len(json.loads((out / "points.json").read_text())["points"]) == 4
 
 
+def test_a_finished_sweep_resumes_without_any_cluster(tmp_path):
+    """Nothing left to run, nothing to verify: the command starts no cluster, and waits on no
+    results (which Dask cannot do without a client), in a process that has no client at all."""
+    import subprocess
+
+    from snnhw.explore.sweep import _record, point_key
+    path = _space(tmp_path, boards=["icebreaker"])
+    space = load_space(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "points.json").write_text(json.dumps({"points": [
+        _record(p, point_key(p, space), "failed", error="RuntimeError: an earlier run")
+        for p in space.points]}))
+    run = subprocess.run([sys.executable, "-m", "snnhw", "explore", str(path), "-o", str(out),
+                          "--no-progress", "--verify", "1"], capture_output=True, text=True,
+                         timeout=300)
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 1  # the points (read back) failed
+    assert "2 point(s): 0 computed (0 model(s) trained), 2 read back, 2 failed" in run.stdout
+    assert "verifying 0 point(s)" in run.stdout
+
+
 def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp_path):
     """The chain of prefix tasks gives the network ``snnhw train`` gives for the point's recipe
     (``OUT/recipes/<point>.yaml``), bit for bit."""
@@ -280,11 +302,11 @@ def test_a_point_trained_through_shared_prefixes_is_the_recipe_trained_alone(tmp
 
 
 @pytest.mark.parametrize("name", ["digits_precision", "digits_prune_cluster",
-                                  "digits_prune_cluster_reduced"])
+                                  "digits_prune_cluster_reduced", "digits_verify"])
 def test_the_example_spaces_load(name):
     space = load_space(Path(__file__).parent.parent / "examples" / "spaces" / f"{name}.yaml")
     assert len(space.points) == {"digits_precision": 84, "digits_prune_cluster": 60,
-                                 "digits_prune_cluster_reduced": 18}[name]
+                                 "digits_prune_cluster_reduced": 18, "digits_verify": 3}[name]
 
 
 def test_the_space_file_of_the_docs_loads(tmp_path):
@@ -396,7 +418,8 @@ def test_verify_cosimulates_the_best_point_records_failures_and_resumes(tmp_path
         return result
 
     monkeypatch.setattr(snnhw.sim.runner, "simulate", wrong)
-    with pytest.raises(CosimMismatch, match=r"RTL differs from the golden model in \d+ value"):
+    with pytest.raises(CosimMismatch, match=r"RTL is not bit-exact: \d+ value\(s\) differ from "
+                       r"the golden model; first: sample 0, timestep 0"):
         cosim_point(trained, best["lanes"], 20, str(out / "verify" / best["id"] / "cosim"))
 
 

@@ -223,3 +223,27 @@ def test_from_cosim_to_the_end(trained):
     _, out = _flow(trained)  # then the whole flow finds every step up to date
     for label in ("train", "golden model", "compile", "co-simulation", "report"):
         assert f"] {label}: up to date, skipped" in out
+
+
+@pytest.mark.parametrize("errors, mismatches, message", [
+    (["output stream: valid dropped"], [],
+     "RTL is not bit-exact: 1 protocol error(s); first: output stream: valid dropped"),
+    (["output stream: valid dropped"], ["sample 0, timestep 1, layer fc1, neuron 2: ..."] * 3,
+     "RTL is not bit-exact: 3 value(s) differ from the golden model and 1 protocol error(s); "
+     "first: output stream: valid dropped"),
+])
+def test_cosim_failure_counts_what_went_wrong(tmp_path, monkeypatch, errors, mismatches, message):
+    """Protocol errors alone are not '0 values differ': the message counts each kind."""
+    import snnhw.sim.runner as runner
+    from snnhw.errors import CosimMismatch
+    from snnhw.flow.flow import cosim_bit_exact
+
+    def broken(plan, inputs, work_dir):
+        return runner.CosimReport(rtl=None, golden=None, mismatches=mismatches,
+                                  log=work_dir / "cosim.log", errors=errors)
+
+    monkeypatch.setattr(runner, "cosim", broken)
+    with pytest.raises(CosimMismatch) as raised:
+        cosim_bit_exact(None, None, tmp_path, tmp_path / "cosim.log")
+    assert str(raised.value) == message
+    assert (tmp_path / "cosim.log").read_text().splitlines() == errors + mismatches

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bit-exact: every spike and membrane potential of {len(net.layers)} layer(s) "
               f"matches the golden model")
         return 0
-    print(f"MISMATCH: {len(report.mismatches)} value(s) differ from the golden model; first:")
+    print(f"MISMATCH: {report.summary}" + ("; first:" if report.mismatches else ""))
     for mismatch in report.mismatches[:args.show]:
         print(f"  {mismatch}")
     if report.waves:

@@ -205,7 +205,8 @@ def run_sweep(space: Space, out: str | Path, client, *, retries: int = DEFAULT_R
     trained = set()
     bar = tqdm(total=len(futures), desc="points", unit="point", disable=not progress,
                dynamic_ncols=True)
-    for future in as_completed(futures):
+    # as_completed wants a client even with nothing to wait for; a resumed sweep may have none.
+    for future in as_completed(futures) if futures else ():
         point, key = futures.pop(future)
         if future.status == "finished":
             metrics = future.result()
@@ -284,7 +285,7 @@ def _run_verify(space: Space, out: Path, connect: Callable, summary: Summary, k:
     left = Counter(point_id for point_id, _ in jobs.values())
     bar = tqdm(total=len(jobs), desc="verify", unit="task", disable=not progress,
                dynamic_ncols=True)
-    for future in as_completed(list(jobs)):
+    for future in as_completed(list(jobs)) if jobs else ():  # none: no client (see above)
         point_id, board = jobs.pop(future)
         entry = future.result() if future.status == "finished" else {"error": _failure(future)}
         future.release()

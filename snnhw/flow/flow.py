@@ -331,8 +331,7 @@ def cosim_bit_exact(plan: CorePlan, inputs: np.ndarray, work_dir: Path, log: Pat
     if log is not None:
         log.write_text("\n".join(problems) + "\n")
     if not report.ok:
-        raise CosimMismatch(f"RTL differs from the golden model in {len(report.mismatches)} "
-                            f"value(s), first: {problems[0]}")
+        raise CosimMismatch(f"RTL is not bit-exact: {report.summary}; first: {problems[0]}")
     return report
 
 
