@@ -185,7 +185,7 @@ def test_every_stream_holds_until_ready(name, tmp_path):
 def test_output_stalls_are_reachable(tmp_path):
     # Without reachable stalls the rule would hold vacuously.
     plan = _protocol_plans()["1-layer-levels"]
-    assert _verdict(StreamProtocol(plan), tmp_path, Mode.COVER, 16) is Verdict.PASS
+    assert _verdict(StreamProtocol(plan), tmp_path, Mode.COVER, 18) is Verdict.PASS
 
 
 class _FlickeringQueue(Elaboratable):
@@ -210,10 +210,10 @@ class _FlickeringQueue(Elaboratable):
 def test_stream_proof_fails_when_an_engine_withdraws_valid(tmp_path, monkeypatch):
     monkeypatch.setattr(snnhw.hw.engine, "SyncFIFOBuffered", _FlickeringQueue)
     plan = _protocol_plans()["1-layer-levels"]
-    # The first output event is about 16 cycles deep (the clear, the accumulate pipeline, the
-    # sweep's stages and the LIF unit's 5): a BMC reaches it (the induction of the proof fails
-    # too, but only a trace reached from reset shows it).
-    assert _failures(StreamProtocol(plan), tmp_path, Mode.BMC, 18) == {
+    # The first output event is about 17 cycles deep (the clear, the accumulate pipeline, the
+    # sweep's stages, the LIF unit's 5 and the queue's write register): a BMC reaches it (the
+    # induction of the proof fails too, but only a trace reached from reset shows it).
+    assert _failures(StreamProtocol(plan), tmp_path, Mode.BMC, 20) == {
         "l_o: valid dropped or payload changed before ready"}
 
 

@@ -27,11 +27,11 @@ def startup_cycles(plan: CorePlan) -> int:
     accumulation of timestep t+1 overlaps the sweep of t, so a sample of T timesteps is T
     accumulations and T sweeps in a two-stage pipeline, which the sum of per-timestep maxima
     undercounts by at most one stage, and the sweep stage is always neurons + the layer's
-    :func:`~snnhw.plan.cycles.sweep_overhead`); and one cycle from the output's last ``eot`` to
-    ``done``.
+    :func:`~snnhw.plan.cycles.sweep_overhead`); and two cycles from the sweep's last ``eot`` to
+    ``done`` (the register in front of the output queue, and ``done`` after the ``eot`` leaves).
     """
     layer = plan.layers[0]
-    return max(2, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 1
+    return max(2, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 2
 
 
 class CycleBound(wiring.Component):
