@@ -68,7 +68,7 @@ class UARTTop(wiring.Component):
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.pred.eq(bridge.pred)]
         wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
-        _register_stream(m, "rx_reg", rx_fifo.r_stream, bridge.rx)
+        wiring.connect(m, rx_fifo.r_stream, bridge.rx)  # the bridge registers the byte
         wiring.connect(m, bridge.tx, uart_tx.i)
         m.d.comb += [bridge.overrun.eq(uart_rx.overrun), bridge.framing.eq(uart_rx.framing)]
 
