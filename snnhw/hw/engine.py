@@ -192,20 +192,23 @@ class LayerEngine(wiring.Component):
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
 
-        # -- accumulate pipeline: S1 (slot decode), S2 (codebook + accumulator reads), S3 (add,
-        # write) ----------------------------------------------------------------------------
+        # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
+        # (codebook + accumulator reads), S3 (add, write) --------------------------------------
         # Each stage ends in registers, so no path crosses more than one memory read and a short
-        # step. A word in S3 writes a sum that the next word, read in the same cycle by S2, does
+        # step (the synapse memory's output goes to a register before the slot decode). A word in S3 writes a sum that the next word, read in the same cycle by S2, does
         # not see: S2 compares its address with S3's (registers both) and S3 then takes the last
         # sum instead of the stale read (words further apart see the memory).
-        s1_valid = Signal()
-        s1_offset = Signal.like(offset)
+        s0_valid, s1_valid = Signal(), Signal()
+        s0_offset, s1_offset = Signal.like(offset), Signal.like(offset)
+        s0_word = Signal.like(synapses.data)
+        m.d.sync += [s0_word.eq(synapses.data), s1_valid.eq(s0_valid),
+                     s0_offset.eq(issue_offset), s1_offset.eq(s0_offset)]
         lane_depth = [len(range(p, size, lanes)) for p in range(lanes)]
         slot_valid = Signal(lanes)
         slot_addr = [Signal(range(depth), name=f"slot_addr{p}") for p in range(lanes)]
         slot_index = [Signal(max(1, lay.index_bits), name=f"slot_index{p}") for p in range(lanes)]
         for p in range(lanes):
-            slot = synapses.data[p * lay.slot_bits:(p + 1) * lay.slot_bits]
+            slot = s0_word[p * lay.slot_bits:(p + 1) * lay.slot_bits]
             if lay.kind is Layout.ADDRESSED:
                 m.d.comb += slot_valid[p].eq(s1_valid & slot[0])
                 if lay.index_bits:
@@ -223,7 +226,6 @@ class LayerEngine(wiring.Component):
                 ]
                 if lay.index_bits:
                     m.d.comb += slot_index[p].eq(slot[:lay.index_bits])
-        m.d.sync += s1_offset.eq(issue_offset)
         s2_valid, s3_valid, s3_forward = Signal(lanes), Signal(lanes), Signal(lanes)
         s2_addr = [Signal(range(depth), name=f"s2_addr{p}") for p in range(lanes)]
         s3_addr = [Signal(range(depth), name=f"s3_addr{p}") for p in range(lanes)]
@@ -375,7 +377,7 @@ class LayerEngine(wiring.Component):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
                 m.d.comb += self.i.ready.eq(last_word)
                 m.d.sync += [
-                    s1_valid.eq(issue),
+                    s0_valid.eq(issue),
                     word.eq(issue_addr + 1),
                     words_left.eq(left_after),
                     offset.eq(issue_offset + 1),
@@ -388,13 +390,13 @@ class LayerEngine(wiring.Component):
                         m.d.sync += col_pending.eq(1)
 
             with m.State("DRAIN"):
-                # The last words are still in S1..S3; the sweep reads what they write. Once S1
-                # and S2 are empty and the sweep of the previous timestep has finished, hand
+                # The last words are still in S0..S3; the sweep reads what they write. Once S0,
+                # S1 and S2 are empty and the sweep of the previous timestep has finished, hand
                 # this bank to the sweep and take the other (the sweep has just cleared it). A
                 # word in S3 still writes this bank in the handoff cycle (the routing follows
                 # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
-                m.d.sync += s1_valid.eq(0)
-                with m.If(~s1_valid & (s2_valid == 0) & sweep_free):
+                m.d.sync += s0_valid.eq(0)
+                with m.If(~s0_valid & ~s1_valid & (s2_valid == 0) & sweep_free):
                     m.d.sync += [
                         acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
