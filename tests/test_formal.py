@@ -231,7 +231,7 @@ def test_stream_check_sees_a_violation(tmp_path):
 # the clear, a first timestep with every input spiking (4 accumulate stages), its whole sweep
 # (the update of its last neuron leaves the pipeline: LIF latency 3, or 5 with state levels,
 # plus the lane select and the write stage), while the second timestep accumulates. The worst-
-# case sums reach the probe in steps 21/22 (dense) and 16/17 (pruned): the cover runs show it.
+# case sums reach the probe in steps 22/23 (dense) and 17/18 (pruned): the cover runs show it.
 # The pruned layer in both layouts that store only existing synapses; its delta words hold an
 # escape (column 1's lane 0).
 PRUNED = _layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]], ZERO_LEVELS)

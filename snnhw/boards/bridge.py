@@ -125,7 +125,11 @@ class Bridge(wiring.Component):
         load_size = self.plan.load_size
         load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
         left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
-        silence = Signal(range(self.timeout + 1))
+        # Cycles without a byte; its compare with the timeout is registered (`silent`), so the
+        # count runs one past the timeout before the command is abandoned. A byte taken in the
+        # cycle the count reaches the timeout clears it (only a receiving state counts).
+        silence = Signal(range(self.timeout + 2))
+        silent = Signal()
         # The event received from the host; the core gets it, or the encoder's ('X').
         event = Signal(EventLayout(self.plan.input_addr_bits))
         event_valid = Signal()
@@ -179,6 +183,7 @@ class Bridge(wiring.Component):
         # above those of `inputs`, or equal with the low byte at least `inputs`' low byte.
         high_above, high_equal, low_at_least = Signal(), Signal(), Signal()
         m.d.comb += self.rx.ready.eq(~rx_valid)
+        m.d.sync += silent.eq((silence == self.timeout) & ~rx_valid)
         with m.If(rx_valid & rx_take):
             m.d.sync += rx_valid.eq(0)
         with m.If(~rx_valid & self.rx.valid):
@@ -200,7 +205,7 @@ class Bridge(wiring.Component):
                 with m.If(rx_valid):
                     m.d.sync += silence.eq(0)
                     yield rx_byte
-                with m.Elif(silence == self.timeout):
+                with m.Elif(silent):
                     m.next = "ABANDON"
 
         def send(state, then):
