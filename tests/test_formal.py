@@ -353,11 +353,11 @@ def test_cycle_model_without_a_cycle_per_spike_undercounts(tmp_path, monkeypatch
     assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 
 
-# -- a start mid-sample: the core then equals a fresh one, BMC depth 19 ----------------------
+# -- a start mid-sample: the core then equals a fresh one, BMC depth 21 ----------------------
 
 RESTART_PLAN = lambda: CorePlan.build(_network(_layer(  # noqa: E731
     "l", [[7, None, 7], [-8, 5, None], [None, 7, 5]], SUBTRACT)), 1)
-RESTART_DEPTH = 19
+RESTART_DEPTH = 21
 
 
 def test_start_mid_sample_leaves_no_trace(tmp_path):
