@@ -193,7 +193,8 @@ def test_lock_reset_holds_the_domain_until_after_lock():
     sim.add_testbench(bench)
     sim.run()
     # Locked from cycle 3: through the two synchroniser stages at 4, then the timer counts 5
-    # (out of reset after cycle 8's edge). Lost at 18: reset from the edge of cycle 20, two
-    # stages later; locked again at 20: out of reset 2 + 5 cycles after that, from 26.
-    assert seen == [1] * 9 + [0] * 11 + [1] * 6 + [0] * 4
+    # and the reset register follows (out of reset after cycle 9's edge). Lost at 18: reset
+    # from the edge of cycle 21, two stages and the register later; locked again at 20: out of
+    # reset 2 + 5 + 1 cycles after that, from 27.
+    assert seen == [1] * 10 + [0] * 11 + [1] * 6 + [0] * 3
 

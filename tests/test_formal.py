@@ -185,7 +185,7 @@ def test_every_stream_holds_until_ready(name, tmp_path):
 def test_output_stalls_are_reachable(tmp_path):
     # Without reachable stalls the rule would hold vacuously.
     plan = _protocol_plans()["1-layer-levels"]
-    assert _verdict(StreamProtocol(plan), tmp_path, Mode.COVER, 16) is Verdict.PASS
+    assert _verdict(StreamProtocol(plan), tmp_path, Mode.COVER, 19) is Verdict.PASS
 
 
 class _FlickeringQueue(Elaboratable):
@@ -210,10 +210,10 @@ class _FlickeringQueue(Elaboratable):
 def test_stream_proof_fails_when_an_engine_withdraws_valid(tmp_path, monkeypatch):
     monkeypatch.setattr(snnhw.hw.engine, "SyncFIFOBuffered", _FlickeringQueue)
     plan = _protocol_plans()["1-layer-levels"]
-    # The first output event is about 16 cycles deep (the clear, the accumulate pipeline, the
-    # sweep's stages and the LIF unit's 5): a BMC reaches it (the induction of the proof fails
-    # too, but only a trace reached from reset shows it).
-    assert _failures(StreamProtocol(plan), tmp_path, Mode.BMC, 18) == {
+    # The first output event is about 18 cycles deep (the clear, the accumulate pipeline, the
+    # sweep's stages, the LIF unit's 5 and the queue's write register): a BMC reaches it (the
+    # induction of the proof fails too, but only a trace reached from reset shows it).
+    assert _failures(StreamProtocol(plan), tmp_path, Mode.BMC, 21) == {
         "l_o: valid dropped or payload changed before ready"}
 
 
@@ -228,18 +228,18 @@ def test_stream_check_sees_a_violation(tmp_path):
 
 # Weights at the codebook extremes, so that the worst-case sums (all 3 inputs spiking at once)
 # need the whole accumulator width, and V saturates at both ends within two timesteps. Depth:
-# the clear, a first timestep with every input spiking (3 accumulate stages), its whole sweep
+# the clear, a first timestep with every input spiking (4 accumulate stages), its whole sweep
 # (the update of its last neuron leaves the pipeline: LIF latency 3, or 5 with state levels,
 # plus the lane select and the write stage), while the second timestep accumulates. The worst-
-# case sums reach the probe in steps 21/22 (dense) and 16/17 (pruned): the cover runs show it.
+# case sums reach the probe in steps 22/23 (dense) and 17/18 (pruned): the cover runs show it.
 # The pruned layer in both layouts that store only existing synapses; its delta words hold an
 # escape (column 1's lane 0).
 PRUNED = _layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]], ZERO_LEVELS)
 ENGINE_CASES = {
     "dense-subtract-1-lane": (_layer("l", [[7, 7, 7], [-8, -8, -8], [7, -8, 5]], SUBTRACT), 1,
-                              24, Layout.IMPLICIT),
-    "pruned-levels-zero-2-lanes": (PRUNED, 2, 19, Layout.DELTA),
-    "pruned-addressed-levels-zero-2-lanes": (PRUNED, 2, 19, Layout.ADDRESSED),
+                              25, Layout.IMPLICIT),
+    "pruned-levels-zero-2-lanes": (PRUNED, 2, 20, Layout.DELTA),
+    "pruned-addressed-levels-zero-2-lanes": (PRUNED, 2, 20, Layout.ADDRESSED),
 }
 
 
@@ -308,7 +308,7 @@ def test_bound_is_tight(tmp_path):
 
 
 def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
-    # One cycle less per accumulation-bound timestep (ACCUMULATE_OVERHEAD 3) and some sample is
+    # One cycle less per accumulation-bound timestep (ACCUMULATE_OVERHEAD 4) and some sample is
     # late.
     monkeypatch.setattr(snnhw.formal.bound, "ACCUMULATE_OVERHEAD",
                         snnhw.formal.bound.ACCUMULATE_OVERHEAD - 1)
@@ -319,7 +319,7 @@ def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
 def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
     # cycles.py's per-timestep bound, max(sum of max(1, ceil(synapses / P)) over the spiking
     # inputs, neurons) + sweep_overhead(neuron), plus the start-up, holds for every sample of a
-    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (4)
+    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (5)
     # is below the sweep's (6).
     plan = BOUND_PLANS["2x2-dense-1-lane"]()
     harness, depth = _bound(plan, model="stated")
@@ -329,7 +329,7 @@ def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
 @pytest.mark.parametrize("seed", range(3))
 def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
     # At one lane a spike costs the engine its column's words (its synapses, at least one) and
-    # cycles.py charges exactly that, with an overhead (6) not below the engine's (4): so the
+    # cycles.py charges exactly that, with an overhead (6) not below the engine's (5): so the
     # engine's proven bound implies the stated one for every one-lane network, not only the two
     # proven above. The formula before the fix charged an empty column nothing. In the addressed
     # layout: the delta layout's escape slots are words beyond the synapses, which the ideal
@@ -353,11 +353,11 @@ def test_cycle_model_without_a_cycle_per_spike_undercounts(tmp_path, monkeypatch
     assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 
 
-# -- a start mid-sample: the core then equals a fresh one, BMC depth 18 ----------------------
+# -- a start mid-sample: the core then equals a fresh one, BMC depth 21 ----------------------
 
 RESTART_PLAN = lambda: CorePlan.build(_network(_layer(  # noqa: E731
     "l", [[7, None, 7], [-8, 5, None], [None, 7, 5]], SUBTRACT)), 1)
-RESTART_DEPTH = 18
+RESTART_DEPTH = 21
 
 
 def test_start_mid_sample_leaves_no_trace(tmp_path):

@@ -129,7 +129,11 @@ class Bridge(wiring.Component):
         load_size = self.plan.load_size
         load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
         left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
-        silence = Signal(range(self.timeout + 1))
+        # Cycles without a byte; its compare with the timeout is registered (`silent`), so the
+        # count runs one past the timeout before the command is abandoned. A byte taken in the
+        # cycle the count reaches the timeout clears it (only a receiving state counts).
+        silence = Signal(range(self.timeout + 2))
+        silent = Signal()
         # The event received from the host; the core gets it, or the encoder's ('X').
         event = Signal(EventLayout(self.plan.input_addr_bits))
         event_valid = Signal()
@@ -171,6 +175,27 @@ class Bridge(wiring.Component):
         with m.If(compare & (count_rd.data > best)):
             m.d.sync += [best.eq(count_rd.data), pred.eq(compared)]
 
+        # -- the received byte, in a register with its command decoded: the state machine's
+        # next state and the wide `word` register depend on flags, not on an 8-bit compare.
+        rx_valid = Signal()
+        rx_byte = Signal(8)
+        rx_take = Signal()  # the state consumes the byte in rx_byte this cycle
+        commands = (protocol.CMD_SAMPLE, protocol.CMD_FEATURES, protocol.CMD_IDENTIFY,
+                    protocol.CMD_LOAD)
+        rx_is = {cmd: Signal(name=f"rx_is_{chr(cmd)}") for cmd in commands}
+        # An event's input is out of range (>= inputs) when its high byte's 7 address bits are
+        # above those of `inputs`, or equal with the low byte at least `inputs`' low byte.
+        high_above, high_equal, low_at_least = Signal(), Signal(), Signal()
+        m.d.comb += self.rx.ready.eq(~rx_valid)
+        m.d.sync += silent.eq((silence == self.timeout) & ~rx_valid)
+        with m.If(rx_valid & rx_take):
+            m.d.sync += rx_valid.eq(0)
+        with m.If(~rx_valid & self.rx.valid):
+            m.d.sync += [rx_valid.eq(1), rx_byte.eq(self.rx.payload)]
+            m.d.sync += [flag.eq(self.rx.payload == cmd) for cmd, flag in rx_is.items()]
+            m.d.sync += [high_above.eq(self.rx.payload[:7] > (inputs >> 8)),
+                         high_equal.eq(self.rx.payload[:7] == (inputs >> 8))]
+
         # start and timesteps leave through registers: the core's reset is a wide net, so it
         # should not also carry the FSM's state decode.
         m.d.sync += [self.start.eq(0), self.timesteps.eq(steps)]
@@ -179,12 +204,12 @@ class Bridge(wiring.Component):
         def receive(state):
             """A state that waits for a byte of a command; a long silence abandons the command."""
             with m.State(state):
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += rx_take.eq(1)
                 m.d.sync += silence.eq(silence + 1)
-                with m.If(self.rx.valid):
+                with m.If(rx_valid):
                     m.d.sync += silence.eq(0)
-                    yield self.rx.payload
-                with m.Elif(silence == self.timeout):
+                    yield rx_byte
+                with m.Elif(silent):
                     m.next = "ABANDON"
 
         def send(state, then):
@@ -198,28 +223,34 @@ class Bridge(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += rx_take.eq(1)
                 m.d.sync += silence.eq(0)
-                with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_SAMPLE)):
+                with m.If(rx_valid & rx_is[protocol.CMD_SAMPLE]):
                     m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
                                  not_loaded.eq(~self.loaded), encoding.eq(0)]
                     m.next = "STEPS_LOW"
                 if encoder is not None:
-                    with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_FEATURES)):
+                    with m.If(rx_valid & rx_is[protocol.CMD_FEATURES]):
                         m.d.comb += features.begin.eq(1)
                         m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
                                      not_loaded.eq(~self.loaded), encoding.eq(1),
                                      steps.eq(self.network.timesteps), index.eq(0),
                                      features_left.eq(inputs)]
                         m.next = "CLEAR"
-                with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_IDENTIFY)):
-                    m.d.sync += [word.eq(Cat(Const(int.from_bytes(identity, "little"),
-                                                   8 * len(identity)), self.loaded, self.boot)),
-                                 left.eq(identity_size)]
-                    m.next = "SEND_IDENTITY"
-                with m.If(self.rx.valid & (self.rx.payload == protocol.CMD_LOAD)):
+                with m.If(rx_valid & rx_is[protocol.CMD_IDENTIFY]):
+                    m.next = "IDENTIFY"
+                with m.If(rx_valid & rx_is[protocol.CMD_LOAD]):
                     m.d.sync += load_left.eq(load_size)
                     m.next = "LOAD_BYTE" if load_size else "LOAD_REPLY"
+
+            # `word` and `left` are loaded only in states of their own (IDENTIFY, LOAD_REPLY,
+            # RESULT, LOAD_COUNT, TAIL), unconditionally: their clock enable is then a short
+            # function of the state, not of the state and each state's conditions.
+            with m.State("IDENTIFY"):
+                m.d.sync += [word.eq(Cat(Const(int.from_bytes(identity, "little"),
+                                               8 * len(identity)), self.loaded, self.boot)),
+                             left.eq(identity_size)]
+                m.next = "SEND_IDENTITY"
 
             send("SEND_IDENTITY", "IDLE")
 
@@ -277,16 +308,16 @@ class Bridge(wiring.Component):
                         m.next = "WAIT"
 
             with receive("EVENT_LOW") as byte:
-                m.d.sync += low.eq(byte)
+                m.d.sync += [low.eq(byte), low_at_least.eq(byte >= (inputs & 0xFF))]
                 m.next = "EVENT_HIGH"
 
             with receive("EVENT_HIGH") as byte:
                 # Bit 15: end of timestep; bits 0..14: the spiking input. Out-of-range inputs
                 # are dropped (the core's memories have no entry for them) and reported.
-                addr, eot = Cat(low, byte[:7]), byte[7]
-                m.d.sync += [event.addr.eq(addr), event.eot.eq(eot)]
+                eot = byte[7]
+                m.d.sync += [event.addr.eq(Cat(low, byte[:7])), event.eot.eq(eot)]
                 m.next = "PUSH"
-                with m.If(~eot & (addr >= inputs)):
+                with m.If(~eot & (high_above | high_equal & low_at_least)):
                     m.d.sync += bad_input.eq(1)
                     m.next = "EVENT_LOW"
 
@@ -309,9 +340,12 @@ class Bridge(wiring.Component):
                     m.d.comb += count_rd.addr.eq(index)
                     m.d.sync += [compare.eq(1), compared.eq(index), index.eq(index + 1)]
                 with m.Elif(~compare):
-                    m.d.sync += [word.eq(Cat(Const(protocol.RESP_RESULT, 8), status)), left.eq(2),
-                                 index.eq(0), self.pred.eq(pred)]
-                    m.next = "SEND_HEAD"
+                    m.next = "RESULT"
+
+            with m.State("RESULT"):
+                m.d.sync += [word.eq(Cat(Const(protocol.RESP_RESULT, 8), status)), left.eq(2),
+                             index.eq(0), self.pred.eq(pred)]
+                m.next = "SEND_HEAD"
 
             send("SEND_HEAD", "READ_COUNT")
 
@@ -328,9 +362,12 @@ class Bridge(wiring.Component):
             with m.State("NEXT_COUNT"):
                 m.next = "READ_COUNT"
                 with m.If(index == outputs):
-                    m.d.sync += [word.eq(Cat(pred, Const(0, 16 - len(pred)), self.cycles)),
-                                 left.eq(6)]
-                    m.next = "SEND_TAIL"
+                    m.next = "TAIL"
+
+            with m.State("TAIL"):
+                m.d.sync += [word.eq(Cat(pred, Const(0, 16 - len(pred)), self.cycles)),
+                             left.eq(6)]
+                m.next = "SEND_TAIL"
 
             send("SEND_TAIL", "IDLE")
 

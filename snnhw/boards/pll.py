@@ -201,7 +201,8 @@ class LockReset(wiring.Component):
     locked : In(1)
         The PLL's lock output (asynchronous).
     rst : Out(1)
-        The domain's reset: high until ``delay`` cycles after the synchronised lock.
+        The domain's reset (registered): high until ``delay`` + 1 cycles after the
+        synchronised lock.
     """
 
     locked: In(1)
@@ -220,7 +221,11 @@ class LockReset(wiring.Component):
             m.d.sync += timer.eq(0)
         with m.Elif(timer != self.delay):
             m.d.sync += timer.eq(timer + 1)
-        m.d.comb += self.rst.eq(timer != self.delay)
+        # The reset leaves through a register: it fans out to the whole domain, so it should not
+        # also carry the timer's compare.
+        rst = Signal(init=1, reset_less=True)
+        m.d.sync += rst.eq(timer != self.delay)
+        m.d.comb += self.rst.eq(rst)
         return m
 
 

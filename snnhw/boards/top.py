@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
-from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -81,11 +81,11 @@ class UARTTop(wiring.Component):
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.pred.eq(bridge.pred)]
         wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
         if self.flash is None:
-            wiring.connect(m, rx_fifo.r_stream, bridge.rx)
+            wiring.connect(m, rx_fifo.r_stream, bridge.rx)  # the bridge registers the byte
         wiring.connect(m, bridge.tx, uart_tx.i)
         m.d.comb += [bridge.overrun.eq(uart_rx.overrun), bridge.framing.eq(uart_rx.framing)]
 
-        wiring.connect(m, bridge.events, core.i)
+        _register_stream(m, "events_reg", bridge.events, core.i)
         wiring.connect(m, core.o, bridge.spikes)
         m.d.comb += [
             core.start.eq(bridge.start),
@@ -237,3 +237,16 @@ def check_resources(platform, board: Board) -> None:
         lookup("flash", board.flash.resource, board.flash.number, ["cs", "clk", "copi", "cipo"])
     for bit, (name, number, subsignal) in enumerate(led_resources(board)):
         lookup(f"leds[{bit}]", name, number, [subsignal] if subsignal else [])
+
+
+def _register_stream(m, name, source, sink):
+    """Connect ``source`` to ``sink`` through a one-entry register: no combinational path
+    between the bridge's state machine and its neighbours (valid and ready both come from the
+    register), at one transfer every other cycle, far above the UART's rate."""
+    full = Signal(name=f"{name}_full")
+    payload = Signal.like(source.payload, name=f"{name}_payload")
+    m.d.comb += [source.ready.eq(~full), sink.valid.eq(full), sink.payload.eq(payload)]
+    with m.If(~full & source.valid):
+        m.d.sync += [full.eq(1), payload.eq(source.payload)]
+    with m.If(full & sink.ready):
+        m.d.sync += full.eq(0)

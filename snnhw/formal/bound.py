@@ -15,9 +15,9 @@ from .streams import EventSource
 __all__ = ["CycleBound", "startup_cycles", "ACCUMULATE_OVERHEAD"]
 
 #: Cycles a timestep's accumulation takes beyond one per synapse word: the end-of-timestep
-#: event, and three cycles of drain and handoff to the sweep (DRAIN in the engine waits until
-#: the last word has left S1 and S2 of the accumulate pipeline).
-ACCUMULATE_OVERHEAD = 4
+#: event, and four cycles of drain and handoff to the sweep (DRAIN in the engine waits until
+#: the last word has left S0, S1 and S2 of the accumulate pipeline).
+ACCUMULATE_OVERHEAD = 5
 
 
 def startup_cycles(plan: CorePlan) -> int:
@@ -27,11 +27,11 @@ def startup_cycles(plan: CorePlan) -> int:
     accumulation of timestep t+1 overlaps the sweep of t, so a sample of T timesteps is T
     accumulations and T sweeps in a two-stage pipeline, which the sum of per-timestep maxima
     undercounts by at most one stage, and the sweep stage is always neurons + the layer's
-    :func:`~snnhw.plan.cycles.sweep_overhead`); and one cycle from the output's last ``eot`` to
-    ``done``.
+    :func:`~snnhw.plan.cycles.sweep_overhead`); and two cycles from the sweep's last ``eot`` to
+    ``done`` (the register in front of the output queue, and ``done`` after the ``eot`` leaves).
     """
     layer = plan.layers[0]
-    return max(2, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 1
+    return max(2, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 2
 
 
 class CycleBound(wiring.Component):
@@ -77,7 +77,7 @@ class CycleBound(wiring.Component):
             return ([int(n) for n in spike_cycles(layer.layer, lanes)], 1,
                     sweep_overhead(layer.layer.neuron))
         # What the engine does: one cycle per synapse word of the column (at least one per
-        # event), then the end-of-timestep event and three cycles of drain and handoff.
+        # event), then the end-of-timestep event and four cycles of drain and handoff.
         return [max(1, int(n)) for n in layer.synapses.col_words], 1, ACCUMULATE_OVERHEAD
 
     def max_bound(self) -> int:

@@ -135,8 +135,11 @@ class LayerEngine(wiring.Component):
             self.o.valid.eq(queue.r_rdy),
             queue.r_en.eq(self.o.ready),
         ]
+        # The queue is written through a register: the sweep's control and the LIF unit's spike
+        # decide a write, and the queue's pointer and level logic sees it a cycle later.
         push = Signal(EventLayout(plan.out_addr_bits))
-        m.d.comb += queue.w_data.eq(push)
+        push_en = Signal()
+        m.d.sync += [queue.w_data.eq(push), queue.w_en.eq(push_en)]
 
         m.submodules.lif = lif = NEURON_UNITS[layer.neuron.model](layer.neuron, plan.acc_bits)
 
@@ -189,20 +192,23 @@ class LayerEngine(wiring.Component):
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
 
-        # -- accumulate pipeline: S1 (slot decode), S2 (codebook + accumulator reads), S3 (add,
-        # write) ----------------------------------------------------------------------------
+        # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
+        # (codebook + accumulator reads), S3 (add, write) --------------------------------------
         # Each stage ends in registers, so no path crosses more than one memory read and a short
-        # step. A word in S3 writes a sum that the next word, read in the same cycle by S2, does
+        # step (the synapse memory's output goes to a register before the slot decode). A word in S3 writes a sum that the next word, read in the same cycle by S2, does
         # not see: S2 compares its address with S3's (registers both) and S3 then takes the last
         # sum instead of the stale read (words further apart see the memory).
-        s1_valid = Signal()
-        s1_offset = Signal.like(offset)
+        s0_valid, s1_valid = Signal(), Signal()
+        s0_offset, s1_offset = Signal.like(offset), Signal.like(offset)
+        s0_word = Signal.like(synapses.data)
+        m.d.sync += [s0_word.eq(synapses.data), s1_valid.eq(s0_valid),
+                     s0_offset.eq(issue_offset), s1_offset.eq(s0_offset)]
         lane_depth = [len(range(p, size, lanes)) for p in range(lanes)]
         slot_valid = Signal(lanes)
         slot_addr = [Signal(range(depth), name=f"slot_addr{p}") for p in range(lanes)]
         slot_index = [Signal(max(1, lay.index_bits), name=f"slot_index{p}") for p in range(lanes)]
         for p in range(lanes):
-            slot = synapses.data[p * lay.slot_bits:(p + 1) * lay.slot_bits]
+            slot = s0_word[p * lay.slot_bits:(p + 1) * lay.slot_bits]
             if lay.kind is Layout.ADDRESSED:
                 m.d.comb += slot_valid[p].eq(s1_valid & slot[0])
                 if lay.index_bits:
@@ -220,7 +226,6 @@ class LayerEngine(wiring.Component):
                 ]
                 if lay.index_bits:
                     m.d.comb += slot_index[p].eq(slot[:lay.index_bits])
-        m.d.sync += s1_offset.eq(issue_offset)
         s2_valid, s3_valid, s3_forward = Signal(lanes), Signal(lanes), Signal(lanes)
         s2_addr = [Signal(range(depth), name=f"s2_addr{p}") for p in range(lanes)]
         s3_addr = [Signal(range(depth), name=f"s3_addr{p}") for p in range(lanes)]
@@ -259,24 +264,35 @@ class LayerEngine(wiring.Component):
         for earlier, later in zip(stages, stages[1:]):
             m.d.sync += [later[key].eq(earlier[key]) for key in later]
         in_flight = Signal(range(len(stages) + 1))  # neurons in T1..F
+        in_flight_next = Signal.like(in_flight)
+        empty = Signal(init=1)  # in_flight == 0, kept as a register
 
         # The output queue must accept F's event len(stages) cycles after T0 issues; issue only
-        # while the queue's entries, the neurons in flight and two more fit (the buffered
-        # queue's write side may lag its level by one). The check is registered, so it also
-        # leaves room for the one entry that the cycle it lags by may add.
+        # while the queue's entries, the neurons in flight and three more fit (the write
+        # register in front of the queue, and the buffered queue's write side may lag its level
+        # by one). The check is registered, so it also leaves room for the one entry that the
+        # cycle it lags by may add.
         room = Signal()
-        m.d.sync += room.eq(queue.level + in_flight + 3 <= plan.queue_depth)
+        m.d.sync += room.eq(queue.level + in_flight + 4 <= plan.queue_depth)
         issue_sweep = Signal()
-        m.d.sync += in_flight.eq(in_flight + issue_sweep - final["valid"])
+        m.d.comb += in_flight_next.eq(in_flight + issue_sweep - final["valid"])
+        m.d.sync += [in_flight.eq(in_flight_next), empty.eq(in_flight_next == 0)]
 
-        # T1: the lane's V and accumulator (the sweep's bank), registered into the LIF unit.
+        # T1: the lane's V and accumulator (the sweep's bank), registered into the LIF unit; one
+        # balanced multiplexer over (lane, bank), not a chain of per-lane selects.
         v_now = Signal(v_shape)
         acc_now = Signal(acc_shape)
         for p in range(lanes):
             m.d.comb += v_rd[p].addr.eq(sweep_addr)
-            with m.If(t1["lane"] == p):
-                m.d.sync += [v_now.eq(v_rd[p].data),
-                             acc_now.eq(Mux(acc_bank, acc_rd[0][p].data, acc_rd[1][p].data))]
+        with m.Switch(t1["lane"]):
+            for p in range(lanes):
+                with m.Case(p):
+                    m.d.sync += v_now.eq(v_rd[p].data)
+        with m.Switch(Cat(t1["lane"], acc_bank)):
+            for p in range(lanes):
+                for b in range(2):
+                    with m.Case(p | (b << len(t1["lane"]))):
+                        m.d.sync += acc_now.eq(acc_rd[1 - b][p].data)
         # The neuron whose V and current enter the unit (it selects per-neuron parameters).
         m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now),
                      lif.index.eq(stages[1]["neuron"])]
@@ -288,7 +304,7 @@ class LayerEngine(wiring.Component):
                         v_wr[p].en.eq(1),
                     ]
             m.d.comb += [
-                push.addr.eq(final["neuron"]), push.eot.eq(0), queue.w_en.eq(lif.spike),
+                push.addr.eq(final["neuron"]), push.eot.eq(0), push_en.eq(lif.spike),
                 self.probe.valid.eq(1),
             ]
         m.d.comb += [
@@ -322,23 +338,25 @@ class LayerEngine(wiring.Component):
 
         # -- sweep control ----------------------------------------------------------------------
         sweeping = Signal()
+        swept = Signal()  # sweep_neuron == size, kept as a register
         sweep_free = Signal()  # the sweep can take the other bank this cycle
         m.d.sync += t1["valid"].eq(0)
         with m.If(sweeping & room):
-            with m.If(sweep_neuron != size):
+            with m.If(~swept):
                 m.d.comb += issue_sweep.eq(1)
                 m.d.sync += [
                     t1["valid"].eq(1), t1["lane"].eq(sweep_lane), t1["addr"].eq(sweep_addr),
                     t1["neuron"].eq(sweep_neuron), sweep_neuron.eq(sweep_neuron + 1),
+                    swept.eq(sweep_neuron == size - 1),
                 ]
                 with m.If(sweep_lane == lanes - 1):
                     m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(sweep_addr + 1)]
                 with m.Else():
                     m.d.sync += sweep_lane.eq(sweep_lane + 1)
-            with m.Elif(in_flight == 0):
+            with m.Elif(empty):
                 # F of the last neuron has pushed (and cleared its accumulator): close the
                 # timestep. A handoff in this same cycle starts the next sweep at once.
-                m.d.comb += [push.eot.eq(1), queue.w_en.eq(1), sweep_free.eq(1)]
+                m.d.comb += [push.eot.eq(1), push_en.eq(1), sweep_free.eq(1)]
                 m.d.sync += sweeping.eq(0)
         with m.If(~sweeping):
             m.d.comb += sweep_free.eq(1)
@@ -359,7 +377,7 @@ class LayerEngine(wiring.Component):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
                 m.d.comb += self.i.ready.eq(last_word)
                 m.d.sync += [
-                    s1_valid.eq(issue),
+                    s0_valid.eq(issue),
                     word.eq(issue_addr + 1),
                     words_left.eq(left_after),
                     offset.eq(issue_offset + 1),
@@ -372,15 +390,15 @@ class LayerEngine(wiring.Component):
                         m.d.sync += col_pending.eq(1)
 
             with m.State("DRAIN"):
-                # The last words are still in S1..S3; the sweep reads what they write. Once S1
-                # and S2 are empty and the sweep of the previous timestep has finished, hand
+                # The last words are still in S0..S3; the sweep reads what they write. Once S0,
+                # S1 and S2 are empty and the sweep of the previous timestep has finished, hand
                 # this bank to the sweep and take the other (the sweep has just cleared it). A
                 # word in S3 still writes this bank in the handoff cycle (the routing follows
                 # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
-                m.d.sync += s1_valid.eq(0)
-                with m.If(~s1_valid & (s2_valid == 0) & sweep_free):
+                m.d.sync += s0_valid.eq(0)
+                with m.If(~s0_valid & ~s1_valid & (s2_valid == 0) & sweep_free):
                     m.d.sync += [
-                        acc_bank.eq(~acc_bank), sweeping.eq(1),
+                        acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                     ]
                     m.next = "ACCUMULATE"
