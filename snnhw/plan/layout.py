@@ -214,7 +214,8 @@ def _delta_slot_counts(offsets: np.ndarray, gap_bits: int, index_bits: int) -> n
 def _best_gap_bits(layer: Layer, lanes: int, index_bits: int) -> int:
     """The gap width that stores the layer's delta layout in the fewest bits (the narrowest
     of a tie), from 1 up to the width at which no gap needs an escape."""
-    post, pre = np.nonzero(layer.connectivity.unrolled() >= 0)  # sorted by post neuron, so by address in every lane
+    # Sorted by post neuron, so by address in every lane.
+    post, pre = np.nonzero(layer.connectivity.unrolled() >= 0)
     lane, address = post % lanes, post // lanes
     group = pre * lanes + lane  # (column, lane)
     order = np.lexsort((address, group))
