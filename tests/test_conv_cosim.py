@@ -2,9 +2,11 @@
 Verilator against the golden model, every spike and membrane potential, with input gaps and
 back-pressure.
 
-Each network is its own Verilator build, so the default run builds four: one hypothesis-drawn
-network (fixed, derandomized) at each of P = 1, 2, 4, and one at P = 2 that is also checked
-against a golden model with one kernel tap moved. The slow test draws more.
+Each network is its own Verilator build, so the default run (``-m "not slow"``) builds four: one
+hypothesis-drawn network (fixed, derandomized) at each of P = 1, 2, 4, and one at P = 2 that is
+also checked against a golden model with one kernel tap moved. The slow test draws more.
+Hypothesis tries the simplest draw first, so :func:`cosim_networks` orders its choices to make
+that one a rich network (3x3 kernel, stride 2, padding 1, two channels, gaps and back-pressure).
 """
 
 import numpy as np
@@ -17,7 +19,7 @@ from snnhw.plan import CorePlan
 from snnhw.random_networks import random_inputs
 from sim.runner import Simulator, compare
 from conftest import assert_cosim_exact
-from test_conv import conv_network, conv_networks, shifted_tap
+from test_conv import conv_network, shifted_tap
 
 pytestmark = pytest.mark.verilator
 
@@ -31,13 +33,26 @@ def _examples(count):
 
 def _check(net, lanes, gap, backpressure, seed, work):
     assert_cosim_exact(net, lanes, gap, backpressure, seed, work, samples=3,
-                       rates=(0.1, 0.3, 0.6))
+                       rates=(0.3, 0.1, 0.6))
+
+
+@st.composite
+def cosim_networks(draw):
+    """Conv -> dense networks (kernels 1-3, strides 1-2, padding 0-1), the simplest the richest."""
+    kernel = 3 - draw(st.integers(0, 2))
+    padding = 1 - draw(st.integers(0, 1))
+    size = st.integers(0, 6 - max(1, kernel - 2 * padding)).map(lambda n: 6 - n)
+    return conv_network(
+        np.random.default_rng(draw(st.integers(0, 2**32 - 1))), 2 - draw(st.integers(0, 1)),
+        draw(size), draw(size), 3 - draw(st.integers(0, 2)), kernel, 2 - draw(st.integers(0, 1)),
+        padding, codebook_size=draw(st.sampled_from([4, 2, 1])),
+        density=draw(st.sampled_from([0.7, 0.3, 1.0])))
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 @_examples(1)
-@given(net=conv_networks(), gap=st.sampled_from([0.0, 0.4]),
-       backpressure=st.sampled_from([0.0, 0.6]), seed=st.integers(0, 1000))
+@given(net=cosim_networks(), gap=st.sampled_from([0.4, 0.0]),
+       backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_random_conv_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
     _check(net, lanes, gap, backpressure, seed, tmp_path_factory.mktemp("conv"))
 
@@ -45,17 +60,18 @@ def test_random_conv_networks(tmp_path_factory, lanes, net, gap, backpressure, s
 @pytest.mark.slow
 @pytest.mark.parametrize("lanes", [2, 3])
 @_examples(3)
-@given(net=conv_networks(), gap=st.sampled_from([0.0, 0.4]),
-       backpressure=st.sampled_from([0.0, 0.6]), seed=st.integers(0, 1000))
+@given(net=cosim_networks(), gap=st.sampled_from([0.4, 0.0]),
+       backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_many_random_conv_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
     _check(net, lanes, gap, backpressure, seed, tmp_path_factory.mktemp("conv"))
 
 
 @pytest.fixture(scope="module")
 def strided_sim(tmp_path_factory):
-    """Stride 2, padding 1, two input channels: taps that reach some outputs and not others."""
+    """A 2x2 kernel at stride 1 over three channels of 5x4 (the drawn networks have 3x3 at
+    stride 2)."""
     rng = np.random.default_rng(5)
-    net = conv_network(rng, 2, 6, 5, 3, 3, 2, 1, codebook_size=4, density=0.7)
+    net = conv_network(rng, 3, 5, 4, 3, 2, 1, 0, codebook_size=4, density=0.6)
     inputs = random_inputs(rng, net, samples=4, rate=0.3)
     golden = simulate(net, inputs)
     assert all(golden.spikes[name].any() for name in golden.spikes), "the test needs spikes"
