@@ -5,27 +5,25 @@ examples/recipes/mnist_conv.yaml) and prints, side by side:
 
 - float, compressed (torch integer mode) and golden accuracy, from metrics.json and a rerun of
   the golden model on the test spikes;
-- per layer, the weight bits of the kernel stored once (the conv2d layer's memory) against the
-  synapse memory the same layer would need as a dense layer of its unrolled matrix (one lane);
+- per layer, the weight bits of the kernel stored once (the format's, and a kernel-once engine's
+  memory) against the synapse memory today's core stores: the unrolled matrix (one lane);
 - the core's cycle bound per image (snnhw.plan.cycle_bounds: per layer max(accumulation,
-  neurons) + sweep overhead, busiest layer per timestep, summed over timesteps) at P = 1, 2, 4.
-  The core does not build conv2d layers yet, so these are the model's bound, not co-simulated
-  cycles; a conv2d layer's accumulation is the taps its input events hit, P a cycle.
+  neurons) + sweep overhead, busiest layer per timestep, summed over timesteps) and its total
+  memory at P = 1, 2, 4; a conv2d layer's accumulation is the taps its input events hit, P a
+  cycle.
 
     python benchmarks/conv_model.py [MODEL]
 """
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from snnhw.golden import simulate
 from snnhw.network import load
-from snnhw.plan import SynapseLayout, cycle_bounds
+from snnhw.plan import CorePlan, SynapseLayout, cycle_bounds
 from snnhw.train.export import layer_memory
 
 
@@ -45,24 +43,21 @@ def main():
           f"{metrics['torch_accuracy']:.4f}  golden {np.mean(counts.argmax(axis=1) == labels):.4f}"
           f"  spike mismatches {metrics['spike_mismatches']} of {metrics['spikes_compared']}")
     print(f"{'layer':>6} {'kind':>7} {'taps/synapses':>13} {'sparsity':>8} {'weight bits':>11} "
-          f"{'as unrolled dense':>17} {'ratio':>6}")
+          f"{'stored unrolled':>15} {'ratio':>6}")
     for layer in net.layers:
         memory = layer_memory(layer)
-        dense = replace(layer, kind="dense", conv=None, index=(
-            layer.connectivity.unrolled().astype(np.int32) if layer.kind == "conv2d"
-            else layer.index))
-        unrolled = SynapseLayout.build(dense, 1).stored_bits + memory["codebook_bits"]
+        unrolled = SynapseLayout.build(layer, 1).stored_bits + memory["codebook_bits"]
         print(f"{layer.name:>6} {layer.kind:>7} {layer.synapse_count:>13} "
-              f"{layer.sparsity:>8.1%} {memory['bits']:>11} {unrolled:>17} "
+              f"{layer.sparsity:>8.1%} {memory['bits']:>11} {unrolled:>15} "
               f"{memory['bits'] / unrolled:>6.3f}")
-    print(f"{'P':>3} {'cycles/image':>12} {'speed-up vs P=1':>16}")
+    print(f"{'P':>3} {'cycles/image':>12} {'speed-up vs P=1':>16} {'core memory bits':>16}")
     base = None
     for lanes in (1, 2, 4):
-        # cycle_bounds reads only the lanes and the layers of a plan (the core refuses conv2d).
-        plan = SimpleNamespace(lanes=lanes, layers=[SimpleNamespace(layer=l) for l in net.layers])
+        plan = CorePlan.build(net, lanes)
         per_image = cycle_bounds(plan, inputs, golden.spikes).max(axis=0).sum(axis=1).mean()
         base = base or per_image
-        print(f"{lanes:>3} {per_image:>12.1f} {base / per_image:>16.2f}")
+        print(f"{lanes:>3} {per_image:>12.1f} {base / per_image:>16.2f} "
+              f"{plan.memory_bits['total']:>16}")
 
 
 if __name__ == "__main__":

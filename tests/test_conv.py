@@ -203,20 +203,6 @@ def test_geometry_on_a_dense_layer_is_refused():
         replace(net, layers=[net.layers[0], dense]).validate("out")
 
 
-def test_the_core_refuses_conv2d_until_it_has_hardware(tmp_path, capsys):
-    from snnhw.cli import main
-
-    net = conv_network(np.random.default_rng(0), 1, 4, 4, 2, 3, 1, 0)
-    with pytest.raises(SnnhwError, match=r"layers\[0\]\.kind: .*'conv2d' \(conv1\): conv2d "
-                                         r"layers have no hardware yet"):
-        CorePlan.build(net, 1)
-    save(net, tmp_path / "m")
-    assert main(["compile", str(tmp_path / "m"), "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no hardware yet" in err, err
-    assert not (tmp_path / "out").exists()
-
-
 # -- torch ----------------------------------------------------------------------------------------
 
 
@@ -298,19 +284,6 @@ def test_recipe_conv_mistakes_name_the_field(model, message):
     with pytest.raises(RecipeError) as info:
         parse_recipe({"model": model}, "r.yaml")
     assert str(info.value) == message
-
-
-def test_a_flow_that_compiles_refuses_a_conv_recipe_before_training(tmp_path, capsys):
-    from snnhw.cli import main
-
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("model: {conv: [{channels: 2}], hidden: []}\ntrain: {epochs: 0}\n")
-    assert main(["flow", str(recipe), "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert err == (f"snnhw: error: {recipe}: model.conv: expected no conv layers in a flow that "
-                   f"compiles a core (conv2d layers have no hardware yet; stop before it with "
-                   f"--to golden, or use snnhw train)\n")
-    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("conv", [None, (3, 2, 2, 1)])

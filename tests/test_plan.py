@@ -109,7 +109,8 @@ def test_the_plan_picks_the_fewest_bits():
     assert forced.kind is Layout.DELTA
     np.testing.assert_array_equal(_unpack(forced), dense.layers[0].index)
     with pytest.raises(PlanError, match=r"^layouts.fc1: the implicit layout stores every "
-                                        r"synapse, but fc1 is pruned$"):
+                                        r"synapse, but fc1 lacks some \(pruned, "
+                                        r"or a convolution's\)$"):
         CorePlan.build(net, 1, layouts={"fc1": Layout.IMPLICIT})
     with pytest.raises(PlanError, match=r"^layouts: fc9 is not a layer of random"):
         CorePlan.build(net, 1, layouts={"fc9": Layout.DELTA})

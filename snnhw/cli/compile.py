@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     for layer in report.layers:
         bits = layer.memory_bits
         print(f"  {layer.name:>10}: {layer.size}x{layer.fan_in}, "
-              f"{layer.synapses} synapses ({layer.layout}), "
+              f"{layer.synapses} synapses ({layer.layout}"
+              f"{', conv unrolled' if layer.storage == 'unrolled' else ''}), "
               f"synapse memory {bits['synapse']} bits, codebook {bits['codebook']} bits, "
               f"membrane {bits['membrane']} bits")
     print(f"  total memory {report.memory_bits['total']} bits; report in "

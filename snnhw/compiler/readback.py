@@ -47,7 +47,8 @@ class LayerImage:
     name : str
     index : numpy.ndarray
         int32 [size, fan_in]: codebook index of each synapse, -1 where pruned (as
-        :attr:`snnhw.network.Layer.index`).
+        :attr:`snnhw.network.Layer.index`; a conv2d layer's unrolled matrix,
+        :meth:`~snnhw.network.connectivity.Conv2d.unrolled`, which is what its memory stores).
     codebook : tuple of int
         The weight of each codebook index, sign-extended from ``weight_bits``.
     weight_bits : int

@@ -126,12 +126,7 @@ class FlowConfig:
             raise ParameterError("first_step", f"{self.first_step!r} comes after the last step "
                                                f"{self.last_step!r}; the steps are "
                                                f"{', '.join(STEP_NAMES)}")
-        recipe = self.recipe  # parse now: a bad recipe fails before anything is written
-        first, last = self._indices()
-        if recipe.model.conv and first <= STEP_NAMES.index("compile") <= last:
-            raise SnnhwError(f"{self.recipe_source}: model.conv: expected no conv layers in a "
-                             f"flow that compiles a core (conv2d layers have no hardware yet; "
-                             f"stop before it with --to golden, or use snnhw train)")
+        _ = self.recipe  # parse now: a bad recipe fails before anything is written
 
     def _check_import(self) -> None:
         """The graph, and the shapes of the inputs and labels, before anything is written."""

@@ -39,6 +39,10 @@ class Connectivity(Protocol):
     def fan_out(self) -> np.ndarray:
         """Synapses of each pre-synaptic neuron, int64 [fan_in]."""
 
+    def unrolled(self) -> np.ndarray:
+        """The codebook index of every (post, pre) pair, [size, fan_in], -1 where there is no
+        synapse: the matrix the synapse memory stores (a convolution's, unrolled)."""
+
     def weights(self, codebook: tuple[int, ...]) -> np.ndarray:
         """The integer weight matrix int64 [size, fan_in], 0 where there is no synapse."""
 
@@ -85,6 +89,9 @@ class Dense:
 
     def fan_out(self) -> np.ndarray:
         return (self.index >= 0).sum(axis=0).astype(np.int64)
+
+    def unrolled(self) -> np.ndarray:
+        return self.index
 
     def weights(self, codebook: tuple[int, ...]) -> np.ndarray:
         table = np.asarray(tuple(codebook) + (0,), dtype=np.int64)

@@ -44,19 +44,13 @@ def check_lanes(lanes: object) -> int:
 
 def check_network(network: Network) -> None:
     """Raise naming the field if ``network`` has what its format allows but the core cannot
-    have: more timesteps than the core's counter holds, a name too long for a file name, a
-    conv2d layer (golden and torch models only, so far).
+    have: more timesteps than the core's counter holds, a name too long for a file name.
     (Every neuron of format versions 1 and 2 has a hardware unit: :class:`snnhw.hw.LIFUnit`.)"""
     longest = 64  # names become file names (mem/<layer>.*.hex) and Verilog identifiers
     if network.timesteps > (1 << TIMESTEP_BITS) - 1:
         raise PlanError("timesteps", f"expected at most {(1 << TIMESTEP_BITS) - 1} (the core "
                                      f"counts timesteps in {TIMESTEP_BITS} bits), got "
                                      f"{network.timesteps}")
-    for number, layer in enumerate(network.layers):
-        if layer.kind == "conv2d":  # the golden and torch models have it; the RTL does not yet
-            raise PlanError(f"layers[{number}].kind", f"a kind the core implements (dense or "
-                                                      f"recurrent), got 'conv2d' ({layer.name}): "
-                                                      f"conv2d layers have no hardware yet")
     names = [("name", network.name)] + [(f"layers[{number}].name", layer.name)
                                         for number, layer in enumerate(network.layers)]
     for field, name in names:
@@ -83,7 +77,8 @@ def _check_layouts(network: Network, layouts: Mapping[str, Layout]) -> dict[str,
                             f"{', '.join(k.value for k in Layout)}, got {kind!r}")
         if not SynapseLayout.allows(layer, kind):
             raise PlanError(f"layouts.{layer.name}", f"the {kind.value} layout stores every "
-                                                     f"synapse, but {layer.name} is pruned")
+                                                     f"synapse, but {layer.name} lacks some "
+                                                     f"(pruned, or a convolution's)")
         checked[layer.name] = kind
     return checked
 
@@ -113,6 +108,18 @@ class LayerPlan:
     def bank_depth(self) -> int:
         """Neurons per lane (accumulator and membrane words per lane)."""
         return self.synapses.bank_depth
+
+    @property
+    def storage(self) -> str:
+        """How the synapse memory holds the weights: ``matrix`` (dense, recurrent: the index
+        matrix) or ``unrolled`` (conv2d: the unrolled matrix, each kernel tap once per output
+        position it reaches; no engine generates the targets from a kernel stored once yet)."""
+        return "unrolled" if self.layer.kind == "conv2d" else "matrix"
+
+    @property
+    def stored_synapses(self) -> int:
+        """Synapses the synapse memory holds (a convolution's unrolled ones, :attr:`storage`)."""
+        return int(self.layer.connectivity.fan_out().sum())
 
     @property
     def in_addr_bits(self) -> int:

@@ -6,6 +6,11 @@ into consecutive words of the synapse memory; each word has P slots and slot ``p
 synapse whose target is in bank ``p``, so the P lanes of a word never touch the same accumulator
 bank and can add in parallel. Within a column, each lane's synapses come in ascending address.
 
+A convolution (``kind: conv2d``) is laid out like the dense layer of its unrolled matrix
+(:meth:`~snnhw.network.connectivity.Conv2d.unrolled`): its columns come from the same
+:meth:`synapses_of` walk over the kernel taps, so each tap is stored once per output position
+it reaches, not once per kernel (the hardware does not yet generate targets from the kernel).
+
 Three layouts; the plan picks, per layer, the one that stores the fewest bits (synapse words plus
 column pointers):
 
@@ -68,8 +73,8 @@ class SynapseLayout:
         if kind is None:
             return min(cls.options(layer, lanes), key=lambda lay: lay.stored_bits)
         if not cls.allows(layer, kind):
-            raise ValueError(f"layer {layer.name} has pruned synapses: the {kind.value} layout "
-                             f"stores every synapse")
+            raise ValueError(f"layer {layer.name} lacks synapses (pruned, or a convolution's): "
+                             f"the {kind.value} layout stores every synapse")
         size, fan_in = layer.size, layer.fan_in
         bank_depth = -(-size // lanes)
         index_bits = bits_for(len(layer.codebook))
@@ -108,9 +113,10 @@ class SynapseLayout:
 
     @staticmethod
     def allows(layer: Layer, kind: Layout) -> bool:
-        """Whether ``layer`` can be laid out in ``kind`` (implicit: only without pruning)."""
-        return kind is not Layout.IMPLICIT or layer.connectivity.synapse_count == \
-            layer.size * layer.fan_in
+        """Whether ``layer`` can be laid out in ``kind`` (implicit: only when every (post, pre)
+        pair has a synapse, so never for a convolution that does not see its whole input)."""
+        return kind is not Layout.IMPLICIT or \
+            int(layer.connectivity.fan_out().sum()) == layer.size * layer.fan_in
 
     @classmethod
     def options(cls, layer: Layer, lanes: int) -> list["SynapseLayout"]:
@@ -208,8 +214,8 @@ def _delta_slot_counts(offsets: np.ndarray, gap_bits: int, index_bits: int) -> n
 def _best_gap_bits(layer: Layer, lanes: int, index_bits: int) -> int:
     """The gap width that stores the layer's delta layout in the fewest bits (the narrowest
     of a tie), from 1 up to the width at which no gap needs an escape."""
-    index = np.asarray(layer.index)
-    post, pre = np.nonzero(index >= 0)  # sorted by post neuron, so by address in every lane
+    # Sorted by post neuron, so by address in every lane.
+    post, pre = np.nonzero(layer.connectivity.unrolled() >= 0)
     lane, address = post % lanes, post // lanes
     group = pre * lanes + lane  # (column, lane)
     order = np.lexsort((address, group))

@@ -14,10 +14,11 @@ class LayerReport:
     """One layer of the core."""
 
     name: str
-    kind: str  #: the layer's connectivity: dense or recurrent
+    kind: str  #: the layer's connectivity: dense, recurrent or conv2d
     size: int
     fan_in: int  #: pre-synaptic columns; a recurrent layer's include its own neurons
-    synapses: int  #: synapses stored (not pruned)
+    synapses: int  #: synapses stored (not pruned; a convolution's unrolled)
+    storage: str  #: "matrix" or "unrolled" (conv2d) (:attr:`snnhw.plan.LayerPlan.storage`)
     sparsity: float  #: :attr:`snnhw.network.Layer.sparsity`
     codebook_entries: int
     weight_bits: int
@@ -58,7 +59,7 @@ def core_report(plan: CorePlan) -> CoreReport:
         layer = lp.layer
         layers.append(LayerReport(
             name=layer.name, kind=layer.kind, size=layer.size, fan_in=layer.fan_in,
-            synapses=layer.synapse_count, sparsity=layer.sparsity,
+            synapses=lp.stored_synapses, storage=lp.storage, sparsity=layer.sparsity,
             codebook_entries=len(layer.codebook), weight_bits=layer.weight_bits,
             v_bits=layer.neuron.v_bits, state_bits=lp.state_bits,
             layout=lp.synapses.kind.value, gap_bits=lp.synapses.gap_bits,
