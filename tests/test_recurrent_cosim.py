@@ -2,7 +2,9 @@
 golden model, every spike and every membrane potential, with input gaps and back-pressure.
 
 Each network is its own Verilator build (~10 s or more), so the hypothesis-drawn networks are
-few and fixed (derandomized); the slow test draws more.
+few and fixed (derandomized): hypothesis draws the simplest example first, and
+:func:`test_recurrent.recurrent_networks` orders its choices to make that one busy (two layers,
+gaps and back-pressure). The slow test draws more.
 """
 
 from dataclasses import replace
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.verilator
 
 def _check(net, lanes, gap, backpressure, seed, work):
     assert_cosim_exact(net, lanes, gap, backpressure, seed, work, samples=3,
-                       rates=(0.1, 0.3, 0.6))
+                       rates=(0.3, 0.1, 0.6))
 
 
 def _examples(count):
@@ -36,8 +38,8 @@ def _examples(count):
 
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 @_examples(1)
-@given(net=recurrent_networks(), gap=st.sampled_from([0.0, 0.4]),
-       backpressure=st.sampled_from([0.0, 0.6]), seed=st.integers(0, 1000))
+@given(net=recurrent_networks(), gap=st.sampled_from([0.4, 0.0]),
+       backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_random_recurrent_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
     _check(net, lanes, gap, backpressure, seed, tmp_path_factory.mktemp("rec"))
 
@@ -45,8 +47,8 @@ def test_random_recurrent_networks(tmp_path_factory, lanes, net, gap, backpressu
 @pytest.mark.slow
 @pytest.mark.parametrize("lanes", [2, 3])
 @_examples(3)
-@given(net=recurrent_networks(), gap=st.sampled_from([0.0, 0.4]),
-       backpressure=st.sampled_from([0.0, 0.6]), seed=st.integers(0, 1000))
+@given(net=recurrent_networks(), gap=st.sampled_from([0.4, 0.0]),
+       backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_many_random_recurrent_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
     _check(net, lanes, gap, backpressure, seed, tmp_path_factory.mktemp("rec"))
 
