@@ -93,11 +93,13 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
         ("joint: prune 80 % + QAT 4 + M=4",
          [{"prune": {"method": "fsc", **prune}}, {"qat": {"bits": 4, "epochs": e}},
           {"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
-        # the issue-14 target: 80 % pruning, 4 weight values and 4-bit (threshold-centred) states
+        # the issue-14 target: 80 % pruning, 4 weight values and 4-bit (threshold-centred) states;
+        # after 80 % pruning, clustering and state training recover at the training lr (0.002),
+        # not the fine-tuning lr (docs/training.md, "Joint compression")
         ("joint: prune 80 % + M=4 + state 4",
          [{"prune": {"method": "fsc", **prune}},
-          {"cluster": {"values": 4, "bits": 8, "epochs": e}},
-          {"state": {"bits": 4, "scheme": "threshold", "epochs": e}}]),
+          {"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}},
+          {"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}}]),
         # snnhw flow's built-in recipe's stages, as they are (their own epochs)
         ("flow default (prune 50 % + M=4)", _flow_default_stages()),
         # Issue 11: a row at >= 10x below dense 8-bit (the delta layout makes sparsity pay).
