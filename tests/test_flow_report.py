@@ -28,7 +28,7 @@ def _data():
                       labels=labels, golden=golden, rtl=rtl, rtl_inputs=inputs[:3],
                       energy=energy_per_inference(plan, inputs, golden),
                       board={"board": "icebreaker", "fmax_mhz": 30.1, "clock_mhz": 12,
-                             "resources": {"logic": {"used": 10, "available": 5280}}})
+                             "baud": 3_000_000, "resources": {"logic": {"used": 10, "available": 5280}}})
 
 
 def test_report_has_every_section(tmp_path):
@@ -51,7 +51,21 @@ def test_report_has_every_section(tmp_path):
     # 5 timesteps of 40 cycles a sample, at the 12 MHz the bitstream runs at
     assert numbers["board"]["cycles_per_image"] == 200
     assert numbers["board"]["us_per_image"] == 200 / 12
-    assert "<td>icebreaker</td><td>12</td><td>30.1</td><td>200.0</td><td>16.7</td>" in page
+    assert numbers["board"]["core_samples_per_s"] == 12e6 / 200
+    # the link: 'S' commands of the co-simulated samples plus the answers, 10 bits a byte
+    from snnhw.boards.protocol import encode_sample, result_size
+    sent = np.mean([len(encode_sample(x)) for x in data.rtl_inputs]) + result_size(4)
+    link = numbers["board"]["link"]
+    assert link["command"] == "S" and link["bytes_per_sample"] == sent
+    assert link["samples_per_s"] == 3_000_000 / (10 * sent)
+    assert (f"<td>icebreaker</td><td>12</td><td>30.1</td><td>200.0</td><td>16.7</td>"
+            f"<td>60000</td><td>{link['samples_per_s']:.0f}</td>") in page
+    # with an on-chip encoder the host sends the features: one command byte and a byte each
+    from snnhw.network.encoder import Encoder
+    data.plan.network.encoder = Encoder("rate", 1)
+    write_report(tmp_path, data, verdict="bit-exact")
+    link = json.loads((tmp_path / "report.json").read_text())["board"]["link"]
+    assert link["command"] == "X" and link["bytes_per_sample"] == 1 + 20 + result_size(4)
 
 
 def test_stages_skip_when_unchanged_and_name_failures(tmp_path):

@@ -205,11 +205,31 @@ def _numbers(data: ReportData) -> dict:
             per_image = float(data.rtl.cycles.sum(axis=1).mean())
             numbers["board"]["cycles_per_image"] = per_image
             numbers["board"]["us_per_image"] = per_image / data.board["clock_mhz"]
+            numbers["board"]["core_samples_per_s"] = data.board["clock_mhz"] * 1e6 / per_image
+        if data.rtl_inputs is not None and data.board.get("baud"):
+            numbers["board"]["link"] = _link_rate(data.network, data.rtl_inputs,
+                                                  data.board["baud"])
     if data.training:
         numbers["training"] = data.training
     if data.imported is not None:
         numbers["import"] = data.imported
     return numbers
+
+
+def _link_rate(net, inputs: np.ndarray, baud: int) -> dict:
+    """What the UART carries a sample (the host's command and the board's answer) and the samples
+    per second that makes at ``baud`` (10 bits a byte): feature bytes (``'X'``) for a network with
+    an on-chip encoder, else its spike events (``'S'``, the mean over ``inputs``)."""
+    from ..boards.protocol import encode_features_command, encode_sample, result_size
+    if net.encoder is not None:
+        command = "X"
+        sent = len(encode_features_command(np.zeros(net.input_size, np.uint8), net.input_size))
+    else:
+        command = "S"
+        sent = float(np.mean([len(encode_sample(x)) for x in inputs]))
+    size = sent + result_size(net.output_size)
+    return {"command": command, "bytes_per_sample": size, "baud": baud,
+            "samples_per_s": baud / (10 * size)}
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
@@ -310,6 +330,15 @@ def write_report(out_dir: str | Path, data: ReportData, verdict: str = "") -> Pa
             timing |= {"cycles": board["cycles_per_image"], "us": board["us_per_image"]}
             columns += [("cycles", "cycles per image", ".1f"),
                         ("us", "µs per image at the clock", ".1f")]
+        if "core_samples_per_s" in board:
+            timing["core"] = board["core_samples_per_s"]
+            columns.append(("core", "core samples/s", ".0f"))
+        if "link" in board:
+            link = board["link"]
+            timing["link"] = link["samples_per_s"]
+            columns.append(("link", f"link samples/s ('{link['command']}', "
+                                    f"{link['bytes_per_sample']:.0f} B at {link['baud']} baud)",
+                            ".0f"))
         sections += ["<h2>Board</h2>", _table([timing], columns)]
         if rows:
             sections.append(_table(rows, [("resource", "resource", ""), ("used", "used", ""),
