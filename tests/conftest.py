@@ -32,3 +32,20 @@ def assert_cosim_exact(net, lanes: int, gap: float, backpressure: float, seed: i
     for name, spikes in report.golden.spikes.items():
         assert report.rtl.spikes[name].shape == spikes.shape
     assert (report.rtl.cycles > 0).all()
+
+
+def assert_torch_matches_golden(net, inputs, golden=None) -> None:
+    """Run ``net`` in torch's integer mode and require every spike and membrane potential of
+    every layer to equal the golden model's (torch names the layers fc1, fc2, ... in order)."""
+    import numpy as np
+
+    from snnhw.golden import simulate
+    from snnhw.train.export import exact_run
+    from snnhw.train.model import from_network
+
+    golden = simulate(net, inputs) if golden is None else golden
+    spikes, traces = exact_run(from_network(net), inputs)
+    for number, layer in enumerate(net.layers):
+        name = f"fc{number + 1}"
+        np.testing.assert_array_equal(spikes[name], golden.spikes[layer.name], err_msg=name)
+        np.testing.assert_array_equal(traces[name], golden.v_trace[layer.name], err_msg=name)

@@ -16,12 +16,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snnhw.errors import NetworkFormatError, SnnhwError
+from snnhw.errors import NetworkFormatError
 from snnhw.golden import simulate
 from snnhw.network import Layer, Network, Neuron, Reset, load, save
-from snnhw.network.connectivity import Conv2d, ConvGeometry
-from snnhw.plan import CorePlan
+from snnhw.network.connectivity import ConvGeometry
 from snnhw.random_networks import random_inputs
+from conftest import assert_torch_matches_golden
 
 
 def conv_network(rng, channels, height, width, out_channels, kernel, stride, padding, *,
@@ -209,16 +209,8 @@ def test_geometry_on_a_dense_layer_is_refused():
 @settings(max_examples=15, deadline=None)
 @given(net=conv_networks(), seed=st.integers(0, 1000))
 def test_torch_integer_mode_matches_golden(net, seed):
-    from snnhw.train.export import exact_run
-    from snnhw.train.model import from_network
-
-    inputs = random_inputs(np.random.default_rng(seed), net, samples=6, rate=0.4)
-    golden = simulate(net, inputs)
-    spikes, traces = exact_run(from_network(net), inputs)
-    for number, layer in enumerate(net.layers):
-        name = f"fc{number + 1}"
-        np.testing.assert_array_equal(spikes[name], golden.spikes[layer.name], err_msg=name)
-        np.testing.assert_array_equal(traces[name], golden.v_trace[layer.name], err_msg=name)
+    assert_torch_matches_golden(net, random_inputs(np.random.default_rng(seed), net, samples=6,
+                                                   rate=0.4))
 
 
 def test_golden_and_torch_see_a_shifted_tap():

@@ -23,6 +23,7 @@ from snnhw.golden.model import lif_step
 from snnhw.network import load, save
 from snnhw.plan import CorePlan, cycle_bounds
 from snnhw.random_networks import random_inputs, random_network
+from conftest import assert_torch_matches_golden
 
 
 def without_recurrence(net):
@@ -203,15 +204,8 @@ def test_cycle_and_energy_models_count_own_events():
 @settings(max_examples=15, deadline=None)
 @given(net=recurrent_networks(), seed=st.integers(0, 1000))
 def test_torch_integer_mode_matches_golden(net, seed):
-    from snnhw.train.export import exact_run
-    from snnhw.train.model import from_network
-
-    inputs = random_inputs(np.random.default_rng(seed), net, samples=6, rate=0.4)
-    golden = simulate(net, inputs)
-    spikes, traces = exact_run(from_network(net), inputs)
-    for name in golden.spikes:
-        np.testing.assert_array_equal(spikes[name], golden.spikes[name], err_msg=name)
-        np.testing.assert_array_equal(traces[name], golden.v_trace[name], err_msg=name)
+    assert_torch_matches_golden(net, random_inputs(np.random.default_rng(seed), net, samples=6,
+                                                   rate=0.4))
 
 
 def test_torch_without_its_recurrence_is_caught():

@@ -16,6 +16,7 @@ from snnhw.random_networks import random_inputs, random_network
 from snnhw.train.export import exact_spikes, to_network
 from snnhw.train.model import SNN, from_network, spike
 from snnhw.train.quant import make_quantizer
+from conftest import assert_torch_matches_golden
 
 
 def assert_same_spikes(net, model, inputs):
@@ -95,8 +96,6 @@ V2_CASES = [(reset, timing, fire, leak)
 
 @pytest.mark.parametrize("reset,timing,fire,leak", V2_CASES)
 def test_version_2_neurons_match_golden(reset, timing, fire, leak):
-    from snnhw.train.export import exact_run
-
     seed = V2_CASES.index((reset, timing, fire, leak))
     rng = np.random.default_rng(seed)
     while True:  # redraw until every layer fires, so that no comparison is vacuous
@@ -104,10 +103,7 @@ def test_version_2_neurons_match_golden(reset, timing, fire, leak):
         golden = simulate(net, inputs)
         if all(s.any() for s in golden.spikes.values()):
             break
-    spikes, traces = exact_run(from_network(net), inputs)
-    for name in golden.spikes:
-        np.testing.assert_array_equal(spikes[name], golden.spikes[name], err_msg=name)
-        np.testing.assert_array_equal(traces[name], golden.v_trace[name], err_msg=name)
+    assert_torch_matches_golden(net, inputs, golden)
 
 
 def _version_2_case(rng, seed, reset, timing, fire, leak):
