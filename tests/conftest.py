@@ -49,3 +49,14 @@ def assert_torch_matches_golden(net, inputs, golden=None) -> None:
         name = f"fc{number + 1}"
         np.testing.assert_array_equal(spikes[name], golden.spikes[layer.name], err_msg=name)
         np.testing.assert_array_equal(traces[name], golden.v_trace[layer.name], err_msg=name)
+
+
+def cosim_examples(count: int):
+    """Hypothesis settings for co-simulation tests, where each example is a Verilator build: a
+    fixed (derandomized) set of ``count`` draws, the simplest first, no deadline."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    return settings(max_examples=count, deadline=None, derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture])

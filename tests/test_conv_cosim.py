@@ -11,24 +11,17 @@ that one a rich network (3x3 kernel, stride 2, padding 1, two channels, gaps and
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from snnhw.golden import simulate
 from snnhw.plan import CorePlan
 from snnhw.random_networks import random_inputs
 from sim.runner import Simulator, compare
-from conftest import assert_cosim_exact
+from conftest import assert_cosim_exact, cosim_examples
 from test_conv import conv_network, shifted_tap
 
 pytestmark = pytest.mark.verilator
-
-
-def _examples(count):
-    return settings(max_examples=count, deadline=None, derandomize=True,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
 
 
 def _check(net, lanes, gap, backpressure, seed, work):
@@ -50,7 +43,7 @@ def cosim_networks(draw):
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 4])
-@_examples(1)
+@cosim_examples(1)
 @given(net=cosim_networks(), gap=st.sampled_from([0.4, 0.0]),
        backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_random_conv_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
@@ -59,7 +52,7 @@ def test_random_conv_networks(tmp_path_factory, lanes, net, gap, backpressure, s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lanes", [2, 3])
-@_examples(3)
+@cosim_examples(3)
 @given(net=cosim_networks(), gap=st.sampled_from([0.4, 0.0]),
        backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_many_random_conv_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):

@@ -11,14 +11,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from snnhw.golden import simulate
 from snnhw.plan import CorePlan
 from snnhw.random_networks import random_inputs, random_network
 from snnhw.sim.runner import Simulator, compare, cosim
-from conftest import assert_cosim_exact
+from conftest import assert_cosim_exact, cosim_examples
 from test_recurrent import recurrent_networks, without_recurrence
 
 pytestmark = pytest.mark.verilator
@@ -29,15 +29,8 @@ def _check(net, lanes, gap, backpressure, seed, work):
                        rates=(0.3, 0.1, 0.6))
 
 
-def _examples(count):
-    return settings(max_examples=count, deadline=None, derandomize=True,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
-
-
 @pytest.mark.parametrize("lanes", [1, 2, 4])
-@_examples(1)
+@cosim_examples(1)
 @given(net=recurrent_networks(), gap=st.sampled_from([0.4, 0.0]),
        backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_random_recurrent_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
@@ -46,7 +39,7 @@ def test_random_recurrent_networks(tmp_path_factory, lanes, net, gap, backpressu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lanes", [2, 3])
-@_examples(3)
+@cosim_examples(3)
 @given(net=recurrent_networks(), gap=st.sampled_from([0.4, 0.0]),
        backpressure=st.sampled_from([0.6, 0.0]), seed=st.integers(0, 1000))
 def test_many_random_recurrent_networks(tmp_path_factory, lanes, net, gap, backpressure, seed):
