@@ -171,15 +171,15 @@ BAD = {
                                   "synaptic current state)"),
     "unknown": (lambda: chain(affine(), nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))),
                 "node 'n1': unknown node type LI (snnhw imports Input, Output, Linear, Affine, "
-                "LIF and IF)"),
+                "Conv2d, Flatten, LIF and IF, and subgraphs of them)"),
     "branch": (lambda: chain(affine(), lif(), edges=[("input", "n0"), ("n0", "n1"),
                                                      ("n1", "output"), ("n1", "n0")]),
-               "node 'n0': the graph is not a chain (it has 2 inputs and 1 outputs; snnhw has no "
-               "recurrent or branching layers yet)"),
+               "node 'n0': the graph is not a chain (it has 2 inputs and 1 outputs; snnhw's only "
+               "loops are a LIF or IF -> Linear or Affine -> the same LIF or IF back edge)"),
     "cycle": (lambda: chain(affine(), lif(), edges=[("input", "n0"), ("n0", "n1"),
                                                     ("n1", "input")]),
-              "node 'input': the graph is not a chain (it has a cycle through this node; snnhw "
-              "has no recurrent layers yet)"),
+              "node 'input': the graph is not a chain (it has a cycle through this node; snnhw's "
+              "only loops are a LIF or IF -> Linear or Affine -> the same LIF or IF back edge)"),
     "shape": (lambda: chain(affine(weight=np.ones((2, 4))), lif()),
               "node 'n0'.weight: expected 3 inputs (the previous node's size), got shape [2, 4]"),
     "bias shape": (lambda: chain(affine(bias=np.zeros(3)), lif()),
@@ -196,9 +196,9 @@ BAD = {
                "node 'n1'.v_leak: expected 0 (snnhw's neuron leaks towards 0), got 0.5"),
     "v_reset": (lambda: chain(affine(), lif(v_reset=np.array([0.0, -0.5]))),
                 "node 'n1'.v_reset: expected 0 (snnhw resets to 0 or by subtraction), got -0.5"),
-    "order": (lambda: chain(lif(), affine()), "node 'n0': expected Linear or Affine here (layers "
-                                              "are a Linear or Affine followed by a LIF or IF), "
-                                              "got LIF"),
+    "order": (lambda: chain(lif(), affine()), "node 'n0': expected Linear or Affine or Conv2d "
+                                              "here (layers are a Linear, Affine or Conv2d "
+                                              "followed by a LIF or IF), got LIF"),
 }
 
 
