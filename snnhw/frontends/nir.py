@@ -438,7 +438,7 @@ def from_graph(graph, *, name: str | None = None, timesteps: int | None = None,
     exact = [_exact_layer(f, syn, neu, back) for f, (_, syn, _, neu, back) in zip(layers, nodes)]
     overridden = reset is not None or reset_timing is not None
     if all(layer is not None for layer in exact) and not overridden:
-        net = Network(name=name, input_size=int(layers[0].dense_weight().shape[1]), layers=exact,
+        net = Network(name=name, input_size=layers[0].external_fan_in, layers=exact,
                       timesteps=timesteps)
         try:
             net.validate(where)

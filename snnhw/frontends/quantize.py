@@ -71,6 +71,12 @@ class FloatLayer:
     def size(self) -> int:
         return int(self.bias.shape[0])
 
+    @property
+    def external_fan_in(self) -> int:
+        """Pre-synaptic neurons outside the layer: the previous layer's size (or the input's)."""
+        columns = self.dense_weight().shape[1]
+        return columns - self.size if self.kind == "recurrent" else columns
+
     def dense_weight(self) -> np.ndarray:
         """``[size, fan_in]``: the weight itself, or a conv2d kernel unrolled (its taps placed
         where :meth:`~snnhw.network.connectivity.Conv2d.unrolled` puts them)."""
@@ -204,7 +210,7 @@ def quantize(layers: list[FloatLayer], *, name: str, timesteps: int, weight_bits
                         bias=_per_neuron(bias), **beta_fields)
         out.append(Layer(name=layer.name, index=index, codebook=values, weight_bits=weight_bits,
                          neuron=neuron, kind=layer.kind, conv=layer.conv))
-    net = Network(name=name, input_size=int(layers[0].dense_weight().shape[1]), layers=out,
+    net = Network(name=name, input_size=layers[0].external_fan_in, layers=out,
                   timesteps=timesteps)
     net.validate(where)
     return net
@@ -216,8 +222,7 @@ def simulate_float(layers: list[FloatLayer], inputs: np.ndarray) -> list[np.ndar
     out = []
     s = inputs.astype(np.float64)
     for layer in layers:
-        weight = layer.dense_weight()
-        external = s.shape[-1]
+        weight, external = layer.dense_weight(), layer.external_fan_in
         currents = s @ weight[:, :external].T + layer.bias
         recurrent = weight[:, external:]  # no columns unless kind recurrent
         thr, beta = layer.threshold, layer.beta
