@@ -19,7 +19,9 @@ nir = pytest.importorskip("nir")
 from test_frontend_snntorch import integer_network, snntorch_spikes  # noqa: E402
 from test_network_format import tiny_network, version_2_network  # noqa: E402
 from snnhw.cli import main  # noqa: E402
-from snnhw.frontends.nir import export_graph, from_graph, import_graph, to_graph  # noqa: E402
+from snnhw.frontends.nir import (export_graph, float_layers, from_graph, import_graph,  # noqa: E402
+                                 to_graph)
+from snnhw.frontends.quantize import simulate_float  # noqa: E402
 from snnhw.golden import simulate  # noqa: E402
 from snnhw.errors import SnnhwError  # noqa: E402
 from snnhw.network import load, save  # noqa: E402
@@ -231,9 +233,13 @@ def test_docs_example_runs(monkeypatch, capsys):
     import re
     docs = (Path(__file__).resolve().parent.parent / "docs" / "nir.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", docs, re.S)
-    assert len(blocks) == 1
-    exec(compile(blocks[0], "docs/nir.md", "exec"), {})
-    assert "agree on 2560 spikes" in capsys.readouterr().out
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "docs/nir.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "agree on 2560 spikes" in out
+    assert "rnn: ['recurrent', 'dense']" in out and "cnn: ['conv2d', 'dense']" in out
+    assert out.count("every spike equal: True") == 2
 
 
 def test_import_of_export_of_random_networks():
@@ -311,13 +317,17 @@ def test_nir_parameters_alone_give_the_same_spikes(net, seed):
         for layer in net.layers]
     net.validate()
     neuron = net.layers[0].neuron
-    back = from_graph(without_metadata(to_graph(net)), reset=neuron.reset,
-                      reset_timing=neuron.reset_timing, timesteps=net.timesteps)
+    graph = without_metadata(to_graph(net))
+    back = from_graph(graph, reset=neuron.reset, reset_timing=neuron.reset_timing,
+                      timesteps=net.timesteps)
     assert [layer.kind for layer in back.layers] == [layer.kind for layer in net.layers]
     inputs = random_inputs(np.random.default_rng(seed), net, samples=6, rate=0.4)
     want, got = simulate(net, inputs), simulate(back, inputs)
-    for mine, theirs in zip(net.layers, back.layers):
+    # ... and so do the float layers (what `snnhw import --calibration` runs)
+    floats, _ = float_layers(graph, reset=neuron.reset, reset_timing=neuron.reset_timing)
+    for mine, theirs, in_float in zip(net.layers, back.layers, simulate_float(floats, inputs)):
         assert np.array_equal(got.spikes[theirs.name], want.spikes[mine.name]), mine.name
+        assert np.array_equal(in_float, want.spikes[mine.name]), mine.name
 
 
 def test_export_writes_snntorchs_recurrent_subgraph_and_a_conv2d(tmp_path):
