@@ -433,6 +433,59 @@ def test_snntorch_rleaky_export_is_exact_through_nir(tmp_path, seed):
                               rleaky_spikes(model, inputs)[0])
 
 
+def snntorch_conv_network(seed, init_hidden):
+    """Conv2d(1 -> 3, 3x3, stride 2, padding 1) -> Leaky -> Flatten -> Linear(48 -> 4) -> Leaky on
+    8x8 images, integer weights and biases, beta 1, reset to zero at once (NIR's own neuron)."""
+    import snntorch as snn
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(seed)
+
+    def leaky(shape, threshold):
+        return snn.Leaky(beta=torch.ones(shape), threshold=torch.full(shape, threshold),
+                         reset_mechanism="zero", reset_delay=False, init_hidden=init_hidden)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, stride=2, padding=1),
+                                leaky((3, 4, 4), 2.0), torch.nn.Flatten(), torch.nn.Linear(48, 4),
+                                leaky((4,), 3.0))
+    with torch.no_grad():
+        for layer in (model[0], model[3]):
+            layer.weight.copy_(torch.randint(-1, 3, layer.weight.shape, generator=g).float())
+            layer.bias.copy_(torch.randint(-1, 2, layer.bias.shape, generator=g).float())
+    return model
+
+
+def test_snntorch_conv_export_is_exact_through_nir(tmp_path):
+    pytest.importorskip("nirtorch")
+    torch = pytest.importorskip("torch")
+    from snntorch.export_nir import export_to_nir
+    model, twin = snntorch_conv_network(0, False), snntorch_conv_network(0, True)
+    with np.errstate(divide="ignore"):  # snnTorch writes beta = 1 as tau = dt / 0
+        graph = export_to_nir(twin, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
+    nir.write(tmp_path / "g.nir", graph)
+    net = import_graph(tmp_path / "g.nir", timesteps=12)
+    assert [layer.kind for layer in net.layers] == ["conv2d", "dense"]
+    inputs = (np.random.default_rng(0).random((30, 12, 64)) < 0.4).astype(np.uint8)
+    conv_layer, leaky, flatten, linear, leaky2 = model
+    want, mems = [[], []], [None, None]
+    with torch.no_grad():
+        for t in range(inputs.shape[1]):
+            current = conv_layer(torch.from_numpy(inputs[:, t]).float().reshape(-1, 1, 8, 8))
+            mems[0] = torch.zeros_like(current) if mems[0] is None else mems[0]
+            spk, mems[0] = leaky(current, mems[0])
+            current = linear(flatten(spk))
+            mems[1] = torch.zeros_like(current) if mems[1] is None else mems[1]
+            spk2, mems[1] = leaky2(current, mems[1])
+            want[0].append(flatten(spk).numpy().astype(np.uint8))
+            want[1].append(spk2.numpy().astype(np.uint8))
+    got = simulate(net, inputs)
+    for layer, spikes in zip(net.layers, want):
+        assert np.stack(spikes, axis=1).sum() > 0
+        assert np.array_equal(got.spikes[layer.name], np.stack(spikes, axis=1)), layer.name
+    # The wrong model: the kernel read with x and y swapped fires otherwise.
+    swapped = dataclasses.replace(net.layers[0], index=net.layers[0].index.transpose(0, 1, 3, 2))
+    assert not np.array_equal(simulate(dataclasses.replace(net, layers=[swapped, net.layers[1]]),
+                                       inputs).spikes[swapped.name], np.stack(want[0], axis=1))
+
+
 def conv(weight, input_shape=(1, 3), stride=1, padding=0, dilation=1, bias=None):
     weight = np.asarray(weight, np.float64)
     return nir.Conv2d(input_shape=input_shape, weight=weight, stride=stride, padding=padding,
@@ -441,7 +494,7 @@ def conv(weight, input_shape=(1, 3), stride=1, padding=0, dilation=1, bias=None)
 
 
 def edited(node, **fields):
-    """``node`` with fields set after NIR's own checks (which fail on a stride of 0 and the like)."""
+    """``node`` with fields set after NIR's own checks (which fail on a stride of 0)."""
     for field, value in fields.items():
         setattr(node, field, value)
     return node

@@ -1,8 +1,11 @@
 """NIR graphs in and out (the Neuromorphic Intermediate Representation, ``pip install nir``).
 
-Import reads a chain ``Input -> (Linear | Affine -> LIF | IF)* -> Output`` into float layers
-(:class:`~snnhw.frontends.quantize.FloatLayer`) and quantizes them. NIR's neurons, discretised
-with the step ``dt`` (NIR has none; snnTorch's export convention ``dt = 1e-4`` by default):
+Import reads a chain ``Input -> (Linear | Affine | Conv2d -> LIF | IF)* -> Output`` into float
+layers (:class:`~snnhw.frontends.quantize.FloatLayer`) and quantizes them. A neuron node with a
+back edge through a Linear or Affine (snnTorch's RLeaky: a NIRGraph subgraph, or its nodes written
+flat as nirtorch does) is a recurrent layer; Flatten nodes of every dimension are left out
+(snnhw's neurons are channel-major already). NIR's neurons, discretised with the step ``dt``
+(NIR has none; snnTorch's export convention ``dt = 1e-4`` by default):
 
 * ``LIF``: ``tau dv/dt = (v_leak - v) + r I`` with forward Euler gives
   ``v_t = beta v_{t-1} + g I_t``, ``beta = 1 - dt / tau``, ``g = r dt / tau`` (``g = 1`` where
@@ -16,10 +19,12 @@ with the step ``dt`` (NIR has none; snnTorch's export convention ``dt = 1e-4`` b
 The gain ``g`` is folded into the weights and bias before quantization. ``v_leak`` and
 ``v_reset`` other than 0, ``CubaLIF`` and every other node type are refused by name.
 
-Export writes each layer as ``Affine`` (``Linear`` without bias) with the integer weights and an
-``IF`` (no leak) or ``LIF`` (``tau = dt / (1 - beta)``, ``r = tau / dt``: snnTorch's convention)
-with the integer threshold, and keeps what NIR cannot say (codebook and index, v_bits, reset,
-timing, firing comparison, rounding, state levels) in the nodes' ``metadata``. Import uses that
+Export writes each layer as ``Affine`` (``Linear`` without bias; ``Conv2d`` for a conv2d layer,
+then a ``Flatten`` before a flat node) with the integer weights and an ``IF`` (no leak) or ``LIF``
+(``tau = dt / (1 - beta)``, ``r = tau / dt``: snnTorch's convention) with the integer threshold
+(a recurrent layer's inside a subgraph with its back edge, as snnTorch writes RLeaky), and keeps
+what NIR cannot say (codebook and index, v_bits, reset, timing, firing comparison, rounding,
+state levels) in the nodes' ``metadata``. Import uses that
 metadata when the graph's own parameters still match it, so ``import(export(M)) == M``; a graph
 whose parameters were changed elsewhere is quantized like any other.
 """
