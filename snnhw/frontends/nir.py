@@ -105,7 +105,7 @@ def _inlined(graph, where: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
 
 def _flattens_all(node: Any) -> bool:
     """A Flatten of every (non-batch) dimension into one: channel-major as snnhw's neurons are."""
-    dims = len(np.asarray(node.input_type.get("input", [])).reshape(-1))
+    dims = len(np.asarray((node.input_type or {}).get("input", [])).reshape(-1))
     return node.start_dim == 0 and node.end_dim in (-1, dims - 1)
 
 
