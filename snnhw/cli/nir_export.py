@@ -14,8 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``snnhw export``."""
     p = sub.add_parser(
         "export", help="write an integer network as a NIR graph",
-        description="Write a network as a NIR graph (Affine/Linear + IF/LIF per layer) whose "
-                    "parameters reproduce it; snnhw import gives it back exactly (docs/nir.md).")
+        description="Write a network as a NIR graph (Affine/Linear/Conv2d + IF/LIF per layer, a "
+                    "recurrent layer's back edge as snnTorch writes RLeaky) whose parameters "
+                    "reproduce it; snnhw import gives it back exactly (docs/nir.md).")
     p.add_argument("model", help="network directory (network.yaml + arrays.npz)")
     p.add_argument("-o", "--out", required=True, type=out_file, metavar="GRAPH.nir",
                    help="NIR file to write")

@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {net.name}, {net.input_size} inputs, {net.timesteps} timesteps")
     for layer in net.layers:
         n = layer.neuron
-        print(f"  {layer.name:>10}: {layer.size}x{layer.fan_in}, codebook {len(layer.codebook)}, "
+        kind = "" if layer.kind == "dense" else f" {layer.kind}"
+        print(f"  {layer.name:>10}: {layer.size}x{layer.fan_in}{kind}, codebook "
+              f"{len(layer.codebook)}, "
               f"v_bits {n.v_bits}, reset {n.reset.value} {n.reset_timing.value}, "
               f"fire {n.fire.value}, leak "
               f"{'beta' if n.beta is not None else ('shift' if n.leak_shift else 'none')}")

@@ -1,7 +1,7 @@
 """A float spiking network in snnhw's neuron semantics, and its quantization to integers.
 
-A :class:`FloatLayer` is one fully connected layer of neurons that follow the golden model's
-update (:mod:`snnhw.golden.model`) in real numbers: ``beta`` is the leak multiplier, no rounding,
+A :class:`FloatLayer` is one layer (dense, recurrent or conv2d, as :class:`Layer`) of neurons
+that follow the golden model's update (:mod:`snnhw.golden.model`) in real numbers: ``beta`` is the leak multiplier, no rounding,
 no saturation. snnTorch's ``Leaky`` and NIR's ``LIF`` / ``IF`` are read into it
 (docs/nir.md has the mapping); :func:`quantize` turns a list of them into a
 :class:`~snnhw.network.Network`:
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError, SnnhwError
+from ..network.connectivity import CONNECTIVITY, Conv2d, ConvGeometry
 from ..network.format import (MAX_BETA_FRAC_BITS, MAX_V_BITS, MAX_WEIGHT_BITS, Fire, Layer,
                               Network, Neuron, Reset, ResetTiming, Rounding)
 
@@ -44,7 +45,10 @@ class FloatLayer:
     name : str
         The layer's name in the integer network.
     weight : numpy.ndarray
-        ``[size, fan_in]``; current ``I = weight @ s + bias`` for input spikes ``s``.
+        ``[size, fan_in]``; current ``I = weight @ s + bias`` for input spikes ``s``
+        (``kind`` recurrent: ``[size, external + size]``, the last columns reaching the layer
+        from its own spikes of the previous timestep; conv2d: the kernel
+        ``[out_channels, in_channels, K, K]`` sliding as ``conv`` says, as in :class:`Layer`).
     bias, beta, threshold : numpy.ndarray
         ``[size]`` each; ``0 <= beta <= 1``, ``threshold > 0``.
     reset : Reset
@@ -60,10 +64,27 @@ class FloatLayer:
     reset: Reset = Reset.SUBTRACT
     reset_timing: ResetTiming = ResetTiming.DEFERRED
     fire: Fire = Fire.GT
+    kind: str = "dense"
+    conv: ConvGeometry | None = None
 
     @property
     def size(self) -> int:
-        return int(self.weight.shape[0])
+        return int(self.bias.shape[0])
+
+    @property
+    def external_fan_in(self) -> int:
+        """Pre-synaptic neurons outside the layer: the previous layer's size (or the input's)."""
+        columns = self.dense_weight().shape[1]
+        return columns - self.size if self.kind == "recurrent" else columns
+
+    def dense_weight(self) -> np.ndarray:
+        """``[size, fan_in]``: the weight itself, or a conv2d kernel unrolled (its taps placed
+        where :meth:`~snnhw.network.connectivity.Conv2d.unrolled` puts them)."""
+        if self.kind != "conv2d":
+            return self.weight
+        taps = Conv2d(np.arange(self.weight.size).reshape(self.weight.shape), self.conv)
+        unrolled = taps.unrolled()
+        return np.where(unrolled >= 0, self.weight.reshape(-1)[unrolled], 0.0)
 
 
 def _is_integer(values: np.ndarray) -> bool:
@@ -169,7 +190,8 @@ def quantize(layers: list[FloatLayer], *, name: str, timesteps: int, weight_bits
             beta_fields = dict(beta=_per_neuron(betas),
                                beta_bits=beta_frac_bits + (1 if betas.max() == one else 0),
                                beta_frac_bits=beta_frac_bits, beta_rounding=beta_rounding)
-        weights = np.asarray(values + (0,), np.int64)[index]
+        conv = (layer.conv,) if layer.kind == "conv2d" else ()
+        weights = CONNECTIVITY[layer.kind](index, *conv).weights(values)
         step = np.abs(weights).sum(axis=1) + np.abs(bias) + threshold + 1
         bound = int(step.max()) * timesteps
         if betas is not None and betas.max() < (1 << beta_frac_bits):
@@ -187,8 +209,8 @@ def quantize(layers: list[FloatLayer], *, name: str, timesteps: int, weight_bits
                         v_bits=v_bits, fire=layer.fire, reset_timing=reset_timing,
                         bias=_per_neuron(bias), **beta_fields)
         out.append(Layer(name=layer.name, index=index, codebook=values, weight_bits=weight_bits,
-                         neuron=neuron))
-    net = Network(name=name, input_size=int(layers[0].weight.shape[1]), layers=out,
+                         neuron=neuron, kind=layer.kind, conv=layer.conv))
+    net = Network(name=name, input_size=layers[0].external_fan_in, layers=out,
                   timesteps=timesteps)
     net.validate(where)
     return net
@@ -200,7 +222,9 @@ def simulate_float(layers: list[FloatLayer], inputs: np.ndarray) -> list[np.ndar
     out = []
     s = inputs.astype(np.float64)
     for layer in layers:
-        currents = s @ layer.weight.T + layer.bias
+        weight, external = layer.dense_weight(), layer.external_fan_in
+        currents = s @ weight[:, :external].T + layer.bias
+        recurrent = weight[:, external:]  # no columns unless kind recurrent
         thr, beta = layer.threshold, layer.beta
         fire = np.greater if layer.fire is Fire.GT else np.greater_equal
         v = np.zeros((s.shape[0], layer.size))
@@ -212,6 +236,8 @@ def simulate_float(layers: list[FloatLayer], inputs: np.ndarray) -> list[np.ndar
             if timing is ResetTiming.DEFERRED and layer.reset is Reset.ZERO:
                 v = np.where(r, 0.0, v)
             u = beta * v + currents[:, t]
+            if t and recurrent.size:  # own spikes of t - 1 (Layer's kind recurrent)
+                u = u + spikes[:, t - 1] @ recurrent.T
             if timing is ResetTiming.DEFERRED and layer.reset is Reset.SUBTRACT:
                 u = u - r * thr
             fired = fire(u - r * thr, thr) if timing is ResetTiming.IMMEDIATE_SNNTORCH else \
