@@ -82,7 +82,7 @@ class UARTTop(wiring.Component):
         wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
         if self.flash is None:
             wiring.connect(m, rx_fifo.r_stream, bridge.rx)  # the bridge registers the byte
-        wiring.connect(m, bridge.tx, uart_tx.i)
+        _register_stream(m, "tx_reg", bridge.tx, uart_tx.i)
         m.d.comb += [bridge.overrun.eq(uart_rx.overrun), bridge.framing.eq(uart_rx.framing)]
 
         _register_stream(m, "events_reg", bridge.events, core.i)
