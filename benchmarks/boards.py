@@ -40,7 +40,7 @@ import numpy as np
 
 from snnhw.boards.build import build
 from snnhw.boards.config import find_board
-from snnhw.boards.protocol import encode_features_command, encode_sample, result_size
+from snnhw.boards.protocol import link_bytes
 from snnhw.network.encoder import Encoder, encode_features
 from snnhw.golden import simulate
 from snnhw.network import load
@@ -79,11 +79,9 @@ def mnist_shaped(samples: int):
 
 def link_rates(net, inputs, features) -> None:
     """Print the bytes a sample takes on the wire and the samples/s each board's baud allows."""
-    answer = result_size(net.output_size)
-    modes = {"'S' spike events": np.mean([len(encode_sample(x)) for x in inputs]) + answer}
+    modes = {"'S' spike events": link_bytes(net, "S", inputs)}
     if features is not None:
-        modes["'X' feature bytes"] = len(encode_features_command(features[0],
-                                                                 net.input_size)) + answer
+        modes["'X' feature bytes"] = link_bytes(net, "X")
     for mode, size in modes.items():
         rates = ", ".join(f"{name} {find_board(name).uart.baud / (10 * size):.1f}"
                           for name in ("icebreaker", "ulx3s-85f"))

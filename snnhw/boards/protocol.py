@@ -52,7 +52,7 @@ __all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_FEATURES", "CMD_LOAD", 
            "encode_features_command", "RESP_RESULT", "EOT",
            "MAX_INPUTS", "MAX_LOADED_LAYERS", "TIMEOUT_S", "IDENTITY_SIZE", "LOAD_REPLY_SIZE",
            "Status", "Identity", "SampleResult", "network_id", "large_ram_mask",
-           "large_ram_layers", "identity_bytes", "encode_sample", "result_size",
+           "large_ram_layers", "identity_bytes", "encode_sample", "result_size", "link_bytes",
            "decode_result", "decode_identity", "decode_load_reply", "ProtocolError"]
 
 VERSION = 3
@@ -202,6 +202,18 @@ def encode_features_command(features: np.ndarray, input_size: int) -> bytes:
 def result_size(output_size: int) -> int:
     """Bytes of the answer to ``'S'``."""
     return 2 + 2 * output_size + 2 + 4
+
+
+def link_bytes(net: Network, command: str, inputs: np.ndarray | None = None) -> float:
+    """Bytes a sample takes on the UART: the host's command and the board's answer. ``command``
+    ``"X"``: the feature bytes for the on-chip encoder; ``"S"``: the spike events of ``inputs``
+    (0/1 [samples, timesteps, inputs]), their mean over the samples. At ``baud`` (10 bits a byte)
+    the link carries ``baud / (10 * link_bytes(...))`` samples a second."""
+    if command == "X":
+        sent = 1 + net.input_size  # encode_features_command: the command byte, a byte a feature
+    else:
+        sent = float(np.mean([len(encode_sample(x)) for x in inputs]))
+    return sent + result_size(net.output_size)
 
 
 def decode_result(data: bytes, output_size: int) -> SampleResult:

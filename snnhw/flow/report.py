@@ -220,14 +220,9 @@ def _link_rate(net, inputs: np.ndarray, baud: int) -> dict:
     """What the UART carries a sample (the host's command and the board's answer) and the samples
     per second that makes at ``baud`` (10 bits a byte): feature bytes (``'X'``) for a network with
     an on-chip encoder, else its spike events (``'S'``, the mean over ``inputs``)."""
-    from ..boards.protocol import encode_features_command, encode_sample, result_size
-    if net.encoder is not None:
-        command = "X"
-        sent = len(encode_features_command(np.zeros(net.input_size, np.uint8), net.input_size))
-    else:
-        command = "S"
-        sent = float(np.mean([len(encode_sample(x)) for x in inputs]))
-    size = sent + result_size(net.output_size)
+    from ..boards.protocol import link_bytes
+    command = "S" if net.encoder is None else "X"
+    size = link_bytes(net, command, inputs)
     return {"command": command, "bytes_per_sample": size, "baud": baud,
             "samples_per_s": baud / (10 * size)}
 
