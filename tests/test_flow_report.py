@@ -28,7 +28,8 @@ def _data():
                       labels=labels, golden=golden, rtl=rtl, rtl_inputs=inputs[:3],
                       energy=energy_per_inference(plan, inputs, golden),
                       board={"board": "icebreaker", "fmax_mhz": 30.1, "clock_mhz": 12,
-                             "baud": 3_000_000, "resources": {"logic": {"used": 10, "available": 5280}}})
+                             "baud": 3_000_000,
+                             "resources": {"logic": {"used": 10, "available": 5280}}})
 
 
 def test_report_has_every_section(tmp_path):

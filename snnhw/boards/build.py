@@ -14,8 +14,9 @@ available per resource, the fit estimate beside it, Fmax against the board clock
 ``synapses.bin`` when synapses sit in large RAM (a header and the load image the host sends
 after power-up: :func:`snnhw.boards.flash.synapse_file`), ``flash.bin`` for such builds on boards
 with a ``flash:`` (the bitstream at 0 and ``synapses.bin`` at ``flash.offset``: written once, the
-board boots its synapses from it), ``fit.json`` (the estimate per layer and per memory), ``report.json`` (the compile report),
-``build/`` (the plan and the tools' outputs) and ``logs/`` (one log per tool run).
+board boots its synapses from it), ``fit.json`` (the estimate per layer and per memory),
+``report.json`` (the compile report), ``build/`` (the plan and the tools' outputs) and
+``logs/`` (one log per tool run).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
                          f"({flash.size}), got {flash.offset}")
     if fit.large_ram:
         echo(f"synapses of {', '.join(fit.large_ram)} in large RAM: "
-             + (f"the board reads them from its flash at power-up (write OUT/flash.bin once)"
+             + ("the board reads them from its flash at power-up (write OUT/flash.bin once)"
                 if flash else "the host loads them after power-up (snnhw.host does it)")
              + "; image in OUT/synapses.bin")
 
@@ -151,7 +152,8 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
     log_dir = out_dir / "logs"
     image = out_dir / "synapses.bin"
     flash_bin = out_dir / "flash.bin"
-    for stale in (bitstream, image, flash_bin, out_dir / "utilization.json", *log_dir.glob("*.log")):
+    for stale in (bitstream, image, flash_bin, out_dir / "utilization.json",
+                  *log_dir.glob("*.log")):
         stale.unlink(missing_ok=True)
     shutil.rmtree(log_dir / "search", ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)

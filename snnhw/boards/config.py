@@ -23,7 +23,8 @@ from ..errors import ParameterError, SnnhwError
 from ..yamlfile import read_yaml
 
 __all__ = ["FORMAT", "VERSION", "BoardError", "Family", "Toolchain", "Fpga", "UartPins", "Uart",
-           "Budget", "Flash", "Board", "check_baud", "load_board", "find_board", "board_names", "BOARDS_DIR"]
+           "Budget", "Flash", "Board", "check_baud", "load_board", "find_board", "board_names",
+           "BOARDS_DIR"]
 
 FORMAT = "snnhw-board"
 VERSION = 1

@@ -1,9 +1,9 @@
 """A float spiking network in snnhw's neuron semantics, and its quantization to integers.
 
 A :class:`FloatLayer` is one layer (dense, recurrent or conv2d, as :class:`Layer`) of neurons
-that follow the golden model's update (:mod:`snnhw.golden.model`) in real numbers: ``beta`` is the leak multiplier, no rounding,
-no saturation. snnTorch's ``Leaky`` and NIR's ``LIF`` / ``IF`` are read into it
-(docs/nir.md has the mapping); :func:`quantize` turns a list of them into a
+that follow the golden model's update (:mod:`snnhw.golden.model`) in real numbers: ``beta``
+is the leak multiplier, no rounding, no saturation. snnTorch's ``Leaky`` and NIR's ``LIF`` /
+``IF`` are read into it (docs/nir.md has the mapping); :func:`quantize` turns a list of them into a
 :class:`~snnhw.network.Network`:
 
 * **scale**: each layer's membrane is measured in units of ``1 / k``: weights, bias and

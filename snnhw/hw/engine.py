@@ -195,9 +195,10 @@ class LayerEngine(wiring.Component):
         # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
         # (codebook + accumulator reads), S3 (add, write) --------------------------------------
         # Each stage ends in registers, so no path crosses more than one memory read and a short
-        # step (the synapse memory's output goes to a register before the slot decode). A word in S3 writes a sum that the next word, read in the same cycle by S2, does
-        # not see: S2 compares its address with S3's (registers both) and S3 then takes the last
-        # sum instead of the stale read (words further apart see the memory).
+        # step (the synapse memory's output goes to a register before the slot decode). A word in
+        # S3 writes a sum that the next word, read in the same cycle by S2, does not see: S2
+        # compares its address with S3's (registers both) and S3 then takes the last sum instead
+        # of the stale read (words further apart see the memory).
         s0_valid, s1_valid = Signal(), Signal()
         s0_offset, s1_offset = Signal.like(offset), Signal.like(offset)
         s0_word = Signal.like(synapses.data)
