@@ -5,8 +5,8 @@ Input is the core's plan (:class:`snnhw.plan.CorePlan`): it lists every memory o
 queue); this module adds those of the UART bridge, maps each onto
 the board's block RAM modes the way Yosys does (the cheapest tiling of one mode; small memories
 go to logic), and estimates LUTs and flip-flops from a per-layer model calibrated on iCE40
-builds (a rough figure, typically within 30 %: the build's ``utilization.json`` has the real
-ones). The check refuses a design whose estimate is over the budget, saying what is over, by
+builds (a rough figure, within about 10 % on the builds it was fitted to: the build's
+``utilization.json`` has the real ones). The check refuses a design whose estimate is over the budget, saying what is over, by
 how much, and what would help.
 
 On boards with large single-port RAM (iCE40 SPRAM) a layer's synapse memory can go there
@@ -38,11 +38,16 @@ RESOURCES = {"logic": "logic", "ff": "flip-flops", "bram": "block RAM", "large_r
 _LOGIC_RAM_BITS = {Family.ICE40: 96, Family.ECP5: 512, Family.XILINX7: 2048}
 _LOGIC_ROM_BITS = 1536
 
-# LUT4s and flip-flops per layer engine at one lane, and per extra lane; the UART, bridge and
-# spike counters (fitted to Yosys synth_ice40 of the example networks at 1, 2 and 4 lanes).
-_LAYER_LUTS, _LANE_LUTS = 330, 130
-_LAYER_FFS, _LANE_FFS = 180, 100
-_BRIDGE_LUTS, _BRIDGE_FFS = 450, 300
+# LUT4s and flip-flops per layer engine, plus per lane and accumulator bit (each lane's adder,
+# forwarding and slot decode grow with the accumulator's width); the UART, bridge and spike
+# counters. Least squares over measured builds: the example network on the iCEBreaker at P = 1
+# and 4 (block RAM and SPRAM) and on the ULX3S at P = 4 and 8, the MNIST network at P = 4.
+_LAYER_LUTS, _LANE_BIT_LUTS = 450, 16
+_LAYER_FFS, _LANE_BIT_FFS = 335, 8
+_BRIDGE_LUTS, _BRIDGE_FFS = 225, 168
+# The flash reader of SPRAM builds on boards with a ``flash:`` (measured: the same build with and
+# without it, +253 LCs and +86 flip-flops on the iCEBreaker).
+_FLASH_LUTS, _FLASH_FFS = 210, 86
 # The synapse loader's share per loaded layer, and the read multiplexer per extra SPRAM bank.
 _LOADER_LUTS, _LOADER_FFS = 40, 30
 
@@ -166,8 +171,9 @@ def estimate(plan: CorePlan, board: Board) -> FitReport:
     logic_total = ff_total = 0
     for layer in plan.layers:
         mems = [_place(board, layer.name, spec) for spec in layer.memories]
-        luts, ffs = _logic(board, mems, _LAYER_LUTS + _LANE_LUTS * (lanes - 1),
-                           _LAYER_FFS + _LANE_FFS * (lanes - 1))
+        lane_bits = lanes * layer.acc_bits
+        luts, ffs = _logic(board, mems, _LAYER_LUTS + _LANE_BIT_LUTS * lane_bits,
+                           _LAYER_FFS + _LANE_BIT_FFS * lane_bits)
         if layer.placement is Placement.LARGE:
             banks = -(-max(2, layer.synapses.total_words) // SPRAM_DEPTH)
             luts += _LOADER_LUTS + (banks - 1) * layer.synapses.word_bits
@@ -181,6 +187,8 @@ def estimate(plan: CorePlan, board: Board) -> FitReport:
     bridge = [_memory(board, "bridge", "counts", plan.network.output_size, 16, False),
               _memory(board, "bridge", "rx_fifo", RX_FIFO_DEPTH, 8, False)]
     luts, ffs = _logic(board, bridge, _BRIDGE_LUTS, _BRIDGE_FFS)
+    if board.flash is not None and plan.large:
+        luts, ffs = luts + _FLASH_LUTS, ffs + _FLASH_FFS
     per_layer["bridge"] = {"logic": _logic_units(board, luts, ffs), "ff": ffs,
                            "bram": sum(m.blocks for m in bridge), "large_ram": 0}
     memories += bridge
