@@ -42,9 +42,18 @@ from snnhw.train.pipeline import Context, apply_stages, branch, compress, finish
 from snnhw.train.recipe import Recipe, parse_recipe
 
 
-def rows(epochs: int) -> list[tuple[str, list[dict]]]:
-    """Return (label, compress stages as recipe data) for every row of the table."""
+def rows(epochs: int, distill: dict | None = None,
+         distill_stages: tuple[str, ...] = ("prune", "cluster", "state"),
+         ) -> list[tuple[str, list[dict]]]:
+    """Return (label, compress stages as recipe data) for every row of the table; the distill
+    row distills with ``distill`` (recipe data) in ``distill_stages``."""
     e = epochs
+    distill = distill or {"weight": 0.5, "temperature": 2.0}
+
+    def distilled(stage: dict) -> dict:
+        (name, settings), = stage.items()
+        return {name: {**settings, "distill": distill}} if name in distill_stages else stage
+
     # Recovering from pruning needs larger steps than other fine-tuning: train.lr, not finetune_lr.
     prune = {"sparsity": 0.8, "rounds": 4, "epochs": max(1, e // 2), "lr": 0.002}
     return [
@@ -100,6 +109,12 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
          [{"prune": {"method": "fsc", **prune}},
           {"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}},
           {"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}}]),
+        # the same with distillation from the float network's output spike counts in every
+        # stage's fine-tuning (Hinton's soft targets; docs/training.md, "Joint compression")
+        ("joint: prune 80 % + M=4 + state 4 + distill",
+         [distilled({"prune": {"method": "fsc", **prune}}),
+          distilled({"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}}),
+          distilled({"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}})]),
         # snnhw flow's built-in recipe's stages, as they are (their own epochs)
         ("flow default (prune 50 % + M=4)", _flow_default_stages()),
         # Issue 11: a row at >= 10x below dense 8-bit (the delta layout makes sparsity pay).
@@ -154,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds --seed.. to run (default 1)")
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="run only the rows whose label contains TEXT (repeatable)")
+    parser.add_argument("--distill", default="0.5,2.0,prune+cluster+state",
+                        metavar="W,T,STAGES", help="the distill row's weight, temperature and "
+                        "stages (default %(default)s)")
     parser.add_argument("--json", metavar="OUT", help="also write every row's metrics here")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -203,7 +221,10 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
     print("-" * len(header))
     results = []
     prefixes = Prefixes(root)
-    selected = [(label, stages) for label, stages in rows(args.epochs)
+    weight, temperature, stages_ = args.distill.split(",")
+    distill = {"weight": float(weight), "temperature": float(temperature)}
+    selected = [(label, stages) for label, stages in
+                rows(args.epochs, distill, tuple(stages_.split("+")))
                 if not args.only or any(text in label for text in args.only)]
     with tempfile.TemporaryDirectory() as tmp:
         for n, (label, stages) in enumerate(selected):

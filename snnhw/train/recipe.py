@@ -30,7 +30,7 @@ from .state import min_threshold_for
 __all__ = [
     "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme", "LevelPlacement",
     "DataConfig", "ConvConfig", "ModelConfig", "TrainConfig", "ExportConfig",
-    "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
+    "Distill", "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
     "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
 ]
 
@@ -154,6 +154,19 @@ class TrainConfig:
 
 
 @dataclass
+class Distill:
+    """Knowledge distillation in a stage's fine-tuning: the loss becomes
+    ``(1 - weight) * CE(counts, labels) + weight * T**2 * KL(softmax(teacher / T) ||
+    softmax(counts / T))``, the teacher being the run's float network (kept before any stage)
+    and ``counts`` the output spike counts (Hinton et al.'s soft targets)."""
+
+    #: share of the teacher's term, 0..1 (1: the labels are ignored)
+    weight: float = 0.5
+    #: temperature T that softens both count distributions
+    temperature: float = 2.0
+
+
+@dataclass
 class PruneStage:
     """Prune each layer to a target sparsity in ``rounds`` steps, fine-tuning after each."""
 
@@ -166,6 +179,8 @@ class PruneStage:
     lr: float | None = None
     #: samples used to estimate the Fisher scores (method fsc)
     score_samples: int = 512
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -177,6 +192,8 @@ class QatStage:
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -201,6 +218,8 @@ class ClusterStage:
     lr: float | None = None
     #: learning rate of the cluster values; default: the stage's lr
     codebook_lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -220,6 +239,8 @@ class HessianStage:
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -250,6 +271,8 @@ class StateStage:
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -405,6 +428,10 @@ def _check_values(recipe: Recipe, source: str) -> None:
                                             f"(encoding rows), got {shown(d.timesteps)}")
     for n, stage in enumerate(recipe.compress):
         where = f"compress[{n}].{_stage_name(stage)}"
+        if getattr(stage, "distill", None) is not None:
+            _check_range(source, f"{where}.distill.weight", stage.distill.weight, 0.0, 1.0)
+            _check_range(source, f"{where}.distill.temperature", stage.distill.temperature,
+                         0.01, 100.0, "a temperature")
         for attr in ("epochs", "rounds", "probes", "samples", "score_samples"):
             if hasattr(stage, attr):
                 _check_range(source, f"{where}.{attr}", getattr(stage, attr),
