@@ -91,6 +91,9 @@ def rows(epochs: int, distill: dict | None = None,
         ("uniform 4-bit (same budget)", [{"qat": {"bits": 4, "epochs": e}}]),
         ("Hessian mixed, 37.5 % of 8-bit", [{"hessian": {"budget": 0.375, "epochs": e}}]),
         ("uniform 3-bit (same budget)", [{"qat": {"bits": 3, "epochs": e}}]),
+        # Q-SpiNN's greedy per-layer search at the same budgets (mixed precision, issue 14)
+        ("search mixed, 50 % of 8-bit", [{"search": {"budget": 0.5, "epochs": e}}]),
+        ("search mixed, 37.5 % of 8-bit", [{"search": {"budget": 0.375, "epochs": e}}]),
         ("prune 80 % magnitude", [{"prune": {"method": "magnitude", **prune}}]),
         ("prune 80 % FSC", [{"prune": {"method": "fsc", **prune}}]),
         ("cluster M=4", [{"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each compression stage")
     parser.add_argument("--float-epochs", type=int, default=80)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", default="64", metavar="N[,N...]",
+                        help="hidden layer sizes (default %(default)s)")
     parser.add_argument("--encoding", choices=["rate", "latency", "direct", "rows"],
                         default="rate")
     parser.add_argument("--timesteps", type=int, default=16)
@@ -204,14 +208,16 @@ def summary(results: list[dict]) -> None:
 def table(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train the float model of ``seed``, print one row per method; return the rows' metrics."""
     base = {"name": "bench", "seed": seed,
-            "model": {"hidden": [args.hidden], "recurrent": [args.recurrent]},
+            "model": {"hidden": [int(n) for n in args.hidden.split(",")],
+                      "recurrent": [args.recurrent]},
             "data": {"encoding": args.encoding, "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
     print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
-          f"{root.model.input_size}-{args.hidden}{'R' if args.recurrent else ''}-10 LIF, "
+          f"{root.model.input_size}-{args.hidden.replace(',', '-')}"
+          f"{'R' if args.recurrent else ''}-10 LIF, "
           f"{len(root.data.y_test)} test samples, seed {seed}; float accuracy "
           f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
@@ -250,6 +256,11 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
                 print(f"{'':<4}levels (thresholds {state['thresholds']}): "
                       + "; ".join(" ".join(map(str, levels)) for levels in state["levels"]))
             extra = next((s for s in metrics["stages"] if s["stage"] == "hessian"), None)
+            search = next((s for s in metrics["stages"] if s["stage"] == "search"), None)
+            if search:
+                print(f"{'':<4}searched bits {search['bits']} ({search['allocated_bits']} of "
+                      f"{search['budget_bits']:.0f} budget bits, {len(search['tried'])} tries "
+                      f"on {search['holdout_samples']} held-out training samples)")
             if extra:
                 print(f"{'':<4}traces {', '.join(f'{t:.3g}' for t in extra['traces'])}; bits "
                       f"{extra['bits']}; accuracy drop with each layer alone at "

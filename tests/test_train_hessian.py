@@ -67,3 +67,21 @@ def test_greedy_allocation_also_meets_budget(monkeypatch):
 def test_impossible_budget():
     with pytest.raises(ValueError, match="below the smallest allocation"):
         hessian.allocate_bits([1.0], [100], [{2: 1.0}], [2], 100.0)
+
+
+def test_greedy_lowering_takes_the_cheapest_layer_each_step_until_the_budget_holds():
+    """The search's loop (Q-SpiNN): each step lowers the layer whose cost is least; a layer that
+    costs more than the others keeps its bits."""
+    counts, choices = [100, 100, 100], [2, 4, 8]
+    steps = []
+
+    def cost(bits, layer):
+        steps.append((list(bits), layer))
+        return {0: 1.0, 1: 6.0, 2: 0.5}[layer] * (8 - bits[layer] + 1)
+
+    bits = hessian.lower_greedily(counts, choices, hessian.budget_bits(counts, 0.5), cost)
+    assert sum(n * b for n, b in zip(counts, bits)) <= hessian.budget_bits(counts, 0.5)
+    # costs: layer 2 (0.5), layer 0 (1.0), layer 2 (2.5), layer 0 (5.0 < 6.0)
+    assert bits == [2, 8, 2]
+    assert steps[0] == ([8, 8, 8], 0)
+    assert all(b in choices for b in bits)

@@ -34,6 +34,7 @@ from .fit import accuracy, fit
 from .model import ConvLayer, SNN
 from .quant import make_quantizer
 from .recipe import (STAGES, Bits, ClusterStage, Distill, HessianStage, LevelPlacement, PruneStage,
+                     SearchStage,
                      PtqStage, QatStage, Recipe, StateScheme, StateStage, recipe_to_dict)
 from .state import ThresholdLevels, min_threshold_for
 
@@ -195,6 +196,34 @@ def _hessian(ctx: Context, stage: HessianStage) -> dict:
             "accuracy_before_training": before}
 
 
+def _search(ctx: Context, stage: SearchStage) -> dict:
+    """Q-SpiNN's greedy per-layer precision search on held-out training samples, then QAT."""
+    model, choices = ctx.model, sorted(set(stage.choices))
+    labels = ctx.data.y_train
+    held = max(1, round(stage.holdout * len(labels)))
+    spikes, labels = ctx.train_spikes(-1)[-held:], labels[-held:]
+    counts = [int(layer.mask.sum()) for layer in model.layers]
+    budget = hessian.budget_bits(counts, stage.budget)
+    tried = []
+
+    def cost(bits: list[int], layer: int) -> float:  # held-out accuracy lost, post-training
+        trial = list(bits)
+        trial[layer] = choices[choices.index(bits[layer]) - 1]
+        probe = copy.deepcopy(model)
+        for probe_layer, b in zip(probe.layers, trial):
+            probe_layer.quantizer = make_quantizer(b)
+        tried.append({"bits": trial, "accuracy": accuracy(probe, spikes, labels)})
+        return -tried[-1]["accuracy"]
+
+    bits = hessian.lower_greedily(counts, choices, budget, cost)
+    _set_quantizers(ctx, bits)
+    before = ctx.test_accuracy()
+    ctx.tune(stage.epochs, stage.lr, f"search qat {bits}", distill=stage.distill)
+    return {"bits": bits, "budget_bits": budget,
+            "allocated_bits": sum(n * b for n, b in zip(counts, bits)),
+            "holdout_samples": held, "tried": tried, "accuracy_before_training": before}
+
+
 def _state(ctx: Context, stage: StateStage) -> dict:
     """State QAT (SQUAT). A later state stage replaces an earlier one's state settings."""
     model = ctx.recipe.model
@@ -233,7 +262,7 @@ def _state(ctx: Context, stage: StateStage) -> dict:
 
 STAGE_RUNNERS: dict[type, Callable[[Context, Any], dict]] = {
     PruneStage: _prune, QatStage: _qat, PtqStage: _ptq, ClusterStage: _cluster,
-    HessianStage: _hessian, StateStage: _state,
+    HessianStage: _hessian, SearchStage: _search, StateStage: _state,
 }
 
 

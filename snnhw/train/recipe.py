@@ -30,8 +30,8 @@ from .state import min_threshold_for
 __all__ = [
     "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme", "LevelPlacement",
     "DataConfig", "ConvConfig", "ModelConfig", "TrainConfig", "ExportConfig",
-    "Distill", "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
-    "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
+    "Distill", "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "SearchStage",
+    "StateStage", "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
 ]
 
 
@@ -244,6 +244,25 @@ class HessianStage:
 
 
 @dataclass
+class SearchStage:
+    """Q-SpiNN's per-layer precision search, then QAT: from the widest choice, lower one layer at
+    a time by one choice, the layer whose lowering keeps the most accuracy on a held-out part of
+    the training split (post-training quantized, no training), until the memory budget holds."""
+
+    #: weight memory budget as a fraction of the same layers at uniform 8 bits
+    budget: float = 0.5
+    #: the bit widths the search may choose from
+    choices: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8])
+    #: fraction of the training split (its last samples) the search measures accuracy on
+    holdout: float = 0.2
+    epochs: int = 10
+    #: fine-tuning learning rate; default: train.finetune_lr
+    lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
+
+
+@dataclass
 class StateStage:
     """Membrane state quantization-aware training (SQUAT, PAPERS.md §3).
 
@@ -283,12 +302,13 @@ class ExportConfig:
     rounding: Rounding = Rounding.NEAREST
 
 
-Stage = Union[PruneStage, QatStage, PtqStage, ClusterStage, HessianStage, StateStage]
+Stage = Union[PruneStage, QatStage, PtqStage, ClusterStage, HessianStage, SearchStage,
+              StateStage]
 
 #: stage name in YAML -> its config class
 STAGES: dict[str, type] = {
     "prune": PruneStage, "qat": QatStage, "ptq": PtqStage, "cluster": ClusterStage,
-    "hessian": HessianStage, "state": StateStage,
+    "hessian": HessianStage, "search": SearchStage, "state": StateStage,
 }
 
 
@@ -447,13 +467,21 @@ def _check_values(recipe: Recipe, source: str) -> None:
                 _fail(source, f"{where}.values",
                       f"expected at most 2**bits - 1 = {(1 << stage.bits) - 1} values at "
                       f"{stage.bits} bits, got {stage.values}")
-        elif isinstance(stage, HessianStage):
+        elif isinstance(stage, (HessianStage, SearchStage)):
             _check_range(source, f"{where}.budget", stage.budget, 0.01, 1.0)
             if not stage.choices:
                 _fail(source, f"{where}.choices", "expected at least one bit width")
             for k, b in enumerate(stage.choices):
                 _check_range(source, f"{where}.choices[{k}]", b, 2, 16, "a bit width")
-            _check_range(source, f"{where}.probe_bits", stage.probe_bits, 2, 16, "a bit width")
+            if min(stage.choices) > 8 * stage.budget:
+                _fail(source, f"{where}.budget", f"expected at least {min(stage.choices)} / 8 "
+                      f"(the narrowest choice), got {shown(stage.budget)}")
+            if isinstance(stage, HessianStage):
+                _check_range(source, f"{where}.probe_bits", stage.probe_bits, 2, 16,
+                             "a bit width")
+            else:
+                _check_range(source, f"{where}.holdout", stage.holdout, 0.01, 0.5,
+                             "a fraction")
         elif isinstance(stage, StateStage):
             _check_state(source, where, stage, m)
 
@@ -462,6 +490,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
 _AFTER_PTQ = {
     "prune": "put ptq last", "qat": "put ptq last, or use qat in its place",
     "ptq": "keep one ptq, last", "cluster": "put ptq last", "hessian": "put ptq last",
+    "search": "put ptq last",
     "state": "put ptq last, or use qat in its place",
 }
 
