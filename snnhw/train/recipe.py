@@ -31,7 +31,8 @@ __all__ = [
     "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme", "LevelPlacement",
     "DataConfig", "ConvConfig", "ModelConfig", "TrainConfig", "ExportConfig",
     "Distill", "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "SearchStage",
-    "StateStage", "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
+    "StateStage", "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe",
+    "recipe_to_dict",
 ]
 
 
