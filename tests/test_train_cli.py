@@ -84,7 +84,14 @@ def test_other_stages_export_bit_exact(tmp_path, stage):
     if stage.startswith("hessian"):
         assert len(info["traces"]) == len(info["layer_alone_drop"]) == 2
     if stage.startswith("search"):  # each step kept the lowering with the best accuracy
-        assert info["holdout_samples"] == 135 and info["tried"]
+        assert info["holdout_samples"] == 135
+        bits, tried = [8, 8], list(info["tried"])
+        while tried:
+            step = tried[:sum(b > 2 for b in bits)]
+            del tried[:len(step)]
+            assert all(sum(a != b for a, b in zip(t["bits"], bits)) == 1 for t in step)
+            bits = max(step, key=lambda t: t["accuracy"])["bits"]  # ties: the first
+        assert bits == info["bits"]
 
 
 def test_same_recipe_and_seed_give_the_same_network_whatever_the_process_did_before():
