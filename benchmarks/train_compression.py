@@ -10,6 +10,7 @@ included. "state bits" is the membrane memory: V at v_bits per neuron, or the le
 quantized state.
 
     python benchmarks/train_compression.py [--epochs N] [--seed S] [--seeds K] [--encoding E]
+                                           [--hidden N[,N...]] [--distill W,T,STAGES]
                                            [--only TEXT] [--recurrent] [--timesteps T]
                                            [--json OUT.json]
 
@@ -42,9 +43,18 @@ from snnhw.train.pipeline import Context, apply_stages, branch, compress, finish
 from snnhw.train.recipe import Recipe, parse_recipe
 
 
-def rows(epochs: int) -> list[tuple[str, list[dict]]]:
-    """Return (label, compress stages as recipe data) for every row of the table."""
+def rows(epochs: int, distill: dict | None = None,
+         distill_stages: tuple[str, ...] = ("cluster", "state"),
+         ) -> list[tuple[str, list[dict]]]:
+    """Return (label, compress stages as recipe data) for every row of the table; the distill
+    row distills with ``distill`` (recipe data) in ``distill_stages``."""
     e = epochs
+    distill = distill or {"weight": 0.5, "temperature": 2.0}
+
+    def distilled(stage: dict) -> dict:
+        (name, settings), = stage.items()
+        return {name: {**settings, "distill": distill}} if name in distill_stages else stage
+
     # Recovering from pruning needs larger steps than other fine-tuning: train.lr, not finetune_lr.
     prune = {"sparsity": 0.8, "rounds": 4, "epochs": max(1, e // 2), "lr": 0.002}
     return [
@@ -82,6 +92,9 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
         ("uniform 4-bit (same budget)", [{"qat": {"bits": 4, "epochs": e}}]),
         ("Hessian mixed, 37.5 % of 8-bit", [{"hessian": {"budget": 0.375, "epochs": e}}]),
         ("uniform 3-bit (same budget)", [{"qat": {"bits": 3, "epochs": e}}]),
+        # Q-SpiNN's greedy per-layer search at the same budgets (mixed precision, issue 14)
+        ("search mixed, 50 % of 8-bit", [{"search": {"budget": 0.5, "epochs": e}}]),
+        ("search mixed, 37.5 % of 8-bit", [{"search": {"budget": 0.375, "epochs": e}}]),
         ("prune 80 % magnitude", [{"prune": {"method": "magnitude", **prune}}]),
         ("prune 80 % FSC", [{"prune": {"method": "fsc", **prune}}]),
         ("cluster M=4", [{"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
@@ -100,6 +113,12 @@ def rows(epochs: int) -> list[tuple[str, list[dict]]]:
          [{"prune": {"method": "fsc", **prune}},
           {"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}},
           {"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}}]),
+        # the same with distillation from the float network's output spike counts (Hinton's soft
+        # targets, --distill): worse than without on 3 seeds (docs/training.md, "Joint compression")
+        ("joint: prune 80 % + M=4 + state 4 + distill",
+         [distilled({"prune": {"method": "fsc", **prune}}),
+          distilled({"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}}),
+          distilled({"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}})]),
         # snnhw flow's built-in recipe's stages, as they are (their own epochs)
         ("flow default (prune 50 % + M=4)", _flow_default_stages()),
         # Issue 11: a row at >= 10x below dense 8-bit (the delta layout makes sparsity pay).
@@ -144,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each compression stage")
     parser.add_argument("--float-epochs", type=int, default=80)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", default="64", metavar="N[,N...]",
+                        help="hidden layer sizes (default %(default)s)")
     parser.add_argument("--encoding", choices=["rate", "latency", "direct", "rows"],
                         default="rate")
     parser.add_argument("--timesteps", type=int, default=16)
@@ -154,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds --seed.. to run (default 1)")
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="run only the rows whose label contains TEXT (repeatable)")
+    # the best of the settings measured (docs/training.md), still worse than no distillation
+    parser.add_argument("--distill", default="0.5,2.0,cluster+state",
+                        metavar="W,T,STAGES", help="the distill row's weight, temperature and "
+                        "stages (default %(default)s)")
     parser.add_argument("--json", metavar="OUT", help="also write every row's metrics here")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -186,14 +210,16 @@ def summary(results: list[dict]) -> None:
 def table(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train the float model of ``seed``, print one row per method; return the rows' metrics."""
     base = {"name": "bench", "seed": seed,
-            "model": {"hidden": [args.hidden], "recurrent": [args.recurrent]},
+            "model": {"hidden": [int(n) for n in args.hidden.split(",")],
+                      "recurrent": [args.recurrent]},
             "data": {"encoding": args.encoding, "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
     print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
-          f"{root.model.input_size}-{args.hidden}{'R' if args.recurrent else ''}-10 LIF, "
+          f"{root.model.input_size}-{args.hidden.replace(',', '-')}"
+          f"{'R' if args.recurrent else ''}-10 LIF, "
           f"{len(root.data.y_test)} test samples, seed {seed}; float accuracy "
           f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
@@ -203,7 +229,10 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
     print("-" * len(header))
     results = []
     prefixes = Prefixes(root)
-    selected = [(label, stages) for label, stages in rows(args.epochs)
+    weight, temperature, stages_ = args.distill.split(",")
+    distill = {"weight": float(weight), "temperature": float(temperature)}
+    selected = [(label, stages) for label, stages in
+                rows(args.epochs, distill, tuple(stages_.split("+")))
                 if not args.only or any(text in label for text in args.only)]
     with tempfile.TemporaryDirectory() as tmp:
         for n, (label, stages) in enumerate(selected):
@@ -229,6 +258,11 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
                 print(f"{'':<4}levels (thresholds {state['thresholds']}): "
                       + "; ".join(" ".join(map(str, levels)) for levels in state["levels"]))
             extra = next((s for s in metrics["stages"] if s["stage"] == "hessian"), None)
+            search = next((s for s in metrics["stages"] if s["stage"] == "search"), None)
+            if search:
+                print(f"{'':<4}searched bits {search['bits']} ({search['allocated_bits']} of "
+                      f"{search['budget_bits']:.0f} budget bits, {len(search['tried'])} tries "
+                      f"on {search['holdout_samples']} held-out training samples)")
             if extra:
                 print(f"{'':<4}traces {', '.join(f'{t:.3g}' for t in extra['traces'])}; bits "
                       f"{extra['bits']}; accuracy drop with each layer alone at "

@@ -69,16 +69,29 @@ def test_joint_recipe_prunes_quantizes_clusters_and_repeats_exactly(tmp_path):
 
 @pytest.mark.parametrize("stage", ["ptq: {bits: 4, rounding: stochastic}",
                                    "hessian: {budget: 0.5, probes: 2, samples: 64, epochs: 1}",
+                                   "search: {budget: 0.5, holdout: 0.1, epochs: 1}",
                                    "state: {bits: 6, epochs: 1}"])
 def test_other_stages_export_bit_exact(tmp_path, stage):
     out, metrics = train(tmp_path, TINY + f"compress:\n  - {stage}\n")
     assert metrics["spike_mismatches"] == 0
     if stage.startswith("state"):
         assert all(layer.neuron.v_bits == 6 for layer in load(out).layers)
-    if stage.startswith("hessian"):
+    if stage.startswith(("hessian", "search")):
         info = metrics["stages"][1]
         assert info["allocated_bits"] <= info["budget_bits"]
+        assert [layer["unique_weights"] <= (1 << b) - 1 for layer, b in
+                zip(metrics["memory"]["layers"].values(), info["bits"])] == [True, True]
+    if stage.startswith("hessian"):
         assert len(info["traces"]) == len(info["layer_alone_drop"]) == 2
+    if stage.startswith("search"):  # each step kept the lowering with the best accuracy
+        assert info["holdout_samples"] == 135
+        bits, tried = [8, 8], list(info["tried"])
+        while tried:
+            step = tried[:sum(b > 2 for b in bits)]
+            del tried[:len(step)]
+            assert all(sum(a != b for a, b in zip(t["bits"], bits)) == 1 for t in step)
+            bits = max(step, key=lambda t: t["accuracy"])["bits"]  # ties: the first
+        assert bits == info["bits"]
 
 
 def test_same_recipe_and_seed_give_the_same_network_whatever_the_process_did_before():

@@ -67,3 +67,49 @@ def test_greedy_allocation_also_meets_budget(monkeypatch):
 def test_impossible_budget():
     with pytest.raises(ValueError, match="below the smallest allocation"):
         hessian.allocate_bits([1.0], [100], [{2: 1.0}], [2], 100.0)
+
+
+def test_greedy_lowering_takes_the_cheapest_layer_each_step_until_the_budget_holds():
+    """The search's loop (Q-SpiNN): each step lowers the layer whose cost is least; a layer that
+    costs more than the others keeps its bits."""
+    counts, choices = [100, 100, 100], [2, 4, 8]
+    steps = []
+
+    def cost(bits, layer):
+        steps.append((list(bits), layer))
+        return {0: 1.0, 1: 6.0, 2: 0.5}[layer] * (8 - bits[layer] + 1)
+
+    bits = hessian.lower_greedily(counts, choices, hessian.budget_bits(counts, 0.5), cost)
+    assert sum(n * b for n, b in zip(counts, bits)) <= hessian.budget_bits(counts, 0.5)
+    # costs: layer 2 (0.5), layer 0 (1.0), layer 2 (2.5), layer 0 (5.0 < 6.0)
+    assert bits == [2, 8, 2]
+    assert steps[0] == ([8, 8, 8], 0)
+    assert all(b in choices for b in bits)
+
+
+def test_search_lowers_the_layer_that_keeps_the_most_held_out_accuracy(monkeypatch):
+    """The search stage measures each lowering on held-out training samples and keeps the best
+    one: with layer 1 made costly to lower, layer 0 goes to 2 bits and layer 1 stays at 8."""
+    from snnhw.train import pipeline
+    from snnhw.train.recipe import parse_recipe
+
+    recipe = parse_recipe({
+        "name": "s", "data": {"timesteps": 4}, "model": {"hidden": [12], "min_threshold": 16},
+        "train": {"epochs": 1, "batch_size": 128, "progress": False},
+        "compress": [{"search": {"budget": 0.5, "choices": [2, 4, 8], "epochs": 0}}]})
+    ctx = pipeline.prepare(recipe)
+    held = round(0.2 * len(ctx.data.y_train))
+    measured = []
+
+    def accuracy(model, spikes, labels, exact=False):
+        bits = [layer.quantizer.bits for layer in model.layers]
+        if len(labels) == held:
+            measured.append(bits)
+        return 1.0 - 0.01 * (8 - bits[0]) - 0.1 * (8 - bits[1])
+
+    monkeypatch.setattr(pipeline, "accuracy", accuracy)
+    pipeline.apply_stages(ctx, recipe.compress)
+    info = ctx.stages[-1]
+    assert measured == [[4, 8], [8, 4], [2, 8], [4, 4]]
+    assert info["bits"] == [2, 8] and info["holdout_samples"] == held
+    assert info["allocated_bits"] == 64 * 12 * 2 + 12 * 10 * 8 <= info["budget_bits"]

@@ -50,6 +50,17 @@ compress:
     ("compress: [{prune: {sparsity: 1.5}}]", "r.yaml: compress[0].prune.sparsity: expected a val"),
     ("compress: [{cluster: {values: 9, bits: 3}}]",
      "r.yaml: compress[0].cluster.values: expected at most 2**bits - 1 = 7 values at 3 bits"),
+    ("compress: [{cluster: {distill: {weight: 1.5}}}]",
+     "r.yaml: compress[0].cluster.distill.weight: expected a value in 0.0..1.0, got 1.5"),
+    ("compress: [{state: {distill: {temperature: 0}}}]",
+     "r.yaml: compress[0].state.distill.temperature: expected a temperature in 0.01..100.0, got 0"),
+    ("compress: [{prune: {distill: {wieght: 1}}}]",
+     "r.yaml: compress[0].prune.distill.wieght: unknown field (expected one of temperature, wei"),
+    ("compress: [{search: {budget: 0.2, choices: [2, 4]}}]",
+     "r.yaml: compress[0].search.budget: expected at least 2 / 8 (the narrowest choice), got 0.2"),
+    ("compress: [{search: {holdout: 0.9}}]",
+     "r.yaml: compress[0].search.holdout: expected a fraction in 0.01..0.5, got 0.9"),
+    ("compress: [{ptq: {distill: {}}}]", "r.yaml: compress[0].ptq.distill: unknown field"),
     ("compress: [{ptq: {rounding: up}}]", "r.yaml: compress[0].ptq.rounding: expected 'truncate'"),
     ("model: {hidden: [64, 0]}", "r.yaml: model.hidden[1]: expected a layer size in 1..65536"),
     ("[1, 2]", "r.yaml: expected a mapping, got [1, 2]"),
@@ -69,7 +80,7 @@ def test_cli_rejects_bad_recipe_in_one_line_without_torch(tmp_path, capsys):
     assert main(["train", str(path), "-o", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err == (f"snnhw: error: {path}: compress[0].prune.metod: unknown field (expected one "
-                   f"of epochs, lr, method, rounds, score_samples, sparsity)\n")
+                   f"of distill, epochs, lr, method, rounds, score_samples, sparsity)\n")
     assert not (tmp_path / "m").exists()
     if not had_torch:
         assert "torch" not in sys.modules

@@ -16,6 +16,7 @@ lowers, one bit at a time, the layer whose sensitivity grows least per bit saved
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ from .fit import loss_fn
 from .model import SNN
 from .quant import UniformQuantizer
 
-__all__ = ["hutchinson_traces", "perturbations", "allocate_bits", "budget_bits"]
+__all__ = ["hutchinson_traces", "perturbations", "allocate_bits", "lower_greedily",
+           "budget_bits"]
 
 EXHAUSTIVE = 200_000
 
@@ -86,14 +88,24 @@ def allocate_bits(traces: list[float], counts: list[int], perturbation: list[dic
             if best is None or key < best:
                 best = key
         return list(best[2])
+
+    def cost(bits: list[int], layer: int) -> float:  # sensitivity added per bit saved
+        lower = choices[choices.index(bits[layer]) - 1]
+        saved = counts[layer] * (bits[layer] - lower)
+        return (omega[layer][lower] - omega[layer][bits[layer]]) / max(saved, 1)
+    return lower_greedily(counts, choices, budget_bits, cost)
+
+
+def lower_greedily(counts: list[int], choices: list[int], budget_bits: float,
+                   cost: Callable[[list[int], int], float]) -> list[int]:
+    """Start every layer at the widest choice and lower, one choice at a time, the layer whose
+    ``cost(bits, layer)`` of going one choice lower is least, until ``sum n_l * b_l`` fits the
+    budget (ties to the first layer). The caller checks that the narrowest allocation fits."""
+    choices = sorted(set(choices))
     bits = [choices[-1]] * len(counts)
     while sum(n * b for n, b in zip(counts, bits)) > budget_bits:
-        def cost(layer: int) -> float:
-            lower = choices[choices.index(bits[layer]) - 1]
-            saved = counts[layer] * (bits[layer] - lower)
-            return (omega[layer][lower] - omega[layer][bits[layer]]) / max(saved, 1)
         candidates = [l for l in range(len(bits)) if bits[l] > choices[0]]
-        layer = min(candidates, key=cost)
+        layer = min(candidates, key=lambda l: cost(bits, l))
         bits[layer] = choices[choices.index(bits[layer]) - 1]
     return bits
 

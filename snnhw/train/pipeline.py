@@ -33,7 +33,8 @@ from .export import exact_run, memory_report, state_memory_report, to_network
 from .fit import accuracy, fit
 from .model import ConvLayer, SNN
 from .quant import make_quantizer
-from .recipe import (STAGES, Bits, ClusterStage, HessianStage, LevelPlacement, PruneStage,
+from .recipe import (STAGES, Bits, ClusterStage, Distill, HessianStage, LevelPlacement, PruneStage,
+                     SearchStage,
                      PtqStage, QatStage, Recipe, StateScheme, StateStage, recipe_to_dict)
 from .state import ThresholdLevels, min_threshold_for
 
@@ -53,6 +54,8 @@ class Context:
     #: epochs trained so far, over all stages: seeds each epoch's rate-coded training spikes
     epochs_done: int = 0
     stages: list[dict] = field(default_factory=list)
+    #: the float network as float training left it: the teacher of stages that distill
+    teacher: SNN | None = None
 
     def __post_init__(self) -> None:
         reproducible(self.recipe)
@@ -65,13 +68,14 @@ class Context:
                       lfsr_seed=None if d.on_chip_seed is None else seed % 0xFFFF + 1)
 
     def tune(self, epochs: int, lr: float | None, desc: str,
-             extra_params: list[dict] | None = None) -> None:
-        """Fine-tune the model for ``epochs`` more epochs (default rate: train.finetune_lr)."""
+             extra_params: list[dict] | None = None, distill: Distill | None = None) -> None:
+        """Fine-tune the model for ``epochs`` more epochs (default rate: train.finetune_lr),
+        distilling from the float teacher if ``distill`` is set."""
         t = self.recipe.train
         fit(self.model, self.train_spikes, self.data.y_train, epochs=epochs,
             batch_size=t.batch_size, lr=t.finetune_lr if lr is None else lr,
             seed=self.recipe.seed + self.epochs_done, progress=self.progress, desc=desc,
-            extra_params=extra_params)
+            extra_params=extra_params, teacher=self.teacher, distill=distill)
         self.epochs_done += epochs
 
     def score_spikes(self, samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +131,8 @@ def _prune(ctx: Context, stage: PruneStage) -> dict:
         scores = prune.scores_for(stage.method, ctx.model, spikes, labels)
         for layer, score in zip(ctx.model.layers, scores):
             prune.prune_layer(layer, score, target)
-        ctx.tune(stage.epochs, stage.lr, f"prune {stage.method.value} {r + 1}/{stage.rounds}")
+        ctx.tune(stage.epochs, stage.lr, f"prune {stage.method.value} {r + 1}/{stage.rounds}",
+                 distill=stage.distill)
     return {"method": stage.method.value, "sparsity": stage.sparsity,
             "mask_sparsity": [1.0 - float(l.mask.mean()) for l in ctx.model.layers]}
 
@@ -141,7 +146,7 @@ def _qat(ctx: Context, stage: QatStage) -> dict:
     bits = _per_layer(stage.bits, len(ctx.model.layers))
     _set_quantizers(ctx, bits)
     before = ctx.test_accuracy()
-    ctx.tune(stage.epochs, stage.lr, f"qat {bits}")
+    ctx.tune(stage.epochs, stage.lr, f"qat {bits}", distill=stage.distill)
     return {"bits": bits, "accuracy_before_training": before}
 
 
@@ -163,7 +168,7 @@ def _cluster(ctx: Context, stage: ClusterStage) -> dict:
     lr = stage.codebook_lr or stage.lr or ctx.recipe.train.finetune_lr
     before = ctx.test_accuracy()
     ctx.tune(stage.epochs, stage.lr, f"cluster M={stage.values}",
-             extra_params=[{"params": codebooks, "lr": lr}])
+             extra_params=[{"params": codebooks, "lr": lr}], distill=stage.distill)
     return {"values": stage.values, "bits": stage.bits, "accuracy_before_training": before}
 
 
@@ -184,11 +189,39 @@ def _hessian(ctx: Context, stage: HessianStage) -> dict:
         drops.append(reference - accuracy(probe, ctx.test_spikes, ctx.data.y_test))
     _set_quantizers(ctx, bits)
     before = ctx.test_accuracy()
-    ctx.tune(stage.epochs, stage.lr, f"hessian qat {bits}")
+    ctx.tune(stage.epochs, stage.lr, f"hessian qat {bits}", distill=stage.distill)
     return {"traces": traces, "bits": bits, "budget_bits": budget,
             "allocated_bits": sum(n * b for n, b in zip(counts, bits)),
             "probe_bits": stage.probe_bits, "layer_alone_drop": drops,
             "accuracy_before_training": before}
+
+
+def _search(ctx: Context, stage: SearchStage) -> dict:
+    """Q-SpiNN's greedy per-layer precision search on held-out training samples, then QAT."""
+    model, choices = ctx.model, sorted(set(stage.choices))
+    labels = ctx.data.y_train
+    held = max(1, round(stage.holdout * len(labels)))
+    spikes, labels = ctx.train_spikes(-1)[-held:], labels[-held:]
+    counts = [int(layer.mask.sum()) for layer in model.layers]
+    budget = hessian.budget_bits(counts, stage.budget)
+    tried = []
+
+    def cost(bits: list[int], layer: int) -> float:  # held-out accuracy lost, post-training
+        trial = list(bits)
+        trial[layer] = choices[choices.index(bits[layer]) - 1]
+        probe = copy.deepcopy(model)
+        for probe_layer, b in zip(probe.layers, trial):
+            probe_layer.quantizer = make_quantizer(b)
+        tried.append({"bits": trial, "accuracy": accuracy(probe, spikes, labels)})
+        return -tried[-1]["accuracy"]
+
+    bits = hessian.lower_greedily(counts, choices, budget, cost)
+    _set_quantizers(ctx, bits)
+    before = ctx.test_accuracy()
+    ctx.tune(stage.epochs, stage.lr, f"search qat {bits}", distill=stage.distill)
+    return {"bits": bits, "budget_bits": budget,
+            "allocated_bits": sum(n * b for n, b in zip(counts, bits)),
+            "holdout_samples": held, "tried": tried, "accuracy_before_training": before}
 
 
 def _state(ctx: Context, stage: StateStage) -> dict:
@@ -215,7 +248,8 @@ def _state(ctx: Context, stage: StateStage) -> dict:
             layer.leak_shift = min(model.leak_shift, stage.bits - 1)
             layer.min_threshold, layer.state_scheme = model.min_threshold, None
     before = ctx.test_accuracy()
-    ctx.tune(stage.epochs, stage.lr, f"state {stage.scheme.value} {stage.bits}b")
+    ctx.tune(stage.epochs, stage.lr, f"state {stage.scheme.value} {stage.bits}b",
+             distill=stage.distill)
     thresholds = [layer.integer_weights()[1] for layer in ctx.model.layers]
     info = {"bits": stage.bits, "scheme": stage.scheme.value, "thresholds": thresholds,
             "accuracy_before_training": before}
@@ -228,7 +262,7 @@ def _state(ctx: Context, stage: StateStage) -> dict:
 
 STAGE_RUNNERS: dict[type, Callable[[Context, Any], dict]] = {
     PruneStage: _prune, QatStage: _qat, PtqStage: _ptq, ClusterStage: _cluster,
-    HessianStage: _hessian, StateStage: _state,
+    HessianStage: _hessian, SearchStage: _search, StateStage: _state,
 }
 
 
@@ -272,6 +306,7 @@ def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
     model = build_model(recipe, encoded_features(d.encoding, data.features), data.classes)
     ctx = Context(recipe, data, model, test_spikes, progress)
     ctx.tune(recipe.train.epochs, recipe.train.lr, "float")
+    ctx.teacher = copy.deepcopy(model)
     _record(ctx, "float", {"epochs": recipe.train.epochs}, started)
     return ctx
 

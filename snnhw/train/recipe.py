@@ -30,8 +30,9 @@ from .state import min_threshold_for
 __all__ = [
     "Dataset", "Encoding", "ResetMode", "PruneMethod", "Rounding", "StateScheme", "LevelPlacement",
     "DataConfig", "ConvConfig", "ModelConfig", "TrainConfig", "ExportConfig",
-    "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "StateStage",
-    "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "recipe_to_dict",
+    "Distill", "PruneStage", "QatStage", "PtqStage", "ClusterStage", "HessianStage", "SearchStage",
+    "StateStage", "Stage", "STAGES", "Recipe", "RecipeError", "load_recipe", "parse_recipe",
+    "recipe_to_dict",
 ]
 
 
@@ -154,6 +155,19 @@ class TrainConfig:
 
 
 @dataclass
+class Distill:
+    """Knowledge distillation in a stage's fine-tuning: the loss becomes
+    ``(1 - weight) * CE(counts, labels) + weight * T**2 * KL(softmax(teacher / T) ||
+    softmax(counts / T))``, the teacher being the run's float network (kept before any stage)
+    and ``counts`` the output spike counts (Hinton et al.'s soft targets)."""
+
+    #: share of the teacher's term, 0..1 (1: the labels are ignored)
+    weight: float = 0.5
+    #: temperature T that softens both count distributions
+    temperature: float = 2.0
+
+
+@dataclass
 class PruneStage:
     """Prune each layer to a target sparsity in ``rounds`` steps, fine-tuning after each."""
 
@@ -166,6 +180,8 @@ class PruneStage:
     lr: float | None = None
     #: samples used to estimate the Fisher scores (method fsc)
     score_samples: int = 512
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -177,6 +193,8 @@ class QatStage:
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -201,6 +219,8 @@ class ClusterStage:
     lr: float | None = None
     #: learning rate of the cluster values; default: the stage's lr
     codebook_lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -220,6 +240,27 @@ class HessianStage:
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
+
+
+@dataclass
+class SearchStage:
+    """Q-SpiNN's per-layer precision search, then QAT: from the widest choice, lower one layer at
+    a time by one choice, the layer whose lowering keeps the most accuracy on a held-out part of
+    the training split (post-training quantized, no training), until the memory budget holds."""
+
+    #: weight memory budget as a fraction of the same layers at uniform 8 bits
+    budget: float = 0.5
+    #: the bit widths the search may choose from
+    choices: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8])
+    #: fraction of the training split (its last samples) the search measures accuracy on
+    holdout: float = 0.2
+    epochs: int = 10
+    #: fine-tuning learning rate; default: train.finetune_lr
+    lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -250,6 +291,8 @@ class StateStage:
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
+    #: pull the output spike counts towards the float network's (see Distill); default: off
+    distill: Distill | None = None
 
 
 @dataclass
@@ -260,12 +303,13 @@ class ExportConfig:
     rounding: Rounding = Rounding.NEAREST
 
 
-Stage = Union[PruneStage, QatStage, PtqStage, ClusterStage, HessianStage, StateStage]
+Stage = Union[PruneStage, QatStage, PtqStage, ClusterStage, HessianStage, SearchStage,
+              StateStage]
 
 #: stage name in YAML -> its config class
 STAGES: dict[str, type] = {
     "prune": PruneStage, "qat": QatStage, "ptq": PtqStage, "cluster": ClusterStage,
-    "hessian": HessianStage, "state": StateStage,
+    "hessian": HessianStage, "search": SearchStage, "state": StateStage,
 }
 
 
@@ -405,6 +449,10 @@ def _check_values(recipe: Recipe, source: str) -> None:
                                             f"(encoding rows), got {shown(d.timesteps)}")
     for n, stage in enumerate(recipe.compress):
         where = f"compress[{n}].{_stage_name(stage)}"
+        if getattr(stage, "distill", None) is not None:
+            _check_range(source, f"{where}.distill.weight", stage.distill.weight, 0.0, 1.0)
+            _check_range(source, f"{where}.distill.temperature", stage.distill.temperature,
+                         0.01, 100.0, "a temperature")
         for attr in ("epochs", "rounds", "probes", "samples", "score_samples"):
             if hasattr(stage, attr):
                 _check_range(source, f"{where}.{attr}", getattr(stage, attr),
@@ -420,13 +468,21 @@ def _check_values(recipe: Recipe, source: str) -> None:
                 _fail(source, f"{where}.values",
                       f"expected at most 2**bits - 1 = {(1 << stage.bits) - 1} values at "
                       f"{stage.bits} bits, got {stage.values}")
-        elif isinstance(stage, HessianStage):
+        elif isinstance(stage, (HessianStage, SearchStage)):
             _check_range(source, f"{where}.budget", stage.budget, 0.01, 1.0)
             if not stage.choices:
                 _fail(source, f"{where}.choices", "expected at least one bit width")
             for k, b in enumerate(stage.choices):
                 _check_range(source, f"{where}.choices[{k}]", b, 2, 16, "a bit width")
-            _check_range(source, f"{where}.probe_bits", stage.probe_bits, 2, 16, "a bit width")
+            if min(stage.choices) > 8 * stage.budget:
+                _fail(source, f"{where}.budget", f"expected at least {min(stage.choices)} / 8 "
+                      f"(the narrowest choice), got {shown(stage.budget)}")
+            if isinstance(stage, HessianStage):
+                _check_range(source, f"{where}.probe_bits", stage.probe_bits, 2, 16,
+                             "a bit width")
+            else:
+                _check_range(source, f"{where}.holdout", stage.holdout, 0.01, 0.5,
+                             "a fraction")
         elif isinstance(stage, StateStage):
             _check_state(source, where, stage, m)
 
@@ -435,6 +491,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
 _AFTER_PTQ = {
     "prune": "put ptq last", "qat": "put ptq last, or use qat in its place",
     "ptq": "keep one ptq, last", "cluster": "put ptq last", "hessian": "put ptq last",
+    "search": "put ptq last",
     "state": "put ptq last, or use qat in its place",
 }
 
