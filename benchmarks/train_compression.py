@@ -18,7 +18,9 @@ quantized state.
 it as ``--hidden 128 --encoding latency --timesteps 8`` (examples/recipes/mnist_up5k.yaml).
 
 ``--seeds K`` repeats the table for seeds S..S+K-1 (each its own float model) and then prints
-every row's mean and spread (min..max) of the accuracy and of its difference to float.
+every row's mean and spread (min..max) of the accuracy and of its difference to float;
+``--summary A.json B.json ...`` prints the same from rows saved by earlier ``--json`` runs (one
+seed per process, one after another).
 ``--encoding rows --recurrent`` is the sequence task of issue 15: the digits read one row per
 timestep (8 inputs), the hidden layer recurrent (``kind: recurrent``), as in SQUAT's table
 (float, 4-bit weights, 4-bit weights + threshold-centred or uniform 2- and 3-bit states: the rows
@@ -160,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="run only the rows whose label contains TEXT (repeatable)")
     parser.add_argument("--json", metavar="OUT", help="also write every row's metrics here")
+    parser.add_argument("--summary", nargs="+", metavar="JSON",
+                        help="only print the mean and spread of rows saved by --json runs")
     args = parser.parse_args(argv)
+    if args.summary:
+        summary([row for path in args.summary for row in json.loads(Path(path).read_text())])
+        return 0
     started = time.monotonic()
     results = [row for seed in range(args.seed, args.seed + args.seeds)
                for row in table(args, seed)]
@@ -173,19 +180,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summary(results: list[dict]) -> None:
-    """Print each row's mean and min..max over the seeds, of accuracy and difference to float."""
+    """Print each row's mean and min..max over the seeds, of accuracy and difference to float,
+    and its mean weight bits (% of dense 8-bit) and state bits."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
     def spread(values: list[float]) -> str:
-        return (f"{100 * sum(values) / len(values):6.2f} "
-                f"({100 * min(values):6.2f}..{100 * max(values):6.2f})")
+        return f"{100 * mean(values):6.2f} ({100 * min(values):6.2f}..{100 * max(values):6.2f})"
 
     floats = {r["recipe"]["seed"]: r["float_accuracy"] for r in results}
     print(f"\nover seeds {sorted(floats)}: mean (min..max)")
-    print(f"{'method':<34} {'acc %':>22} {'d pts':>22}")
+    print(f"{'method':<34} {'acc %':>22} {'d pts':>22} {'weight bits':>11} {'% int8':>7} "
+          f"{'state bits':>10} {'seeds':>5}")
     print(f"{'float (torch)':<34} {spread(list(floats.values())):>22}")
     for label in dict.fromkeys(r["method"] for r in results):
         rows_ = [r for r in results if r["method"] == label]
         print(f"{label:<34} {spread([r['golden_accuracy'] for r in rows_]):>22} "
-              f"{spread([r['golden_accuracy'] - r['float_accuracy'] for r in rows_]):>22}")
+              f"{spread([r['golden_accuracy'] - r['float_accuracy'] for r in rows_]):>22} "
+              f"{mean([r['memory']['bits'] for r in rows_]):11.0f} "
+              f"{100 * mean([r['memory']['ratio_int8'] for r in rows_]):7.2f} "
+              f"{mean([r['state_memory']['bits'] for r in rows_]):10.0f} {len(rows_):>5}")
 
 
 def table(args: argparse.Namespace, seed: int) -> list[dict]:
