@@ -263,9 +263,9 @@ class Bridge(wiring.Component):
         fills = []  # (the state's bit, word, left)
         sends = []  # the send states' bits
 
-        def fill(value, count):
-            """The current state loads ``value`` into ``word``, to send its ``count`` low bytes."""
-            fills.append((fsm[fsm.current], value, count))
+        def fill(value, size):
+            """The current state loads ``value`` into ``word``, to send its ``size`` low bytes."""
+            fills.append((fsm[fsm.current], value, size))
 
         def send(state, then):
             """A state that sends the ``left`` low bytes of ``word``."""
@@ -434,7 +434,7 @@ class Bridge(wiring.Component):
             m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
         with m.If(Cat(bit for bit, _, _ in fills).any()):
             m.d.sync += [word.eq(_one_hot_select((bit, value) for bit, value, _ in fills)),
-                         left.eq(_one_hot_select((bit, count) for bit, _, count in fills))]
+                         left.eq(_one_hot_select((bit, size) for bit, _, size in fills))]
         return m
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
-from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
