@@ -5,7 +5,7 @@ See :mod:`snnhw.boards.protocol` for the byte protocol it implements.
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -18,6 +18,41 @@ from . import protocol
 __all__ = ["Bridge"]
 
 COUNT_BITS = 16  #: a count never exceeds the timesteps of a sample (u16)
+
+
+class OneHotFSM:
+    """A state machine with a flip-flop per state, for short next-state logic.
+
+    Amaranth's ``m.FSM`` encodes the state in binary, and yosys keeps that encoding (the
+    register has an initial value), so every state's decode costs LUT levels before its
+    conditions even start. Here a state is active when its own bit is set: a transition is
+    two bit assignments. A state's transitions must be exclusive (``If``/``Elif``/``Else``),
+    since a later one does not cancel an earlier one as ``m.next`` does.
+    """
+
+    def __init__(self, m: Module, init: str):
+        self.m, self.init = m, init
+        self.bits = {}
+        self.current = None
+
+    def __getitem__(self, name: str) -> Signal:
+        """The bit of state ``name``: set while the machine is in it."""
+        if name not in self.bits:
+            self.bits[name] = Signal(init=name == self.init, name=f"state_{name}")
+        return self.bits[name]
+
+    @contextmanager
+    def state(self, name: str):
+        """The statements of state ``name`` (only while its bit is set)."""
+        with self.m.If(self[name]):
+            self.current = name
+            yield
+            self.current = None
+
+    def goto(self, name: str):
+        """Leave the current state for ``name`` (at the next clock edge)."""
+        if name != self.current:
+            self.m.d.sync += [self[self.current].eq(0), self[name].eq(1)]
 
 
 class Bridge(wiring.Component):
@@ -123,8 +158,11 @@ class Bridge(wiring.Component):
         index = Signal(range(outputs + 1))  # clear / argmax / send sweeps over the outputs
         best = Signal(COUNT_BITS)
         pred = Signal.like(self.pred)
-        compare = Signal()  # count_rd.data holds the count of output `compared`
+        read = Signal()  # count_rd.data holds the count of output `read_index`
+        read_index = Signal.like(index)
+        compare = Signal()  # `count` holds the count of output `compared`
         compared = Signal.like(index)
+        count = Signal(COUNT_BITS)
         word = Signal(8 * max(identity_size, 6))  # bytes to send, LSB first
         load_size = self.plan.load_size
         load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
@@ -170,10 +208,11 @@ class Bridge(wiring.Component):
                          count_wr.en.eq(1)]
         m.d.comb += count_rd.addr.eq(self.spikes.payload.addr)  # sweeps below override this
 
-        # -- argmax: compare the count read in the previous cycle ---------------------------------
-        m.d.sync += compare.eq(0)
-        with m.If(compare & (count_rd.data > best)):
-            m.d.sync += [best.eq(count_rd.data), pred.eq(compared)]
+        # -- argmax: compare the count read two cycles before (from a register, not the RAM) --
+        m.d.sync += [read.eq(0), compare.eq(read), compared.eq(read_index),
+                     count.eq(count_rd.data)]
+        with m.If(compare & (count > best)):
+            m.d.sync += [best.eq(count), pred.eq(compared)]
 
         # -- the received byte, in a register with its command decoded: the state machine's
         # next state and the wide `word` register depend on flags, not on an 8-bit compare.
@@ -200,179 +239,208 @@ class Bridge(wiring.Component):
         # should not also carry the FSM's state decode.
         m.d.sync += [self.start.eq(0), self.timesteps.eq(steps)]
 
+        # The state's compares with 0 and 1, registered: `steps` changes at least a cycle
+        # before START and PUSH read them.
+        steps_zero, last_step = Signal(), Signal()
+        m.d.sync += [steps_zero.eq(steps == 0), last_step.eq(steps == 1)]
+        fsm = OneHotFSM(m, "IDLE")
+
         @contextmanager
         def receive(state):
             """A state that waits for a byte of a command; a long silence abandons the command."""
-            with m.State(state):
+            with fsm.state(state):
                 m.d.comb += rx_take.eq(1)
                 m.d.sync += silence.eq(silence + 1)
                 with m.If(rx_valid):
                     m.d.sync += silence.eq(0)
                     yield rx_byte
                 with m.Elif(silent):
-                    m.next = "ABANDON"
+                    fsm.goto("ABANDON")
+
+        # `word` and `left` are loaded by states of their own (IDENTIFY, LOAD_REPLY, RESULT,
+        # LOAD_COUNT, TAIL) and shifted by the send states; their next value is an AND-OR of
+        # those states' bits (assigned after the state machine), not a multiplexer per state.
+        fills = []  # (the state's bit, word, left)
+        sends = []  # the send states' bits
+
+        def fill(value, size):
+            """The current state loads ``value`` into ``word``, to send its ``size`` low bytes."""
+            fills.append((fsm[fsm.current], value, size))
 
         def send(state, then):
             """A state that sends the ``left`` low bytes of ``word``."""
-            with m.State(state):
+            sends.append(fsm[state])
+            with fsm.state(state):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(word[:8])]
-                with m.If(self.tx.ready):
-                    m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = then
+                with m.If(self.tx.ready & (left == 1)):
+                    fsm.goto(then)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += rx_take.eq(1)
-                m.d.sync += silence.eq(0)
-                with m.If(rx_valid & rx_is[protocol.CMD_SAMPLE]):
-                    m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
-                                 not_loaded.eq(~self.loaded), encoding.eq(0)]
-                    m.next = "STEPS_LOW"
-                if encoder is not None:
-                    with m.If(rx_valid & rx_is[protocol.CMD_FEATURES]):
-                        m.d.comb += features.begin.eq(1)
-                        m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
-                                     not_loaded.eq(~self.loaded), encoding.eq(1),
-                                     steps.eq(self.network.timesteps), index.eq(0),
-                                     features_left.eq(inputs)]
-                        m.next = "CLEAR"
-                with m.If(rx_valid & rx_is[protocol.CMD_IDENTIFY]):
-                    m.next = "IDENTIFY"
-                with m.If(rx_valid & rx_is[protocol.CMD_LOAD]):
-                    m.d.sync += load_left.eq(load_size)
-                    m.next = "LOAD_BYTE" if load_size else "LOAD_REPLY"
-
-            # `word` and `left` are loaded only in states of their own (IDENTIFY, LOAD_REPLY,
-            # RESULT, LOAD_COUNT, TAIL), unconditionally: their clock enable is then a short
-            # function of the state, not of the state and each state's conditions.
-            with m.State("IDENTIFY"):
-                m.d.sync += [word.eq(Cat(Const(int.from_bytes(identity, "little"),
-                                               8 * len(identity)), self.loaded, self.boot)),
-                             left.eq(identity_size)]
-                m.next = "SEND_IDENTITY"
-
-            send("SEND_IDENTITY", "IDLE")
-
-            with receive("LOAD_BYTE") as byte:
-                # The loader restarts with the image's first byte, not with the 'W': a stray
-                # 'W' followed by a silence leaves the synapses loaded.
-                with m.If(load_left == load_size):
-                    m.d.comb += self.load_begin.eq(1)
-                m.d.sync += self.load.payload.eq(byte)
-                m.next = "LOAD_PUSH"
-
-            with m.State("LOAD_PUSH"):
-                m.d.comb += self.load.valid.eq(1)
-                with m.If(self.load.ready):
-                    m.d.sync += load_left.eq(load_left - 1)
-                    m.next = "LOAD_BYTE"
-                    with m.If(load_left == 1):
-                        m.next = "LOAD_REPLY"
-
-            with m.State("LOAD_REPLY"):
-                # The loader takes a cycle to say it is done after its last byte.
-                m.d.sync += [word.eq(Cat(Const(protocol.CMD_LOAD, 8), self.loaded)), left.eq(2)]
-                m.next = "SEND_LOAD_REPLY"
-
-            send("SEND_LOAD_REPLY", "IDLE")
-
-            with receive("STEPS_LOW") as byte:
-                m.d.sync += low.eq(byte)
-                m.next = "STEPS_HIGH"
-
-            with receive("STEPS_HIGH") as byte:
-                m.d.sync += [steps.eq(Cat(low, byte)), index.eq(0)]
-                m.next = "CLEAR"
-
-            with m.State("CLEAR"):
-                m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1)]
-                m.d.sync += index.eq(index + 1)
-                with m.If(index == outputs - 1):
-                    m.next = "START"
-
-            with m.State("START"):
-                m.d.sync += self.start.eq(1)
-                m.next = "EVENT_LOW"
-                if encoder is not None:
-                    with m.If(encoding):
-                        m.next = "FEATURE"
-                with m.If(steps == 0):
-                    m.next = "WAIT"
-
+        with fsm.state("IDLE"):
+            m.d.comb += rx_take.eq(1)
+            m.d.sync += silence.eq(0)
+            with m.If(rx_valid & rx_is[protocol.CMD_SAMPLE]):
+                m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
+                             not_loaded.eq(~self.loaded), encoding.eq(0)]
+                fsm.goto("STEPS_LOW")
             if encoder is not None:
-                with receive("FEATURE") as byte:
-                    m.d.comb += [features.features.valid.eq(1), features.features.payload.eq(byte)]
-                    m.d.sync += features_left.eq(features_left - 1)
-                    with m.If(features_left == 1):
-                        m.next = "WAIT"
+                with m.Elif(rx_valid & rx_is[protocol.CMD_FEATURES]):
+                    m.d.comb += features.begin.eq(1)
+                    m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
+                                 not_loaded.eq(~self.loaded), encoding.eq(1),
+                                 steps.eq(self.network.timesteps), index.eq(0),
+                                 features_left.eq(inputs)]
+                    fsm.goto("CLEAR")
+            with m.Elif(rx_valid & rx_is[protocol.CMD_IDENTIFY]):
+                fsm.goto("IDENTIFY")
+            with m.Elif(rx_valid & rx_is[protocol.CMD_LOAD]):
+                m.d.sync += load_left.eq(load_size)
+                fsm.goto("LOAD_BYTE" if load_size else "LOAD_REPLY")
 
-            with receive("EVENT_LOW") as byte:
-                m.d.sync += [low.eq(byte), low_at_least.eq(byte >= (inputs & 0xFF))]
-                m.next = "EVENT_HIGH"
+        with fsm.state("IDENTIFY"):
+            fill(Cat(Const(int.from_bytes(identity, "little"), 8 * len(identity)), self.loaded,
+                     self.boot), identity_size)
+            fsm.goto("SEND_IDENTITY")
 
-            with receive("EVENT_HIGH") as byte:
-                # Bit 15: end of timestep; bits 0..14: the spiking input. Out-of-range inputs
-                # are dropped (the core's memories have no entry for them) and reported.
-                eot = byte[7]
-                m.d.sync += [event.addr.eq(Cat(low, byte[:7])), event.eot.eq(eot)]
-                m.next = "PUSH"
-                with m.If(~eot & (high_above | high_equal & low_at_least)):
-                    m.d.sync += bad_input.eq(1)
-                    m.next = "EVENT_LOW"
+        send("SEND_IDENTITY", "IDLE")
 
-            with m.State("PUSH"):
-                m.d.comb += event_valid.eq(1)
-                with m.If(self.events.ready):
-                    m.next = "EVENT_LOW"
-                    with m.If(event.eot):
-                        m.d.sync += steps.eq(steps - 1)
-                        with m.If(steps == 1):
-                            m.next = "WAIT"
+        with receive("LOAD_BYTE") as byte:
+            # The loader restarts with the image's first byte, not with the 'W': a stray
+            # 'W' followed by a silence leaves the synapses loaded.
+            with m.If(load_left == load_size):
+                m.d.comb += self.load_begin.eq(1)
+            m.d.sync += self.load.payload.eq(byte)
+            fsm.goto("LOAD_PUSH")
 
-            with m.State("WAIT"):
-                with m.If(self.done & ~pending):
-                    m.d.sync += [index.eq(0), best.eq(0), pred.eq(0)]
-                    m.next = "ARGMAX"
+        with fsm.state("LOAD_PUSH"):
+            m.d.comb += self.load.valid.eq(1)
+            with m.If(self.load.ready):
+                m.d.sync += load_left.eq(load_left - 1)
+                with m.If(load_left == 1):
+                    fsm.goto("LOAD_REPLY")
+                with m.Else():
+                    fsm.goto("LOAD_BYTE")
 
-            with m.State("ARGMAX"):
-                with m.If(index != outputs):
-                    m.d.comb += count_rd.addr.eq(index)
-                    m.d.sync += [compare.eq(1), compared.eq(index), index.eq(index + 1)]
-                with m.Elif(~compare):
-                    m.next = "RESULT"
+        with fsm.state("LOAD_REPLY"):
+            # The loader takes a cycle to say it is done after its last byte.
+            fill(Cat(Const(protocol.CMD_LOAD, 8), self.loaded), 2)
+            fsm.goto("SEND_LOAD_REPLY")
 
-            with m.State("RESULT"):
-                m.d.sync += [word.eq(Cat(Const(protocol.RESP_RESULT, 8), status)), left.eq(2),
-                             index.eq(0), self.pred.eq(pred)]
-                m.next = "SEND_HEAD"
+        send("SEND_LOAD_REPLY", "IDLE")
 
-            send("SEND_HEAD", "READ_COUNT")
+        with receive("STEPS_LOW") as byte:
+            m.d.sync += low.eq(byte)
+            fsm.goto("STEPS_HIGH")
 
-            with m.State("READ_COUNT"):
+        with receive("STEPS_HIGH") as byte:
+            m.d.sync += [steps.eq(Cat(low, byte)), index.eq(0)]
+            fsm.goto("CLEAR")
+
+        with fsm.state("CLEAR"):
+            m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1)]
+            m.d.sync += index.eq(index + 1)
+            with m.If(index == outputs - 1):
+                fsm.goto("START")
+
+        with fsm.state("START"):
+            m.d.sync += self.start.eq(1)
+            with m.If(steps_zero):
+                fsm.goto("WAIT")
+            if encoder is not None:
+                with m.Elif(encoding):
+                    fsm.goto("FEATURE")
+            with m.Else():
+                fsm.goto("EVENT_LOW")
+
+        if encoder is not None:
+            with receive("FEATURE") as byte:
+                m.d.comb += [features.features.valid.eq(1), features.features.payload.eq(byte)]
+                m.d.sync += features_left.eq(features_left - 1)
+                with m.If(features_left == 1):
+                    fsm.goto("WAIT")
+
+        with receive("EVENT_LOW") as byte:
+            m.d.sync += [low.eq(byte), low_at_least.eq(byte >= (inputs & 0xFF))]
+            fsm.goto("EVENT_HIGH")
+
+        with receive("EVENT_HIGH") as byte:
+            # Bit 15: end of timestep; bits 0..14: the spiking input. Out-of-range inputs
+            # are dropped (the core's memories have no entry for them) and reported.
+            eot = byte[7]
+            m.d.sync += [event.addr.eq(Cat(low, byte[:7])), event.eot.eq(eot)]
+            with m.If(~eot & (high_above | high_equal & low_at_least)):
+                m.d.sync += bad_input.eq(1)
+                fsm.goto("EVENT_LOW")
+            with m.Else():
+                fsm.goto("PUSH")
+
+        with fsm.state("PUSH"):
+            m.d.comb += event_valid.eq(1)
+            with m.If(self.events.ready):
+                with m.If(event.eot):
+                    m.d.sync += steps.eq(steps - 1)
+                with m.If(event.eot & last_step):
+                    fsm.goto("WAIT")
+                with m.Else():
+                    fsm.goto("EVENT_LOW")
+
+        with fsm.state("WAIT"):
+            with m.If(self.done & ~pending):
+                m.d.sync += [index.eq(0), best.eq(0), pred.eq(0)]
+                fsm.goto("ARGMAX")
+
+        with fsm.state("ARGMAX"):
+            with m.If(index != outputs):
                 m.d.comb += count_rd.addr.eq(index)
-                m.next = "LOAD_COUNT"
+                m.d.sync += [read.eq(1), read_index.eq(index), index.eq(index + 1)]
+            with m.Elif(~read & ~compare):
+                fsm.goto("RESULT")
 
-            with m.State("LOAD_COUNT"):
-                m.d.sync += [word.eq(count_rd.data), left.eq(2), index.eq(index + 1)]
-                m.next = "SEND_COUNT"
+        with fsm.state("RESULT"):
+            fill(Cat(Const(protocol.RESP_RESULT, 8), status), 2)
+            m.d.sync += [index.eq(0), self.pred.eq(pred)]
+            fsm.goto("SEND_HEAD")
 
-            send("SEND_COUNT", "NEXT_COUNT")
+        send("SEND_HEAD", "READ_COUNT")
 
-            with m.State("NEXT_COUNT"):
-                m.next = "READ_COUNT"
-                with m.If(index == outputs):
-                    m.next = "TAIL"
+        with fsm.state("READ_COUNT"):
+            m.d.comb += count_rd.addr.eq(index)
+            fsm.goto("LOAD_COUNT")
 
-            with m.State("TAIL"):
-                m.d.sync += [word.eq(Cat(pred, Const(0, 16 - len(pred)), self.cycles)),
-                             left.eq(6)]
-                m.next = "SEND_TAIL"
+        with fsm.state("LOAD_COUNT"):
+            fill(count_rd.data, 2)
+            m.d.sync += index.eq(index + 1)
+            fsm.goto("SEND_COUNT")
 
-            send("SEND_TAIL", "IDLE")
+        send("SEND_COUNT", "NEXT_COUNT")
 
-            with m.State("ABANDON"):
-                # Restart the core with no timesteps: it drops the sample and is done at once.
-                m.d.sync += [self.start.eq(1), self.timesteps.eq(0)]
-                m.next = "IDLE"
+        with fsm.state("NEXT_COUNT"):
+            with m.If(index == outputs):
+                fsm.goto("TAIL")
+            with m.Else():
+                fsm.goto("READ_COUNT")
+
+        with fsm.state("TAIL"):
+            fill(Cat(pred, Const(0, 16 - len(pred)), self.cycles), 6)
+            fsm.goto("SEND_TAIL")
+
+        send("SEND_TAIL", "IDLE")
+
+        with fsm.state("ABANDON"):
+            # Restart the core with no timesteps: it drops the sample and is done at once.
+            m.d.sync += [self.start.eq(1), self.timesteps.eq(0)]
+            fsm.goto("IDLE")
+
+        with m.If(Cat(sends).any() & self.tx.ready):
+            m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
+        with m.If(Cat(bit for bit, _, _ in fills).any()):
+            m.d.sync += [word.eq(_one_hot_select((bit, value) for bit, value, _ in fills)),
+                         left.eq(_one_hot_select((bit, size) for bit, _, size in fills))]
         return m
+
+
+def _one_hot_select(choices):
+    """The value of the choice whose bit is set (at most one is): an AND-OR, no priority."""
+    selected = Const(0)
+    for bit, value in choices:
+        selected = selected | Mux(bit, value, 0)
+    return selected

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
-from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..hw.core import Core
+from ..hw.core import Core, StreamRegister
 from ..plan import CorePlan
 from .bridge import Bridge
 from .config import Board, BoardError, Family, check_baud
@@ -82,6 +82,8 @@ class UARTTop(wiring.Component):
         wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
         if self.flash is None:
             wiring.connect(m, rx_fifo.r_stream, bridge.rx)  # the bridge registers the byte
+        # The bridge's streams leave through registers (no path from the state machine into its
+        # neighbours' handshakes).
         _register_stream(m, "tx_reg", bridge.tx, uart_tx.i)
         m.d.comb += [bridge.overrun.eq(uart_rx.overrun), bridge.framing.eq(uart_rx.framing)]
 
@@ -240,13 +242,7 @@ def check_resources(platform, board: Board) -> None:
 
 
 def _register_stream(m, name, source, sink):
-    """Connect ``source`` to ``sink`` through a one-entry register: no combinational path
-    between the bridge's state machine and its neighbours (valid and ready both come from the
-    register), at one transfer every other cycle, far above the UART's rate."""
-    full = Signal(name=f"{name}_full")
-    payload = Signal.like(source.payload, name=f"{name}_payload")
-    m.d.comb += [source.ready.eq(~full), sink.valid.eq(full), sink.payload.eq(payload)]
-    with m.If(~full & source.valid):
-        m.d.sync += [full.eq(1), payload.eq(source.payload)]
-    with m.If(full & sink.ready):
-        m.d.sync += full.eq(0)
+    """Connect ``source`` to ``sink`` through a :class:`~snnhw.hw.core.StreamRegister`."""
+    m.submodules[name] = register = StreamRegister(source.payload.shape())
+    wiring.connect(m, source, register.i)
+    wiring.connect(m, register.o, sink)

@@ -9,7 +9,37 @@ from .engine import EventLayout, LayerEngine, ProbeSignature
 from .recurrence import RecurrentLayer
 from .synapses import SynapseLoader
 
-__all__ = ["Core"]
+__all__ = ["Core", "StreamRegister"]
+
+
+class StreamRegister(wiring.Component):
+    """A stream through registers at full rate: ``o.valid`` and ``i.ready`` are flip-flops, so
+    no combinational path runs from the sink's ``ready`` to the source (a skid buffer: while
+    ``o`` is stalled, the one event ``i`` offered meanwhile waits in a second register). Costs
+    a cycle of latency.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal.like(self.i.payload)
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(self.o.valid & ~self.o.ready):
+            with m.If(self.i.valid & ~skid_valid):
+                m.d.sync += [skid_valid.eq(1), skid.eq(self.i.payload)]
+        with m.Elif(skid_valid):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
+        with m.Else():
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        return m
 
 
 class Core(wiring.Component):
@@ -87,8 +117,14 @@ class Core(wiring.Component):
             m.submodules[layer.name] = ResetInserter(self.start)(engine)
             wiring.connect(m, engine.probe, wiring.flipped(getattr(self, f"probe_{layer.name}")))
         wiring.connect(m, wiring.flipped(self.i), self.engines[0].i)
-        for upstream, downstream in zip(self.engines, self.engines[1:]):
-            wiring.connect(m, upstream.o, downstream.i)
+        # Between layers, a register: the downstream engine's `ready` (its fetch control) and
+        # the upstream queue's read logic are otherwise one long path between two engines.
+        for layer, upstream, downstream in zip(self.plan.layers[1:], self.engines,
+                                               self.engines[1:]):
+            link = StreamRegister(upstream.o.payload.shape())
+            m.submodules[f"{layer.name}_in"] = ResetInserter(self.start)(link)
+            wiring.connect(m, upstream.o, link.i)
+            wiring.connect(m, link.o, downstream.i)
         wiring.connect(m, self.engines[-1].o, wiring.flipped(self.o))
         if self.loader is not None:
             m.submodules.loader = loader = ResetInserter(self.load_begin)(self.loader)
