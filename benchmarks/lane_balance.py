@@ -60,10 +60,9 @@ def main():
     nets = [(load(EXAMPLE), np.load(EXAMPLE / "inputs.npy")[:args.samples]),
             (mnist, random_inputs(rng, mnist, args.samples, rate=0.1))]
     for path in args.network:
-        net = load(path)
-        inputs = np.load(Path(path) / "inputs.npy")[:args.samples] \
-            if (Path(path) / "inputs.npy").exists() else random_inputs(rng, net, args.samples)
-        nets.append((net, inputs))
+        stored = next(Path(path) / name for name in ("inputs.npy", "test_inputs.npy")
+                      if (Path(path) / name).exists())  # the example's or the test split
+        nets.append((load(path), np.load(stored)[:args.samples]))
     print("accumulation cycles per timestep (spike-weighted, golden model), per layer:")
     print(f"{'network':<26} {'layer':<6} {'P':>2} {'balance':>7} {'sweep':>6} {'ideal':>8} "
           f"{'lanes':>8} {'layout':>8} {'layout/ideal':>12}  layout kind")
