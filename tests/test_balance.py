@@ -7,8 +7,9 @@ import pytest
 
 from snnhw.golden import simulate
 from snnhw.network.format import Neuron, Reset
-from snnhw.plan import CorePlan
+from snnhw.plan import CorePlan, Layout, cycle_bounds
 from snnhw.plan.balance import balanceable, column_words, lane_order, permuted
+from snnhw.plan.cycles import sweep_overhead
 from snnhw.random_networks import random_inputs, random_network
 
 
@@ -82,3 +83,24 @@ def test_which_layers_are_reordered():
     kinds = SimpleNamespace(layers=[SimpleNamespace(kind=kind) for kind in
                                     ("dense", "recurrent", "conv2d", "conv2d", "dense", "dense")])
     assert [balanceable(kinds, n) for n in range(6)] == [True, False, False, False, True, False]
+
+
+def test_the_layout_bound_counts_the_words_balancing_saves():
+    """Every synapse of fc1 on its even neurons: at P = 2 in the network's order a spike costs
+    all of its column's synapses (one lane has them), balanced half of them, as the ideal bound
+    says; the output layer fc2 (dense, every neuron has each input) is balanced already."""
+    net = random_network(np.random.default_rng(0), 10, [8, 3], threshold=1)
+    net.layers[0].index[1::2] = -1
+    inputs = np.zeros((1, 3, 10), np.uint8)
+    inputs[0, 1, :5] = 1  # 5 spikes: 20 synapses, 4 a column
+    spikes = simulate(net, inputs).spikes
+    layouts = {"fc1": Layout.ADDRESSED}
+    balanced = CorePlan.build(net, 2, layouts=layouts)
+    unbalanced = CorePlan.build(net, 2, layouts=layouts, balance=False)
+    ideal = cycle_bounds(balanced, inputs, spikes)[0, 0]
+    np.testing.assert_array_equal(ideal, cycle_bounds(balanced, inputs, spikes, layout=True)[0, 0])
+    np.testing.assert_array_equal(ideal, cycle_bounds(unbalanced, inputs, spikes)[0, 0])
+    words = cycle_bounds(unbalanced, inputs, spikes, layout=True)[0, 0]
+    overhead = sweep_overhead(net.layers[0].neuron)
+    assert list(ideal) == [8 + overhead, 5 * 2 + overhead, 8 + overhead]  # sweep: 8 neurons
+    assert list(words) == [8 + overhead, 5 * 4 + overhead, 8 + overhead]
