@@ -72,9 +72,9 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
 
     The spiking inputs of a layer are the neurons that spiked into it at that timestep
     (``inputs`` for the first layer, then ``spikes[previous layer]``, e.g. from the golden
-    model, in network order); its active synapse events, their synapses. Returns int64 [layers, samples,
-    timesteps]; layers run concurrently, so a timestep's bound for the whole core is the maximum
-    over layers.
+    model, in network order); its active synapse events, their synapses. Returns int64
+    [layers, samples, timesteps]; layers run concurrently, so a timestep's bound for the whole
+    core is the maximum over layers.
     """
     per_layer = []
     pre = inputs.astype(np.int64)
