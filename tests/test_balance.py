@@ -104,3 +104,16 @@ def test_the_layout_bound_counts_the_words_balancing_saves():
     overhead = sweep_overhead(net.layers[0].neuron)
     assert list(ideal) == [8 + overhead, 5 * 2 + overhead, 8 + overhead]  # sweep: 8 neurons
     assert list(words) == [8 + overhead, 5 * 4 + overhead, 8 + overhead]
+
+
+@pytest.mark.parametrize("lanes", [2, 3, 8])
+@pytest.mark.parametrize("size", [1, 2, 5, 13])
+def test_any_shape_gets_a_permutation_with_fewer_words_or_none(size, lanes):
+    """Including fewer neurons than lanes (lanes left empty)."""
+    for seed in range(4):
+        net = random_network(np.random.default_rng(seed), 7, [size, 2], density=0.5)
+        order = lane_order(net.layers[0], lanes)
+        present = net.layers[0].index >= 0
+        if order is not None:
+            assert sorted(order) == list(range(size))
+            assert column_words(present[order], lanes) < column_words(present, lanes)

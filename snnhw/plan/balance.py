@@ -80,8 +80,10 @@ def _swap(present: np.ndarray, counts: np.ndarray, members: list[list[int]]) -> 
             for q in range(p + 1, lanes):
                 others = [r for r in range(lanes) if r not in (p, q)]
                 rest = counts[:, others].max(axis=1) if others else 0
+                if not members[q]:
+                    continue  # a lane without neurons (fewer neurons than lanes)
                 for a_at, a in enumerate(members[p]):
-                    b = np.array(members[q])
+                    b = np.array(members[q], dtype=np.int64)
                     change = present[b] - present[a]  # [candidates, fan_in]
                     before = np.maximum(rest, counts[:, [p, q]].max(axis=1)).sum()
                     after = np.maximum(rest, np.maximum(counts[:, p] + change,
