@@ -27,7 +27,8 @@ from snnhw.plan import CorePlan
 from snnhw.results import Result, check_inputs
 from snnhw.sim.verilator_build import build
 
-__all__ = ["BatchSimulator", "Timing", "pack_events", "unpack_records", "decode_captures"]
+__all__ = ["BatchSimulator", "Timing", "pack_events", "unpack_records", "decode_captures",
+           "in_network_order"]
 
 TB_MODULE = "snnhw.sim.harness_tb"
 CLOCK_NS = 10  #: clock period of the testbench
@@ -209,6 +210,7 @@ class BatchSimulator:
         raw = self.build.run(TB_MODULE, job, self.work_dir / log_name, waves_to=waves_to)
         result, out_spikes, errors = decode_captures(self.harness, self.net, raw, chunks,
                                                      timesteps, first_sample)
+        result = in_network_order(self.plan, result)
         seconds = raw["seconds"]
         self.timing = Timing(total=time.perf_counter() - started, load=float(seconds[0]),
                              run=float(seconds[1]), read=float(seconds[2]))
@@ -220,6 +222,15 @@ class BatchSimulator:
         work = sum(l.fan_in + l.synapse_count + l.size for l in self.net.layers)
         slowdown = 1.0 / max(0.05, (1 - gap) * (1 - backpressure))
         return int(1000 + 4 * slowdown * samples * timesteps * (work + self.net.input_size))
+
+
+def in_network_order(plan: CorePlan, result: Result) -> Result:
+    """``result`` of the core, its per-neuron arrays in the core's neuron order (the probes
+    report neurons by position), in network order (:meth:`CorePlan.in_network_order`)."""
+    def back(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: plan.in_network_order(name, values) for name, values in arrays.items()}
+    return Result(spikes=back(result.spikes), v_final=back(result.v_final),
+                  v_trace=back(result.v_trace), cycles=result.cycles)
 
 
 def decode_captures(harness: Harness, net: Network, raw: dict, chunks: list[tuple[int, int]],

@@ -21,7 +21,7 @@ from snnhw.errors import SnnhwError
 from snnhw.golden import simulate
 from snnhw.plan import TIMESTEP_BITS, CorePlan
 from snnhw.results import Result, check_inputs
-from snnhw.sim.harness_runner import BatchSimulator
+from snnhw.sim.harness_runner import BatchSimulator, in_network_order
 from snnhw.sim.verilator_build import build
 from snnhw.toolchain import ice40_spram_model
 
@@ -165,8 +165,9 @@ class Simulator:
         out = self.build.run(TB_MODULE, job, self.work_dir / log_name, waves_to=waves_to)
         spikes = {l.name: out[f"probe_spikes/{l.name}"] for l in self.net.layers}
         trace = {l.name: out[f"probe_v/{l.name}"] for l in self.net.layers}
-        result = Result(spikes=spikes, v_final={n: v[:, -1] for n, v in trace.items()},
-                        v_trace=trace, cycles=out["cycles"])
+        result = in_network_order(self.plan, Result(
+            spikes=spikes, v_final={n: v[:, -1] for n, v in trace.items()}, v_trace=trace,
+            cycles=out["cycles"]))
         return result, out["out_spikes"], [str(e) for e in out["errors"]]
 
     def _cycle_budget(self, inputs: np.ndarray, gap: float, backpressure: float) -> int:

@@ -89,7 +89,7 @@ def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> 
     layers = []
     for lp in plan.layers:
         layer, lay, bits = lp.layer, lp.synapses, lp.memory_bits
-        own = golden.spikes[lp.name].astype(np.int64)
+        own = plan.in_plan_order(lp.name, golden.spikes[lp.name]).astype(np.int64)
         pre = layer.connectivity.presynaptic(pre, own)  # a recurrent layer's own spikes too
         spikes_in = pre.sum(axis=(1, 2)).mean()
         synapse_events = (pre.sum(axis=1) @ layer.connectivity.fan_out()).mean()

@@ -109,6 +109,9 @@ def small_sim(request, small_net, tmp_path_factory):
     fc1, fc2 = SMALL_LAYOUTS[request.param]
     plan = CorePlan.build(small_net, request.param, layouts={"fc1": fc1, "fc2": fc2})
     assert [lp.synapses.kind for lp in plan.layers] == [fc1, fc2, Layout.IMPLICIT]
+    # Lane balancing holds the pruned layers' neurons in another order at P > 1: the probes'
+    # hidden spikes are mapped back to network order before the comparison.
+    assert [lp.order is not None for lp in plan.layers] == [request.param > 1] * 2 + [False]
     delta = next(lp.synapses for lp in plan.layers if lp.synapses.kind is Layout.DELTA)
     escape = (1 << delta.gap_bits) - 1
     assert ((delta.words & np.uint64(escape)) == escape).any(), "the test needs escapes"
@@ -148,6 +151,22 @@ def test_a_wrong_model_is_caught(small_net, small_sim):
     first = mismatches[0]
     assert first.layer == "fc1" and first.what in ("spike", "v")
     assert str(first).startswith(f"sample {first.sample}, timestep {first.timestep}, layer fc1")
+
+
+def test_a_wrong_neuron_order_is_caught(small_net, small_sim, monkeypatch):
+    """The hidden spikes are compared in network order: map them back by a wrong order (two
+    neurons of fc1 exchanged) and the comparison fails on fc1 alone."""
+    if small_sim.plan.lanes == 1:
+        pytest.skip("one lane: no reordering")
+    order = small_sim.plan.layers[0].order.copy()
+    order[[0, 1]] = order[[1, 0]]
+    wrong = replace(small_sim.plan, layers=(replace(small_sim.plan.layers[0], order=order),)
+                    + small_sim.plan.layers[1:])
+    monkeypatch.setattr(small_sim, "plan", wrong)
+    inputs = random_inputs(np.random.default_rng(4), small_net, samples=2, rate=0.4)
+    rtl, out_spikes, _ = small_sim.run(inputs)
+    mismatches = compare(simulate(small_net, inputs), rtl, out_spikes)
+    assert mismatches and {m.layer for m in mismatches} == {"fc1"}
 
 
 _decode_delta = engine._decode_delta

@@ -49,6 +49,8 @@ def test_report_has_every_section(tmp_path):
     assert numbers["layers"][0]["fp32_bits"] == 32 * 12 * 20
     bound = cycle_bounds(data.plan, data.rtl_inputs, data.golden.spikes).max(axis=0)
     assert numbers["cycles"]["bound_mean"] == bound.mean()
+    words = cycle_bounds(data.plan, data.rtl_inputs, data.golden.spikes, layout=True).max(axis=0)
+    assert numbers["cycles"]["layout_bound_mean"] == words.mean() >= bound.mean()
     # 5 timesteps of 40 cycles a sample, at the 12 MHz the bitstream runs at
     assert numbers["board"]["cycles_per_image"] == 200
     assert numbers["board"]["us_per_image"] == 200 / 12

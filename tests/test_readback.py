@@ -69,6 +69,9 @@ def test_images_read_back_to_the_network(compiled, density, lanes, layout):
     # two's complement codebook entry).
     assert (density < 1.0) == (net.layers[0].synapse_count < net.layers[0].index.size)
     assert any(c < 0 for layer in net.layers for c in layer.codebook)
+    # A pruned layer at P > 1 is held in a balanced neuron order, which read-back undoes.
+    ordered = json.loads((out / "report.json").read_text())["layers"][0]["neuron_order"]
+    assert (ordered is not None) == (lanes > 1 and 0 < density < 1)
     # So the read-back network computes exactly what the original does.
     inputs = random_inputs(np.random.default_rng(lanes), net, samples=4, rate=0.4)
     want, got = simulate(net, inputs), simulate(back, inputs)
@@ -136,3 +139,16 @@ def test_a_lost_codebook_sign_is_caught(compiled, tmp_path):
     path.write_text("".join(f"{c:01x}\n" for c in net.layers[0].codebook))
     with pytest.raises(ValueError, match="fc1.codebook.hex"):
         read_back(copy)
+
+
+def test_a_lost_neuron_order_is_caught(compiled, tmp_path):
+    """The memories hold fc1's neurons in the core's order: read back without it, fc1's rows
+    and fc2's columns are in the wrong places."""
+    net, out = compiled(0.3, 2)
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    report = json.loads((copy / "report.json").read_text())
+    assert report["layers"][0]["neuron_order"] is not None
+    report["layers"][0]["neuron_order"] = None
+    (copy / "report.json").write_text(json.dumps(report))
+    assert not _differs(net, out) and _differs(net, copy)

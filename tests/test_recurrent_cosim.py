@@ -61,7 +61,10 @@ def busy():
 
 @pytest.fixture(scope="module")
 def busy_sim(busy, tmp_path_factory):
-    return Simulator(CorePlan.build(busy[0], 2), tmp_path_factory.mktemp("busy"))
+    plan = CorePlan.build(busy[0], 2)
+    # Lane balancing reorders both recurrent fc1 (its rows and own columns) and fc2.
+    assert [lp.order is not None for lp in plan.layers] == [True, True, False]
+    return Simulator(plan, tmp_path_factory.mktemp("busy"))
 
 
 @pytest.mark.parametrize("gap,backpressure", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.8), (0.5, 0.8)])

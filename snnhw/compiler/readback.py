@@ -22,13 +22,18 @@ Synapse words hold ``lanes`` slots of ``slot_bits`` each, slot ``p`` at bits
   targeting neuron ``w * lanes + p``.
 
 Codebook entries are two's complement at ``weight_bits``.
+
+The memories hold each layer's neurons in the core's order: where a layer's report entry has a
+``neuron_order`` (lane balancing), position ``k`` holds network neuron ``neuron_order[k]``, in
+its rows, in the next layer's columns and in a recurrent layer's own columns; :func:`read_back`
+returns the matrices in network order.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,4 +170,28 @@ def read_back(out_dir: str | os.PathLike) -> list[LayerImage]:
     """
     out_dir = Path(out_dir)
     report = json.loads((out_dir / "report.json").read_text())
-    return [_read_layer(out_dir / "mem", report["lanes"], entry) for entry in report["layers"]]
+    images, previous = [], None
+    for entry in report["layers"]:
+        image = _read_layer(out_dir / "mem", report["lanes"], entry)
+        order = entry.get("neuron_order")
+        images.append(replace(image, index=_in_network_order(
+            image.index, order, previous, entry["kind"] == "recurrent")))
+        previous = order
+    return images
+
+
+def _in_network_order(index: np.ndarray, order: list[int] | None, previous: list[int] | None,
+                      recurrent: bool) -> np.ndarray:
+    """A layer's index matrix from the core's neuron order (its rows and own columns:
+    ``order``; its external columns: ``previous``, the previous layer's) to network order."""
+    result = index.copy()
+    external = index.shape[1] - (index.shape[0] if recurrent else 0)
+    if previous is not None:
+        result[:, previous] = index[:, :external]
+    if order is not None:
+        rows = result.copy()
+        result[order] = rows
+        if recurrent:
+            own = result[:, external:].copy()
+            result[:, external + np.asarray(order)] = own
+    return result

@@ -13,8 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 
+import numpy as np
+
 from ..errors import ParameterError
 from ..network.format import Layer, Network
+from .balance import balanceable, lane_order, permuted
 from .layout import Layout, SynapseLayout
 from .memory import STORED, MemoryKind, MemorySpec, Placement
 from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
@@ -92,13 +95,16 @@ def top_name(net: Network) -> str:
 class LayerPlan:
     """One layer engine: its synapse layout, widths and memories."""
 
-    layer: Layer
+    layer: Layer  #: the layer as the core holds it: its neurons in :attr:`order`
     lanes: int
     synapses: SynapseLayout
     placement: Placement  #: where the synapse memory lives
     acc_bits: int  #: signed accumulator width: no layer input can overflow it
     state_bits: int  #: bits the membrane memory stores per neuron (V or a level index)
     queue_depth: int
+    #: the network neuron at each position of the core (lane balancing, :mod:`.balance`), or
+    #: None: the network's own order
+    order: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -182,11 +188,13 @@ class CorePlan:
     @classmethod
     def build(cls, network: Network, lanes: int = 1, *, large: Iterable[str] = (),
               spram: bool = False, queue_depth: int = QUEUE_DEPTH,
-              layouts: Mapping[str, Layout] | None = None) -> "CorePlan":
+              layouts: Mapping[str, Layout] | None = None, balance: bool = True) -> "CorePlan":
         """Plan the core of ``network`` at ``lanes`` lanes; the layers named in ``large`` keep
         their synapses in large RAM (:attr:`Placement.LARGE`). Each layer's synapses take the
         layout that stores them in the fewest bits, or the one ``layouts`` names for it (tests
-        use this to exercise every layout)."""
+        use this to exercise every layout). With ``balance``, each hidden dense or recurrent
+        layer's neurons are reordered where that lowers its synapse words
+        (:func:`~snnhw.plan.balance.lane_order`)."""
         if not isinstance(network, Network):
             raise TypeError(f"Network must be a Network, not {network!r}")
         check_network(network)
@@ -195,12 +203,20 @@ class CorePlan:
             raise PlanError("queue_depth", f"expected an integer of at least 4, "
                                            f"got {queue_depth!r}")
         layouts = _check_layouts(network, layouts or {})
+        orders = {}
+        if balance:
+            for number, layer in enumerate(network.layers):
+                order = lane_order(layer, lanes) if balanceable(network, number) else None
+                if order is not None:
+                    orders[layer.name] = order
+        held = permuted(network, orders) if orders else network
         layers = tuple(
             LayerPlan(layer=layer, lanes=lanes,
                       synapses=SynapseLayout.build(layer, lanes, layouts.get(layer.name)),
                       placement=Placement.BLOCK, acc_bits=accumulator_bits(layer),
-                      state_bits=membrane_bits(layer.neuron), queue_depth=queue_depth)
-            for layer in network.layers)
+                      state_bits=membrane_bits(layer.neuron), queue_depth=queue_depth,
+                      order=orders.get(layer.name))
+            for layer in held.layers)
         plan = cls(network=network, lanes=lanes, layers=layers, spram=spram)
         return plan.with_placement({name: Placement.LARGE for name in large}) if large else plan
 
@@ -252,6 +268,28 @@ class CorePlan:
         """Bytes of :meth:`load_image`."""
         return sum(layer.synapses.total_words * layer.synapses.word_bytes
                    for layer in self.layers if layer.placement is Placement.LARGE)
+
+    def in_plan_order(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Layer ``name``'s per-neuron ``values`` (last axis, network order) in the order the
+        core holds its neurons."""
+        order = self._order(name)
+        return values if order is None else values[..., order]
+
+    def in_network_order(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Layer ``name``'s per-neuron ``values`` (last axis, the core's order) in network
+        order: the inverse of :meth:`in_plan_order`."""
+        order = self._order(name)
+        if order is None:
+            return values
+        result = np.empty_like(values)
+        result[..., order] = values
+        return result
+
+    def _order(self, name: str) -> np.ndarray | None:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer.order
+        raise KeyError(name)
 
     @property
     def memory_bits(self) -> dict[str, int]:

@@ -7,7 +7,7 @@ import numpy as np
 from ..network.format import ResetTiming
 
 __all__ = ["cycle_bounds", "spike_cycles", "lif_latency", "sweep_overhead", "BOUND_FORMULA",
-           "SERIAL_BOUND_FORMULA", "SWEEP_OVERHEAD"]
+           "SERIAL_BOUND_FORMULA", "LAYOUT_BOUND_FORMULA", "SWEEP_OVERHEAD"]
 
 
 def lif_latency(neuron) -> int:
@@ -40,6 +40,10 @@ BOUND_FORMULA = (f"max(sum over spiking inputs of max(1, ceil(synapses / P)), ne
                  f"{SWEEP_OVERHEAD} (+ 2 with a state codebook, + 1 to 3 for version-2 neuron "
                  f"features)")
 
+#: The bound with the synapse words the plan's layouts really take, as reports state it.
+LAYOUT_BOUND_FORMULA = ("the same with each spiking input's column words in its layer's layout "
+                        "(the busiest lane's synapses, + delta escapes) for ceil(synapses / P)")
+
 #: The bound of the earlier shape, which swept only after the accumulation (for comparison).
 SERIAL_BOUND_FORMULA = "ceil(active synapse events / P) + neurons"
 
@@ -52,7 +56,7 @@ def spike_cycles(layer, lanes: int) -> np.ndarray:
 
 
 def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
-                 serial: bool = False) -> np.ndarray:
+                 serial: bool = False, layout: bool = False) -> np.ndarray:
     """Per layer, sample and timestep: max(accumulation cycles, neurons) + overhead.
 
     A layer accumulates the events of timestep t+1 while it sweeps the neurons of timestep t (one
@@ -61,23 +65,29 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
     and at least one cycle (:func:`spike_cycles`): a timestep of inputs without synapses is not
     free. With ``serial``, the bound of the earlier shape that swept only after accumulating:
     ceil(active synapse events / P) + neurons (:data:`SERIAL_BOUND_FORMULA`).
+    With ``layout``, a spiking input costs the words its column really takes in the plan's
+    layout (at least one): the largest lane's share of its synapses, plus the delta layout's
+    escapes; the bound a core with this plan's synapse memories can reach
+    (:data:`LAYOUT_BOUND_FORMULA`), between the ideal bound and the measured cycles.
 
     The spiking inputs of a layer are the neurons that spiked into it at that timestep
     (``inputs`` for the first layer, then ``spikes[previous layer]``, e.g. from the golden
-    model); its active synapse events, their synapses. Returns int64 [layers, samples,
-    timesteps]; layers run concurrently, so a timestep's bound for the whole core is the maximum
-    over layers.
+    model, in network order); its active synapse events, their synapses. Returns int64
+    [layers, samples, timesteps]; layers run concurrently, so a timestep's bound for the whole
+    core is the maximum over layers.
     """
     per_layer = []
     pre = inputs.astype(np.int64)
     for layer_plan in plan.layers:
         layer = layer_plan.layer
-        own = spikes[layer.name][:len(inputs)].astype(np.int64)
+        own = plan.in_plan_order(layer.name, spikes[layer.name][:len(inputs)]).astype(np.int64)
         pre = layer.connectivity.presynaptic(pre, own)  # a recurrent layer's own spikes too
         if serial:
             per_layer.append(-(-(pre @ layer.connectivity.fan_out()) // plan.lanes) + layer.size)
         else:
-            accumulate = pre @ spike_cycles(layer, plan.lanes)
+            cost = np.maximum(1, layer_plan.synapses.col_words) if layout else \
+                spike_cycles(layer, plan.lanes)
+            accumulate = pre @ cost
             per_layer.append(np.maximum(accumulate, layer.size) + sweep_overhead(layer.neuron))
         pre = own
     return np.stack(per_layer)

@@ -1,10 +1,12 @@
 """How a layer's synapses are laid out in memory for P lanes (pure numpy, no HDL).
 
-Post-synaptic neuron ``j`` lives in lane (bank) ``j % P`` at bank address ``j // P``. The synapses
-of presynaptic neuron ``i`` (its column: what :meth:`Connectivity.synapses_of` answers) are packed
-into consecutive words of the synapse memory; each word has P slots and slot ``p`` holds a
-synapse whose target is in bank ``p``, so the P lanes of a word never touch the same accumulator
-bank and can add in parallel. Within a column, each lane's synapses come in ascending address.
+Post-synaptic neuron ``j`` lives in lane (bank) ``j % P`` at bank address ``j // P``, ``j``
+counting in the order the core holds the layer's neurons (:attr:`snnhw.plan.LayerPlan.order`:
+the plan may reorder a hidden layer's neurons to balance the lanes, :mod:`snnhw.plan.balance`).
+The synapses of presynaptic neuron ``i`` (its column: what :meth:`Connectivity.synapses_of`
+answers) are packed into consecutive words of the synapse memory; each word has P slots and
+slot ``p`` holds a synapse whose target is in bank ``p``, so the P lanes of a word never touch
+the same accumulator bank and can add in parallel. Within a column, each lane's synapses come in ascending address.
 
 A convolution (``kind: conv2d``) is laid out like the dense layer of its unrolled matrix
 (:meth:`~snnhw.network.connectivity.Conv2d.unrolled`): its columns come from the same

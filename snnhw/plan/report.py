@@ -31,6 +31,9 @@ class LayerReport:
     synapse_word_bits: int
     accumulator_bits: int
     memory_bits: dict[str, int]
+    #: the network neuron the core holds at each position (lane balancing), or None: network
+    #: order (:attr:`snnhw.plan.LayerPlan.order`); the memories are in the core's order
+    neuron_order: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def core_report(plan: CorePlan) -> CoreReport:
             layout=lp.synapses.kind.value, gap_bits=lp.synapses.gap_bits,
             placement=lp.placement.value,
             synapse_words=lp.synapses.total_words, synapse_word_bits=lp.synapses.word_bits,
-            accumulator_bits=lp.acc_bits, memory_bits=dict(lp.memory_bits)))
+            accumulator_bits=lp.acc_bits, memory_bits=dict(lp.memory_bits),
+            neuron_order=None if lp.order is None else [int(k) for k in lp.order]))
     net = plan.network
     return CoreReport(snnhw=__version__, network=net.name, top=plan.top, lanes=plan.lanes,
                       input_size=net.input_size, output_size=net.output_size, layers=layers,
