@@ -340,7 +340,7 @@ def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
     plan = CorePlan.build(net, 1, layouts={layer.name: Layout.ADDRESSED for layer in net.layers})
     assert any((lp.synapses.col_words == 0).any() for lp in plan.layers)
     for lp in plan.layers:
-        assert (spike_cycles(lp.layer, 1) == np.maximum(1, lp.synapses.col_words)).all()
+        assert (spike_cycles(lp) == np.maximum(1, lp.synapses.col_words)).all()
     assert SWEEP_OVERHEAD >= snnhw.formal.bound.ACCUMULATE_OVERHEAD
 
 
@@ -350,7 +350,7 @@ def test_cycle_model_without_a_cycle_per_spike_undercounts(tmp_path, monkeypatch
     # states max(ceil(2 / 1), 2) + 6 = 8 and the stated proof fails. cycles.py now charges
     # max(2 + 4 x 1, 2) + 6 = 12, which the previous test shows covers the engine.
     monkeypatch.setattr(snnhw.formal.bound, "spike_cycles",
-                        lambda layer, lanes: -(-layer.connectivity.fan_out() // lanes))
+                        lambda lp: -(-lp.layer.connectivity.fan_out() // lp.lanes))
     harness, depth = _bound(EMPTY_COLUMNS_PLAN(), model="stated")
     assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 
