@@ -12,8 +12,8 @@ ISSCC 2014, the table most SNN-accelerator papers use, e.g. Schaefer et al. 2023
 
 Operations per inference, per layer (these are snnhw's modelling choices, stated here):
 
-- per incoming spike event: one pointer-memory read (addressed and delta layouts); a recurrent
-  layer's own spikes of timestep t count as incoming events of t + 1;
+- per incoming spike event: one pointer-memory read (addressed, delta and kernel layouts); a
+  recurrent layer's own spikes of timestep t count as incoming events of t + 1;
 - per synapse word streamed: one synapse-memory read of the whole word (P slots);
 - per existing synapse reached by a spike: one codebook read, one accumulator read, one
   accumulate (add at the accumulator width) and one accumulator write;

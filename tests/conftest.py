@@ -13,9 +13,10 @@ compress:
 
 
 def assert_cosim_exact(net, lanes: int, gap: float, backpressure: float, seed: int, work, *,
-                       samples: int = 2, rates=(0.05, 0.3, 0.7)) -> None:
+                       samples: int = 2, rates=(0.05, 0.3, 0.7), layouts=None) -> None:
     """Co-simulate ``net`` at ``lanes`` under Verilator in ``work`` (random input gaps and output
-    back-pressure) and require every spike and membrane potential to equal the golden model's."""
+    back-pressure) and require every spike and membrane potential to equal the golden model's.
+    ``layouts`` forces synapse layouts (:meth:`snnhw.plan.CorePlan.build`)."""
     import numpy as np
 
     from snnhw.plan import CorePlan
@@ -24,7 +25,7 @@ def assert_cosim_exact(net, lanes: int, gap: float, backpressure: float, seed: i
 
     inputs = random_inputs(np.random.default_rng(seed), net, samples=samples,
                            rate=rates[seed % len(rates)])
-    report = cosim(CorePlan.build(net, lanes), inputs, work, gap=gap,
+    report = cosim(CorePlan.build(net, lanes, layouts=layouts), inputs, work, gap=gap,
                    backpressure=backpressure, seed=seed)
     assert report.errors == []
     assert report.mismatches == [], "\n".join(map(str, report.mismatches[:10]))

@@ -1,9 +1,10 @@
-"""Conv2d layers on today's core: planned, counted and compiled as their unrolled matrix.
+"""Conv2d layers in the plan: the kernel layout (each kept tap once, ``storage: kernel``), and
+the unrolled layouts (addressed, delta: each tap once per output position it reaches).
 
-The synapse memory of a convolution holds each kernel tap once per output position it reaches
-(``storage: unrolled``), laid out from the event walk :meth:`Conv2d.synapses_of`. So every figure
-of the plan (layout words, memory bits, cycle bounds, energy, fit) must equal the figures of the
-dense layer of its unrolled matrix, and the compiled images must read back to that matrix.
+In an unrolled layout every figure of the plan (layout words, memory bits, cycle bounds, energy,
+fit) must equal the figures of the dense layer of its unrolled matrix, and the compiled images
+must read back to that matrix. The kernel layout is decoded here as the engine decodes it (the
+layout's module notes), independently of its packing code, back to the unrolled matrix.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from snnhw.energy import energy_per_inference
 from snnhw.golden import simulate
 from snnhw.network import save
 from snnhw.plan import CorePlan, Layout, SynapseLayout, core_report
-from snnhw.plan.cycles import cycle_bounds
+from snnhw.plan import PlanError
+from snnhw.plan.cycles import cycle_bounds, sweep_overhead
 from snnhw.random_networks import random_inputs
 from test_conv import conv_network, conv_networks, shifted_tap
 
@@ -50,9 +52,9 @@ def plan_figures(plan, inputs):
 
 @settings(max_examples=25, deadline=None)
 @given(net=conv_networks(), lanes=st.sampled_from([1, 2, 3, 4]),
-       layout=st.sampled_from([None, Layout.ADDRESSED, Layout.DELTA]), seed=st.integers(0, 99))
-def test_a_conv_layer_is_planned_as_its_unrolled_matrix(net, lanes, layout, seed):
-    layouts = {"conv1": layout} if layout else None
+       layout=st.sampled_from([Layout.ADDRESSED, Layout.DELTA]), seed=st.integers(0, 99))
+def test_an_unrolled_conv_layer_is_planned_as_its_unrolled_matrix(net, lanes, layout, seed):
+    layouts = {"conv1": layout}
     inputs = random_inputs(np.random.default_rng(seed), net, samples=3, rate=0.4)
     # Without lane balancing, which may reorder the twin's dense layer but not a convolution.
     conv = CorePlan.build(net, lanes, layouts=layouts, balance=False)
@@ -71,9 +73,86 @@ def test_a_conv_layer_is_planned_as_its_unrolled_matrix(net, lanes, layout, seed
                 (conv.layers[0].synapses.packed_words(), conv.layers[0].synapses.packed_pointers())
 
 
+def decode_kernel_layout(lay, fan_in):
+    """The index matrix [size, fan_in] that the kernel layout's words and pointers give, read
+    as the engine reads them (layout module notes): per input, its column's words, each slot
+    checked against the event's masks, its target ``e + d`` mapped back to a neuron."""
+    start_bits, count_bits, n = lay.start_bits, lay.count_bits, lay.addr_bits
+    (kh, kw), index_bits = lay.kernel, lay.index_bits
+    ky_bits, kx_bits = (kh - 1).bit_length(), (kw - 1).bit_length()
+    words, lanes, group = lay.packed_words(), lay.lanes, lay.group
+    index = np.full((lay.size, fan_in), -1, np.int64)
+    for i, pointer in enumerate(lay.packed_pointers()):
+        start = pointer & ((1 << start_bits) - 1)
+        count = (pointer >> start_bits) & ((1 << count_bits) - 1)
+        event = pointer >> (start_bits + count_bits)
+        e, ymask, xmask = event & ((1 << n) - 1), (event >> n) & ((1 << kh) - 1), event >> (n + kh)
+        for word in words[start:start + count]:
+            for p in range(lanes):
+                slot = (word >> (p * lay.slot_bits)) & ((1 << lay.slot_bits) - 1)
+                k = (slot >> 1) & ((1 << index_bits) - 1)
+                d = (slot >> (1 + index_bits)) & ((1 << n) - 1)
+                ky = (slot >> (1 + index_bits + n)) & ((1 << ky_bits) - 1)
+                kx = slot >> (1 + index_bits + n + ky_bits)
+                assert kx < (1 << kx_bits)
+                if slot & 1 and ymask >> ky & 1 and xmask >> kx & 1:
+                    address = (e + d) % (1 << n)
+                    neuron = (address // group * lanes + p) * group + address % group
+                    assert index[neuron, i] == -1, "two taps onto one pair"
+                    index[neuron, i] = k
+    return index
+
+
+@settings(max_examples=30, deadline=None)
+@given(net=conv_networks(), lanes=st.sampled_from([1, 2, 3, 4]), seed=st.integers(0, 99))
+def test_the_kernel_layout_decodes_to_the_unrolled_matrix(net, lanes, seed):
+    plan = CorePlan.build(net, lanes, layouts={"conv1": Layout.KERNEL})
+    lay, layer = plan.layers[0].synapses, net.layers[0]
+    assert lay.kind is Layout.KERNEL and plan.layers[0].storage == "kernel"
+    # The plan picks it where it stores the fewest bits (a kernel over its whole input may not).
+    chosen = CorePlan.build(net, lanes).layers[0].synapses
+    assert (chosen.kind is Layout.KERNEL) == (chosen.stored_bits == lay.stored_bits)
+    unrolled = layer.connectivity.unrolled()
+    np.testing.assert_array_equal(decode_kernel_layout(lay, layer.fan_in), unrolled)
+    # Each kept tap once per output channel's lane; the neurons' places as the sweep walks them.
+    assert plan.layers[0].stored_synapses == layer.synapse_count
+    places = [lay.place(j) for j in range(layer.size)]
+    assert len(set(places)) == layer.size and all(a < lay.bank_depth for _, a in places)
+    # The decode can fail: a kernel with one tap moved decodes to another matrix.
+    if (layer.index >= 0).any():
+        moved = shifted_tap(net)
+        decoded = decode_kernel_layout(CorePlan.build(moved, lanes, layouts={
+            "conv1": Layout.KERNEL}).layers[0].synapses, layer.fan_in)
+        assert (decoded != unrolled).any() or \
+            (moved.layers[0].connectivity.unrolled() == unrolled).all()
+    # A spike costs its channel's column: every word, in the cycle model too.
+    channels = layer.conv.input_shape[0]
+    inputs = random_inputs(np.random.default_rng(seed), net, samples=2, rate=0.4)
+    spikes = simulate(net, inputs).spikes
+    per_input = np.maximum(1, lay.col_words)
+    assert (per_input.reshape(channels, -1) == per_input.reshape(channels, -1)[:, :1]).all()
+    accumulate = inputs.astype(np.int64) @ per_input
+    expected = np.maximum(accumulate, layer.size) + sweep_overhead(layer.neuron)
+    np.testing.assert_array_equal(cycle_bounds(plan, inputs, spikes)[0], expected)
+
+
+def test_the_kernel_layout_stores_fewer_bits_than_the_unrolled_matrix():
+    net = conv_network(np.random.default_rng(3), 2, 6, 6, 3, 3, 1, 1, density=1.0)
+    for lanes in (1, 2, 4):
+        plan = CorePlan.build(net, lanes)
+        unrolled = min(SynapseLayout.build(net.layers[0], lanes, kind).stored_bits
+                       for kind in (Layout.ADDRESSED, Layout.DELTA))
+        assert plan.layers[0].synapses.kind is Layout.KERNEL
+        assert plan.layers[0].synapses.stored_bits < unrolled
+    report = core_report(CorePlan.build(net, 1)).layers[0]
+    assert (report.synapses, report.storage, report.layout) == (3 * 2 * 3 * 3, "kernel", "kernel")
+    with pytest.raises(PlanError, match=r"layouts\.fc2.*kernel layout is a convolution's"):
+        CorePlan.build(net, 1, layouts={"fc2": Layout.KERNEL})
+
+
 def test_the_memory_counts_every_unrolled_synapse_not_the_kernel_once():
     net = conv_network(np.random.default_rng(3), 2, 6, 6, 3, 3, 1, 1, density=1.0)
-    layer, plan = net.layers[0], CorePlan.build(net, 1)
+    layer, plan = net.layers[0], CorePlan.build(net, 1, layouts={"conv1": Layout.ADDRESSED})
     kernel_taps, unrolled = layer.synapse_count, plan.layers[0].stored_synapses
     assert kernel_taps == 3 * 2 * 3 * 3
     # Padding 1, stride 1: a tap reaches every output pixel but those it would read off the edge.
@@ -112,12 +191,13 @@ def test_compiled_images_read_back_to_the_unrolled_matrix(tmp_path, lanes, layou
     np.testing.assert_array_equal(images[1].index, net.layers[1].index)
 
 
-def test_snnhw_compile_says_the_conv_layer_is_unrolled(tmp_path, capsys):
+def test_snnhw_compile_says_the_conv_layer_is_a_kernel(tmp_path, capsys):
     from snnhw.cli import main
 
     net = conv_network(np.random.default_rng(0), 1, 4, 4, 2, 3, 1, 0)
     save(net, tmp_path / "m")
     assert main(["compile", str(tmp_path / "m"), "-o", str(tmp_path / "out"), "--no-lint"]) == 0
     printed = capsys.readouterr().out
-    synapses = CorePlan.build(net, 1).layers[0].stored_synapses
-    assert f"conv1: 8x16, {synapses} synapses (" in printed and ", conv unrolled)" in printed
+    taps = CorePlan.build(net, 1).layers[0].stored_synapses
+    assert taps == net.layers[0].synapse_count
+    assert f"conv1: 8x16, {taps} synapses (kernel), " in printed

@@ -26,6 +26,7 @@ from snnhw.golden import simulate
 from snnhw.hw import LIFUnit
 from snnhw.hw.lif import state_shape
 from snnhw.network import Layer, Network, Neuron, Reset
+from snnhw.network.connectivity import ConvGeometry
 from snnhw.network.format import Fire, ResetTiming, Rounding
 from snnhw.plan import CorePlan, Layout
 from snnhw.plan.cycles import SWEEP_OVERHEAD, lif_latency, spike_cycles
@@ -279,7 +280,20 @@ def test_engine_proof_fails_with_an_accumulator_one_bit_narrow(case, tmp_path):
 EMPTY_COLUMNS_PLAN = lambda: CorePlan.build(_network(_layer(  # noqa: E731
     "l", [[3, None, None, None, None], [-2, None, None, None, None]], SUBTRACT)), 1)
 
+def _conv_kernel_plan():
+    """A 2x2 kernel over a 2x2 input into 3 output channels (taps pruned), in the kernel layout
+    at 2 lanes: each spike costs its channel's 3 words (lane 0 holds output channels 0 and 2),
+    though each input reaches its one output pixel through one tap and the others fall off."""
+    index = np.array([[[[0, -1], [-1, 1]]], [[[-1, 2], [-1, -1]]], [[[-1, -1], [1, -1]]]])
+    layer = Layer(name="l", index=index.astype(np.int32), codebook=(-2, 3, 1), weight_bits=3,
+                  neuron=SUBTRACT, kind="conv2d", conv=ConvGeometry((1, 2, 2)))
+    plan = CorePlan.build(_network(layer), 2, layouts={"l": Layout.KERNEL})
+    assert plan.layers[0].synapses.col_words.tolist() == [3, 3, 3, 3]
+    return plan
+
+
 BOUND_PLANS = {
+    "conv-kernel-2-lanes": _conv_kernel_plan,
     "2x2-dense-1-lane": lambda: CorePlan.build(_network(_layer("l", [[3, -2], [1, 4]],
                                                                SUBTRACT)), 1),
     "3x3-pruned-2-lanes": lambda: CorePlan.build(_network(_layer(
@@ -340,7 +354,7 @@ def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
     plan = CorePlan.build(net, 1, layouts={layer.name: Layout.ADDRESSED for layer in net.layers})
     assert any((lp.synapses.col_words == 0).any() for lp in plan.layers)
     for lp in plan.layers:
-        assert (spike_cycles(lp.layer, 1) == np.maximum(1, lp.synapses.col_words)).all()
+        assert (spike_cycles(lp) == np.maximum(1, lp.synapses.col_words)).all()
     assert SWEEP_OVERHEAD >= snnhw.formal.bound.ACCUMULATE_OVERHEAD
 
 
@@ -350,7 +364,7 @@ def test_cycle_model_without_a_cycle_per_spike_undercounts(tmp_path, monkeypatch
     # states max(ceil(2 / 1), 2) + 6 = 8 and the stated proof fails. cycles.py now charges
     # max(2 + 4 x 1, 2) + 6 = 12, which the previous test shows covers the engine.
     monkeypatch.setattr(snnhw.formal.bound, "spike_cycles",
-                        lambda layer, lanes: -(-layer.connectivity.fan_out() // lanes))
+                        lambda lp: -(-lp.layer.connectivity.fan_out() // lp.lanes))
     harness, depth = _bound(EMPTY_COLUMNS_PLAN(), model="stated")
     assert _failures(harness, tmp_path, Mode.BMC, depth) == {"done later than the bound"}
 

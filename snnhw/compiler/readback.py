@@ -94,6 +94,9 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
     bank_depth = -(-size // lanes)
     index_bits = bits_for(entries)
     layout, gap_bits = entry["layout"], entry["gap_bits"]
+    if layout == "kernel":
+        raise ValueError(f"layer {name}: the kernel layout is not read back (its targets come "
+                         f"from the convolution's geometry, which report.json does not hold)")
     if layout not in ("implicit", "addressed", "delta"):
         raise ValueError(f"layer {name}: unknown layout {layout!r}")
     slot_bits = {"implicit": max(1, index_bits), "delta": gap_bits + index_bits,

@@ -71,10 +71,10 @@ class CycleBound(wiring.Component):
     def _model(self):
         """Per presynaptic neuron, what its spike adds to a timestep's work; the divisor of the
         work; the overhead of the accumulation side."""
-        layer, lanes = self.plan.layers[0], self.plan.lanes
+        layer = self.plan.layers[0]
         if self.model == "stated":
             # cycles.py: per spike max(1, ceil(synapses / P)), same overhead as the sweep.
-            return ([int(n) for n in spike_cycles(layer.layer, lanes)], 1,
+            return ([int(n) for n in spike_cycles(layer)], 1,
                     sweep_overhead(layer.layer.neuron))
         # What the engine does: one cycle per synapse word of the column (at least one per
         # event), then the end-of-timestep event and four cycles of drain and handoff.

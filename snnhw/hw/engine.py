@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import SnnhwError
 from ..plan import LayerPlan, Layout, Placement
+from ..plan.widths import bits_for
 from .lif import LIFUnit, state_shape, zero_state
 from .synapses import SynapseStore, WriteSignature
 
@@ -161,7 +162,7 @@ class LayerEngine(wiring.Component):
             m.d.comb += [
                 ptr_rd.addr.eq(self.i.payload.addr),
                 col_start.eq(ptr_rd.data[:lay.start_bits]),
-                col_count.eq(ptr_rd.data[lay.start_bits:]),
+                col_count.eq(ptr_rd.data[lay.start_bits:lay.start_bits + lay.count_bits]),
             ]
         else:
             implicit_start = Signal(lay.start_bits)
@@ -191,6 +192,13 @@ class LayerEngine(wiring.Component):
                 last_word.eq(_at_most_one(words_left)),
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
+        # Kernel layout: the event's fields (pointer bits after start and count) travel with
+        # each word of its column to the slot decode in S1.
+        event = Signal(lay.event_bits)
+        issue_event = Signal(lay.event_bits)
+        if lay.event_bits:
+            m.d.comb += issue_event.eq(Mux(col_pending, ptr_rd.data[lay.start_bits +
+                                                                   lay.count_bits:], event))
 
         # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
         # (codebook + accumulator reads), S3 (add, write) --------------------------------------
@@ -202,8 +210,10 @@ class LayerEngine(wiring.Component):
         s0_valid, s1_valid = Signal(), Signal()
         s0_offset, s1_offset = Signal.like(offset), Signal.like(offset)
         s0_word = Signal.like(synapses.data)
+        s0_event, s1_event = Signal.like(event), Signal.like(event)
         m.d.sync += [s0_word.eq(synapses.data), s1_valid.eq(s0_valid),
-                     s0_offset.eq(issue_offset), s1_offset.eq(s0_offset)]
+                     s0_offset.eq(issue_offset), s1_offset.eq(s0_offset),
+                     s0_event.eq(issue_event), s1_event.eq(s0_event)]
         lane_depth = [len(range(p, size, lanes)) for p in range(lanes)]
         slot_valid = Signal(lanes)
         slot_addr = [Signal(range(depth), name=f"slot_addr{p}") for p in range(lanes)]
@@ -216,6 +226,9 @@ class LayerEngine(wiring.Component):
                     m.d.comb += slot_index[p].eq(slot[1:1 + lay.index_bits])
                 if lay.addr_bits:
                     m.d.comb += slot_addr[p].eq(slot[1 + lay.index_bits:])
+            elif lay.kind is Layout.KERNEL:
+                _decode_kernel(m, slot, s1_event, lay, valid=s1_valid, slot_valid=slot_valid[p],
+                               slot_addr=slot_addr[p], slot_index=slot_index[p])
             elif lay.kind is Layout.DELTA:
                 _decode_delta(m, slot, lay.gap_bits, first=s1_offset == 0, valid=s1_valid,
                               slot_valid=slot_valid[p], slot_addr=slot_addr[p],
@@ -251,6 +264,12 @@ class LayerEngine(wiring.Component):
         sweep_lane = Signal(range(max(2, lanes)))
         sweep_addr = Signal(range(depth))
         sweep_neuron = Signal(range(size + 1))
+        # Neuron j in lane j // group % P (:meth:`~snnhw.plan.SynapseLayout.place`): the sweep
+        # walks a lane's run of ``group`` neurons, then the next lane's from the run's first
+        # address (``sweep_base``), and after the last lane the next runs; group 1 is j % P.
+        group = lay.group
+        sweep_pos = Signal(range(group))  # position in the run
+        sweep_base = Signal.like(sweep_addr) if group > 1 else sweep_addr
 
         def stage(name):
             return {"valid": Signal(name=f"{name}_valid"),
@@ -350,10 +369,16 @@ class LayerEngine(wiring.Component):
                     t1["neuron"].eq(sweep_neuron), sweep_neuron.eq(sweep_neuron + 1),
                     swept.eq(sweep_neuron == size - 1),
                 ]
-                with m.If(sweep_lane == lanes - 1):
-                    m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(sweep_addr + 1)]
+                with m.If(sweep_pos == group - 1):
+                    m.d.sync += sweep_pos.eq(0)
+                    with m.If(sweep_lane == lanes - 1):
+                        m.d.sync += [sweep_lane.eq(0), sweep_addr.eq(sweep_addr + 1)]
+                        if group > 1:
+                            m.d.sync += sweep_base.eq(sweep_addr + 1)
+                    with m.Else():
+                        m.d.sync += [sweep_lane.eq(sweep_lane + 1), sweep_addr.eq(sweep_base)]
                 with m.Else():
-                    m.d.sync += sweep_lane.eq(sweep_lane + 1)
+                    m.d.sync += [sweep_pos.eq(sweep_pos + 1), sweep_addr.eq(sweep_addr + 1)]
             with m.Elif(empty):
                 # F of the last neuron has pushed (and cleared its accumulator): close the
                 # timestep. A handoff in this same cycle starts the next sweep at once.
@@ -379,6 +404,7 @@ class LayerEngine(wiring.Component):
                 m.d.comb += self.i.ready.eq(last_word)
                 m.d.sync += [
                     s0_valid.eq(issue),
+                    event.eq(issue_event),
                     word.eq(issue_addr + 1),
                     words_left.eq(left_after),
                     offset.eq(issue_offset + 1),
@@ -401,7 +427,10 @@ class LayerEngine(wiring.Component):
                     m.d.sync += [
                         acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
+                        sweep_pos.eq(0),
                     ]
+                    if group > 1:
+                        m.d.sync += sweep_base.eq(0)
                     m.next = "ACCUMULATE"
         return m
 
@@ -421,6 +450,28 @@ def _decode_delta(m, slot, gap_bits, *, first, valid, slot_valid, slot_addr, slo
         m.d.comb += slot_index.eq(index)
     with m.If(valid):
         m.d.sync += running.eq(slot_addr)
+
+
+def _decode_kernel(m, slot, event, lay, *, valid, slot_valid, slot_addr, slot_index):
+    """One lane's kernel slot (:mod:`snnhw.plan.layout`) against the event's fields: valid where
+    the slot holds a tap and the event's row and column masks have the tap's ky and kx, at bank
+    address ``e + d`` (one adder, modulo the address field)."""
+    index_bits, addr_bits, (kh, kw) = lay.index_bits, lay.addr_bits, lay.kernel
+    d = slot[1 + index_bits:1 + index_bits + addr_bits]
+    ky = slot[1 + index_bits + addr_bits:1 + index_bits + addr_bits + bits_for(kh)]
+    kx = slot[1 + index_bits + addr_bits + bits_for(kh):]
+    e, ymask, xmask = event[:addr_bits], event[addr_bits:addr_bits + kh], event[addr_bits + kh:]
+    m.d.comb += [
+        slot_valid.eq(valid & slot[0] & _bit(ymask, ky) & _bit(xmask, kx)),
+        slot_addr.eq((e + d)[:addr_bits]),
+    ]
+    if index_bits:
+        m.d.comb += slot_index.eq(slot[1:1 + index_bits])
+
+
+def _bit(mask, select):
+    """Bit ``select`` of ``mask`` (bit 0 for a 0-bit select)."""
+    return mask.bit_select(select, 1) if len(select) else mask[0]
 
 
 def _at_most_one(count):

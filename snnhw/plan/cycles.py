@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..network.format import ResetTiming
+from .layout import Layout
 
 __all__ = ["cycle_bounds", "spike_cycles", "lif_latency", "sweep_overhead", "BOUND_FORMULA",
            "SERIAL_BOUND_FORMULA", "LAYOUT_BOUND_FORMULA", "SWEEP_OVERHEAD"]
@@ -38,7 +39,8 @@ SWEEP_OVERHEAD = 6
 #: reports state it.
 BOUND_FORMULA = (f"max(sum over spiking inputs of max(1, ceil(synapses / P)), neurons) + "
                  f"{SWEEP_OVERHEAD} (+ 2 with a state codebook, + 1 to 3 for version-2 neuron "
-                 f"features)")
+                 f"features; a conv layer in the kernel layout: each spiking input costs the "
+                 f"words of its channel's kernel column, at least 1)")
 
 #: The bound with the synapse words the plan's layouts really take, as reports state it.
 LAYOUT_BOUND_FORMULA = ("the same with each spiking input's column words in its layer's layout "
@@ -48,11 +50,16 @@ LAYOUT_BOUND_FORMULA = ("the same with each spiking input's column words in its 
 SERIAL_BOUND_FORMULA = "ceil(active synapse events / P) + neurons"
 
 
-def spike_cycles(layer, lanes: int) -> np.ndarray:
+def spike_cycles(layer_plan) -> np.ndarray:
     """Accumulation cycles a spike of each presynaptic neuron costs at least, int64 [fan_in]: its
     synapses P a cycle, and one cycle even when it has none (the engine reads a column a cycle
-    at a time, and an empty column still takes its cycle)."""
-    return np.maximum(1, -(-layer.connectivity.fan_out() // lanes))
+    at a time, and an empty column still takes its cycle). In the kernel layout, exactly the
+    words of the input channel's column: every kept tap is read, also those that fall off the
+    output's edge or between the stride's steps for this input."""
+    synapses = layer_plan.synapses
+    if synapses.kind is Layout.KERNEL:
+        return np.maximum(1, synapses.col_words)
+    return np.maximum(1, -(-layer_plan.layer.connectivity.fan_out() // layer_plan.lanes))
 
 
 def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
@@ -86,7 +93,7 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
             per_layer.append(-(-(pre @ layer.connectivity.fan_out()) // plan.lanes) + layer.size)
         else:
             cost = np.maximum(1, layer_plan.synapses.col_words) if layout else \
-                spike_cycles(layer, plan.lanes)
+                spike_cycles(layer_plan)
             accumulate = pre @ cost
             per_layer.append(np.maximum(accumulate, layer.size) + sweep_overhead(layer.neuron))
         pre = own

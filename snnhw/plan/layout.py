@@ -2,18 +2,15 @@
 
 Post-synaptic neuron ``j`` lives in lane (bank) ``j % P`` at bank address ``j // P``, ``j``
 counting in the order the core holds the layer's neurons (:attr:`snnhw.plan.LayerPlan.order`:
-the plan may reorder a hidden layer's neurons to balance the lanes, :mod:`snnhw.plan.balance`).
-The synapses of presynaptic neuron ``i`` (its column: what :meth:`Connectivity.synapses_of`
-answers) are packed into consecutive words of the synapse memory; each word has P slots and
-slot ``p`` holds a synapse whose target is in bank ``p``, so the P lanes of a word never touch
-the same accumulator bank and can add in parallel. Within a column, each lane's synapses come in ascending address.
+the plan may reorder a hidden layer's neurons to balance the lanes, :mod:`snnhw.plan.balance`);
+the kernel layout below places runs of neurons instead (:meth:`SynapseLayout.place`). The
+synapses of presynaptic neuron ``i`` (its column: what :meth:`Connectivity.synapses_of` answers)
+are packed into consecutive words of the synapse memory; each word has P slots and slot ``p``
+holds a synapse whose target is in bank ``p``, so the P lanes of a word never touch the same
+accumulator bank and can add in parallel. Within a column, each lane's synapses come in
+ascending address.
 
-A convolution (``kind: conv2d``) is laid out like the dense layer of its unrolled matrix
-(:meth:`~snnhw.network.connectivity.Conv2d.unrolled`): its columns come from the same
-:meth:`synapses_of` walk over the kernel taps, so each tap is stored once per output position
-it reaches, not once per kernel (the hardware does not yet generate targets from the kernel).
-
-Three layouts; the plan picks, per layer, the one that stores the fewest bits (synapse words plus
+Four layouts; the plan picks, per layer, the one that stores the fewest bits (synapse words plus
 column pointers):
 
 - **implicit** (nothing pruned): every column has exactly ``ceil(size / P)`` words and word ``w``
@@ -28,6 +25,19 @@ column pointers):
   ``(index + 1) * 2**gap_bits - 1`` (a gap too large for the field; also the padding of a lane
   shorter than the column). In both cases ``a`` becomes ``a + {index if escape else 0, gap} +
   (not escape)``, one adder. Column pointers as in the addressed layout.
+- **kernel** (``kind: conv2d`` only): the kernel is stored once and the hardware generates each
+  tap's target. Output neuron ``j = oc*H'*W' + pos`` lives in lane ``oc % P`` at bank address
+  ``(oc // P)*H'*W' + pos`` (runs of ``group = H'*W'`` neurons per lane), so one output channel's
+  taps all add in one lane. Input channel ``c`` has one column; slot ``p`` of its words holds
+  one kept tap (oc, ky, kx) with ``oc % P == p``: ``valid | index << 1 | d << (1 + index_bits)
+  | ky << .. | kx << ..``, ``d = ((oc // P)*H'*W' - (ky // s)*W' - kx // s) mod 2**addr_bits``.
+  The pointer of input ``i = (c, y, x)`` is its channel's column (``start | count``) followed by
+  the event's fields ``e | ymask << addr_bits | xmask << (addr_bits + K_h)``: ``e = ((y + pad)
+  // s * W' + (x + pad) // s) mod 2**addr_bits``, and bit ``ky`` of ``ymask`` says whether row
+  ``ky`` reaches an output row (``y + pad - ky`` a multiple of ``s`` in ``0 .. s*(H' - 1)``;
+  ``xmask`` alike). A tap adds where both its mask bits are set, at bank address ``e + d`` (mod
+  ``2**addr_bits``: ``oy = (y + pad) // s - ky // s`` when the tap reaches row oy). A spike
+  costs every word of its channel's column, taps off the edge included.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ class Layout(Enum):
     IMPLICIT = "implicit"  #: every synapse, the target implied by the slot's position
     ADDRESSED = "addressed"  #: only existing synapses, each with its target's bank address
     DELTA = "delta"  #: only existing synapses, each with the gap from the lane's previous one
+    KERNEL = "kernel"  #: a convolution's kept kernel taps, once; targets made by the hardware
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,12 +72,20 @@ class SynapseLayout:
     kind: Layout
     bank_depth: int  #: accumulator/membrane words per lane
     index_bits: int  #: codebook index width
-    addr_bits: int  #: bank address width stored in a slot (addressed layout, else 0)
+    #: bank address width stored in a slot (addressed layout; kernel layout: of ``d`` and ``e``;
+    #: else 0)
+    addr_bits: int
     gap_bits: int  #: gap width stored in a slot (delta layout, else 0)
     slot_bits: int  #: bits per slot
     words: np.ndarray  #: uint64-per-slot synapse words, shape [total_words, lanes]
     col_start: np.ndarray  #: [fan_in] first word of each column
     col_words: np.ndarray  #: [fan_in] word count of each column
+    #: neurons per lane run: neuron ``j`` in lane ``j // group % P`` at bank address
+    #: ``j // (group * P) * group + j % group`` (kernel layout: H'*W', else 1)
+    group: int = 1
+    kernel: tuple[int, int] = (1, 1)  #: kernel layout: (K_h, K_w), else (1, 1)
+    #: [fan_in] the event fields of each input's pointer (kernel layout: e | ymask | xmask)
+    col_event: np.ndarray | None = None
 
     @classmethod
     def build(cls, layer: Layer, lanes: int, kind: Layout | None = None) -> "SynapseLayout":
@@ -75,8 +94,9 @@ class SynapseLayout:
         if kind is None:
             return min(cls.options(layer, lanes), key=lambda lay: lay.stored_bits)
         if not cls.allows(layer, kind):
-            raise ValueError(f"layer {layer.name} lacks synapses (pruned, or a convolution's): "
-                             f"the {kind.value} layout stores every synapse")
+            raise ValueError(cls.refusal(layer, kind))
+        if kind is Layout.KERNEL:
+            return _kernel_layout(cls, layer, lanes)
         size, fan_in = layer.size, layer.fan_in
         bank_depth = -(-size // lanes)
         index_bits = bits_for(len(layer.codebook))
@@ -116,9 +136,20 @@ class SynapseLayout:
     @staticmethod
     def allows(layer: Layer, kind: Layout) -> bool:
         """Whether ``layer`` can be laid out in ``kind`` (implicit: only when every (post, pre)
-        pair has a synapse, so never for a convolution that does not see its whole input)."""
+        pair has a synapse, so never for a convolution that does not see its whole input;
+        kernel: only a convolution)."""
+        if kind is Layout.KERNEL:
+            return layer.kind == "conv2d"
         return kind is not Layout.IMPLICIT or \
             int(layer.connectivity.fan_out().sum()) == layer.size * layer.fan_in
+
+    @staticmethod
+    def refusal(layer: Layer, kind: Layout) -> str:
+        """Why ``layer`` cannot take layout ``kind`` (:meth:`allows`)."""
+        if kind is Layout.KERNEL:
+            return f"the kernel layout is a convolution's, but {layer.name} is {layer.kind}"
+        return (f"the {kind.value} layout stores every synapse, but {layer.name} lacks some "
+                f"(pruned, or a convolution's)")
 
     @classmethod
     def options(cls, layer: Layer, lanes: int) -> list["SynapseLayout"]:
@@ -129,6 +160,11 @@ class SynapseLayout:
     def has_pointers(self) -> bool:
         """Columns of varying length, found through the pointer memory (all but implicit)."""
         return self.kind is not Layout.IMPLICIT
+
+    def place(self, neuron: int) -> tuple[int, int]:
+        """The (lane, bank address) of a post-synaptic neuron (:attr:`group`)."""
+        run, within = divmod(neuron, self.group)
+        return run % self.lanes, run // self.lanes * self.group + within
 
     @property
     def total_words(self) -> int:
@@ -147,9 +183,14 @@ class SynapseLayout:
         return max(1, bits_for(int(self.col_words.max(initial=0)) + 1))
 
     @property
+    def event_bits(self) -> int:
+        """Width of a pointer's event fields (kernel layout: ``e | ymask | xmask``, else 0)."""
+        return self.addr_bits + sum(self.kernel) if self.kind is Layout.KERNEL else 0
+
+    @property
     def pointer_bits(self) -> int:
-        """Width of a column pointer (``start | count << start_bits``)."""
-        return self.start_bits + self.count_bits
+        """Width of a column pointer (``start | count << start_bits``, then the event fields)."""
+        return self.start_bits + self.count_bits + self.event_bits
 
     @property
     def word_bytes(self) -> int:
@@ -168,14 +209,62 @@ class SynapseLayout:
                 for row in self.words]
 
     def packed_pointers(self) -> list[int]:
-        """Pointer memory contents (addressed and delta layouts): ``start | count <<
-        start_bits``."""
-        return [int(s) | (int(c) << self.start_bits)
-                for s, c in zip(self.col_start, self.col_words)]
+        """Pointer memory contents (all but implicit): ``start | count << start_bits``, then
+        the event fields (kernel layout)."""
+        events = self.col_event if self.col_event is not None else np.zeros(self.fan_in, int)
+        return [int(s) | (int(c) << self.start_bits) | (int(e) << (self.start_bits +
+                                                                  self.count_bits))
+                for s, c, e in zip(self.col_start, self.col_words, events)]
 
     def image(self) -> bytes:
         """The synapse words as loaded at run time: each little-endian in whole bytes."""
         return b"".join(word.to_bytes(self.word_bytes, "little") for word in self.packed_words())
+
+
+def _kernel_layout(cls, layer: Layer, lanes: int) -> SynapseLayout:
+    """A convolution in the kernel layout (module notes)."""
+    conv = layer.connectivity
+    channels, height, width = conv.geometry.input_shape
+    outs, out_h, out_w = conv.output_shape
+    (kh, kw), stride, pad = conv.kernel, conv.geometry.stride, conv.geometry.padding
+    group = out_h * out_w
+    bank_depth = -(-outs // lanes) * group
+    index_bits, addr_bits = bits_for(len(layer.codebook)), bits_for(bank_depth)
+    ky_bits, kx_bits = bits_for(kh), bits_for(kw)
+    modulus = 1 << addr_bits
+
+    columns = []
+    for c in range(channels):
+        per_lane = [[] for _ in range(lanes)]
+        for oc, ky, kx in zip(*np.nonzero(conv.index[:, c] >= 0)):  # (oc, ky, kx) ascending
+            d = (oc // lanes * group - ky // stride * out_w - kx // stride) % modulus
+            per_lane[oc % lanes].append(
+                1 | (int(conv.index[oc, c, ky, kx]) << 1) | (int(d) << (1 + index_bits)) |
+                (int(ky) << (1 + index_bits + addr_bits)) |
+                (int(kx) << (1 + index_bits + addr_bits + ky_bits)))
+        column = np.zeros((max(map(len, per_lane)), lanes), dtype=np.uint64)
+        for p, slots in enumerate(per_lane):
+            column[:len(slots), p] = slots
+        columns.append(column)
+    channel_words = np.array([len(column) for column in columns], dtype=np.int64)
+    channel_start = np.concatenate([[0], np.cumsum(channel_words)[:-1]]).astype(np.int64)
+
+    def reaches(at: int, taps: int, outputs: int) -> int:
+        """Mask of the kernel rows (columns) by which input row (column) ``at`` reaches an
+        output row (column)."""
+        return sum(1 << k for k in range(taps) if at + pad - k >= 0 and
+                   (at + pad - k) % stride == 0 and (at + pad - k) // stride < outputs)
+
+    c, y, x = np.unravel_index(np.arange(layer.fan_in), (channels, height, width))
+    col_event = np.array([
+        ((yy + pad) // stride * out_w + (xx + pad) // stride) % modulus |
+        reaches(yy, kh, out_h) << addr_bits | reaches(xx, kw, out_w) << (addr_bits + kh)
+        for yy, xx in zip(y.tolist(), x.tolist())], dtype=np.int64)
+    return cls(lanes=lanes, size=layer.size, fan_in=layer.fan_in, kind=Layout.KERNEL,
+               bank_depth=bank_depth, index_bits=index_bits, addr_bits=addr_bits, gap_bits=0,
+               slot_bits=1 + index_bits + addr_bits + ky_bits + kx_bits,
+               words=np.concatenate(columns), col_start=channel_start[c],
+               col_words=channel_words[c], group=group, kernel=(kh, kw), col_event=col_event)
 
 
 def _lanes_of(layer: Layer, column: int, lanes: int) -> list[tuple[list[int], list[int]]]:

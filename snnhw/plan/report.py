@@ -17,14 +17,15 @@ class LayerReport:
     kind: str  #: the layer's connectivity: dense, recurrent or conv2d
     size: int
     fan_in: int  #: pre-synaptic columns; a recurrent layer's include its own neurons
-    synapses: int  #: synapses stored (not pruned; a convolution's unrolled)
-    storage: str  #: "matrix" or "unrolled" (conv2d) (:attr:`snnhw.plan.LayerPlan.storage`)
+    synapses: int  #: synapses stored (not pruned; a convolution's kept taps, or unrolled ones)
+    #: "matrix", "kernel" or "unrolled" (conv2d) (:attr:`snnhw.plan.LayerPlan.storage`)
+    storage: str
     sparsity: float  #: :attr:`snnhw.network.Layer.sparsity`
     codebook_entries: int
     weight_bits: int
     v_bits: int
     state_bits: int  #: bits stored per neuron: V, or a state-level index
-    layout: str  #: "implicit", "addressed" or "delta" (:class:`snnhw.plan.Layout`)
+    layout: str  #: "implicit", "addressed", "delta" or "kernel" (:class:`snnhw.plan.Layout`)
     gap_bits: int  #: the delta layout's gap width (0 in the others)
     placement: str  #: "block" or "large"
     synapse_words: int
