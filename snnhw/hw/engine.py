@@ -194,8 +194,9 @@ class LayerEngine(wiring.Component):
         m.d.comb += synapses.addr.eq(issue_addr)
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
         # each word of its column to the slot decode in S1.
-        event = Signal(lay.event_bits)
-        issue_event = Signal(lay.event_bits)
+        # At least one bit: a zero-width signal is written as a [-1:0] vector, which lint refuses.
+        event = Signal(max(1, lay.event_bits))
+        issue_event = Signal(max(1, lay.event_bits))
         if lay.event_bits:
             m.d.comb += issue_event.eq(Mux(col_pending, ptr_rd.data[lay.start_bits +
                                                                    lay.count_bits:], event))
@@ -268,7 +269,7 @@ class LayerEngine(wiring.Component):
         # walks a lane's run of ``group`` neurons, then the next lane's from the run's first
         # address (``sweep_base``), and after the last lane the next runs; group 1 is j % P.
         group = lay.group
-        sweep_pos = Signal(range(group))  # position in the run
+        sweep_pos = Signal(range(max(2, group)))  # position in the run
         sweep_base = Signal.like(sweep_addr) if group > 1 else sweep_addr
 
         def stage(name):
