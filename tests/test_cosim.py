@@ -156,9 +156,8 @@ def test_a_wrong_model_is_caught(small_net, small_sim):
 def test_a_wrong_neuron_order_is_caught(small_net, small_sim, monkeypatch):
     """The hidden spikes are compared in network order: map them back by a wrong order (two
     neurons of fc1 exchanged) and the comparison fails on fc1 alone."""
-    if small_sim.plan.lanes == 1:
-        pytest.skip("one lane: no reordering")
-    order = small_sim.plan.layers[0].order.copy()
+    held = small_sim.plan.layers[0]  # one lane: no reordering, the network's own order
+    order = np.arange(held.layer.size) if held.order is None else held.order.copy()
     order[[0, 1]] = order[[1, 0]]
     wrong = replace(small_sim.plan, layers=(replace(small_sim.plan.layers[0], order=order),)
                     + small_sim.plan.layers[1:])
