@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plan.balance import permuted_index
 from ..plan.widths import bits_for
 
 __all__ = ["LayerImage", "read_back"]
@@ -177,24 +178,12 @@ def read_back(out_dir: str | os.PathLike) -> list[LayerImage]:
     for entry in report["layers"]:
         image = _read_layer(out_dir / "mem", report["lanes"], entry)
         order = entry.get("neuron_order")
-        images.append(replace(image, index=_in_network_order(
-            image.index, order, previous, entry["kind"] == "recurrent")))
+        # Back to network order: the plan's permutation with the inverse orders.
+        images.append(replace(image, index=permuted_index(
+            image.index, _inverse(order), _inverse(previous), entry["kind"] == "recurrent")))
         previous = order
     return images
 
 
-def _in_network_order(index: np.ndarray, order: list[int] | None, previous: list[int] | None,
-                      recurrent: bool) -> np.ndarray:
-    """A layer's index matrix from the core's neuron order (its rows and own columns:
-    ``order``; its external columns: ``previous``, the previous layer's) to network order."""
-    result = index.copy()
-    external = index.shape[1] - (index.shape[0] if recurrent else 0)
-    if previous is not None:
-        result[:, previous] = index[:, :external]
-    if order is not None:
-        rows = result.copy()
-        result[order] = rows
-        if recurrent:
-            own = result[:, external:].copy()
-            result[:, external + np.asarray(order)] = own
-    return result
+def _inverse(order: list[int] | None) -> np.ndarray | None:
+    return None if order is None else np.argsort(order)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..network.format import Layer, Network
 
-__all__ = ["balanceable", "column_words", "lane_order", "permuted"]
+__all__ = ["balanceable", "column_words", "lane_order", "permuted", "permuted_index"]
 
 #: Swap passes at most, and the work (size * size * fan_in) above which only the greedy runs.
 SWAP_PASSES = 8
@@ -104,19 +104,28 @@ def permuted(network: Network, orders: dict[str, np.ndarray]) -> Network:
     layers, previous = [], None
     for layer in network.layers:
         order = orders.get(layer.name)
-        index = layer.index
-        if previous is not None:
-            index = np.concatenate([index[:, previous], index[:, layer.external_fan_in:]], axis=1)
+        index = permuted_index(layer.index, order, previous, layer.kind == "recurrent")
         if order is not None:
-            index = index[order]
-            if layer.kind == "recurrent":
-                external = layer.external_fan_in
-                index = np.concatenate([index[:, :external], index[:, external + order]], axis=1)
             neuron = replace(layer.neuron, **{
                 field: tuple(getattr(layer.neuron, field)[k] for k in order)
                 for field in ("threshold", "beta", "bias")
                 if isinstance(getattr(layer.neuron, field), tuple)})
             layer = replace(layer, neuron=neuron)
-        layers.append(replace(layer, index=np.ascontiguousarray(index)))
+        layers.append(replace(layer, index=index))
         previous = order
     return replace(network, layers=layers)
+
+
+def permuted_index(index: np.ndarray, order: np.ndarray | None, previous: np.ndarray | None,
+                   recurrent: bool) -> np.ndarray:
+    """A layer's index matrix with its neurons at the positions ``order`` gives (its rows, and a
+    recurrent layer's own columns) and the previous layer's at those ``previous`` gives (its
+    external columns); None keeps an order. The inverse orders (``np.argsort``) undo it."""
+    external = index.shape[1] - (index.shape[0] if recurrent else 0)
+    if previous is not None:
+        index = np.concatenate([index[:, previous], index[:, external:]], axis=1)
+    if order is not None:
+        index = index[order]
+        if recurrent:
+            index = np.concatenate([index[:, :external], index[:, external + order]], axis=1)
+    return np.ascontiguousarray(index)
