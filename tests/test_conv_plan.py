@@ -75,32 +75,13 @@ def test_an_unrolled_conv_layer_is_planned_as_its_unrolled_matrix(net, lanes, la
 
 def decode_kernel_layout(lay, fan_in):
     """The index matrix [size, fan_in] that the kernel layout's words and pointers give, read
-    as the engine reads them (layout module notes): per input, its column's words, each slot
-    checked against the event's masks, its target ``e + d`` mapped back to a neuron."""
-    start_bits, count_bits, n = lay.start_bits, lay.count_bits, lay.addr_bits
-    (kh, kw), index_bits = lay.kernel, lay.index_bits
-    ky_bits, kx_bits = (kh - 1).bit_length(), (kw - 1).bit_length()
-    words, lanes, group = lay.packed_words(), lay.lanes, lay.group
-    index = np.full((lay.size, fan_in), -1, np.int64)
-    for i, pointer in enumerate(lay.packed_pointers()):
-        start = pointer & ((1 << start_bits) - 1)
-        count = (pointer >> start_bits) & ((1 << count_bits) - 1)
-        event = pointer >> (start_bits + count_bits)
-        e, ymask, xmask = event & ((1 << n) - 1), (event >> n) & ((1 << kh) - 1), event >> (n + kh)
-        for word in words[start:start + count]:
-            for p in range(lanes):
-                slot = (word >> (p * lay.slot_bits)) & ((1 << lay.slot_bits) - 1)
-                k = (slot >> 1) & ((1 << index_bits) - 1)
-                d = (slot >> (1 + index_bits)) & ((1 << n) - 1)
-                ky = (slot >> (1 + index_bits + n)) & ((1 << ky_bits) - 1)
-                kx = slot >> (1 + index_bits + n + ky_bits)
-                assert kx < (1 << kx_bits)
-                if slot & 1 and ymask >> ky & 1 and xmask >> kx & 1:
-                    address = (e + d) % (1 << n)
-                    neuron = (address // group * lanes + p) * group + address % group
-                    assert index[neuron, i] == -1, "two taps onto one pair"
-                    index[neuron, i] = k
-    return index
+    by the read-back's decoder (written from the layout module's notes, not from its packing)."""
+    from snnhw.compiler.readback import decode_kernel
+
+    return decode_kernel("conv1", lay.packed_words(), lay.packed_pointers(), size=lay.size,
+                         lanes=lay.lanes, group=lay.group, kernel=lay.kernel,
+                         entries=1 << lay.index_bits, start_bits=lay.start_bits,
+                         count_bits=lay.count_bits)
 
 
 @settings(max_examples=30, deadline=None)
@@ -176,14 +157,16 @@ def test_a_conv_that_sees_its_whole_input_has_the_implicit_layout():
     assert plan.layers[0].synapses.packed_words() == twin.layers[0].synapses.packed_words()
 
 
-@pytest.mark.parametrize("lanes,layout", [(1, Layout.DELTA), (3, Layout.ADDRESSED)])
+@pytest.mark.parametrize("lanes,layout", [(1, Layout.DELTA), (3, Layout.ADDRESSED),
+                                          (2, Layout.KERNEL), (3, Layout.KERNEL)])
 def test_compiled_images_read_back_to_the_unrolled_matrix(tmp_path, lanes, layout):
     from snnhw.compiler import compile_network, read_back
 
     net = conv_network(np.random.default_rng(lanes), 2, 5, 4, 3, 3, 2, 1, density=0.7)
     compile_network(CorePlan.build(net, lanes, layouts={"conv1": layout}), tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())["layers"]
-    assert [entry["storage"] for entry in report] == ["unrolled", "matrix"]
+    storage = "kernel" if layout is Layout.KERNEL else "unrolled"
+    assert [entry["storage"] for entry in report] == [storage, "matrix"]
     assert report[0]["layout"] == layout.value
     images = read_back(tmp_path)
     np.testing.assert_array_equal(images[0].index, net.layers[0].connectivity.unrolled())

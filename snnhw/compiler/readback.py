@@ -20,6 +20,14 @@ Synapse words hold ``lanes`` slots of ``slot_bits`` each, slot ``p`` at bits
 - implicit layout (every synapse kept): a slot is the codebook index; column ``i`` is the
   ``bank_depth = ceil(size / lanes)`` words from ``i * bank_depth``, word ``w``'s slot ``p``
   targeting neuron ``w * lanes + p``.
+- kernel layout (a convolution's taps once; the report gives ``kernel = [K_h, K_w]`` and
+  ``group = H'*W'``): bank address ``a`` of lane ``p`` is neuron ``(a // group * lanes + p) *
+  group + a % group``, ``addr_bits = bits_for(bank_depth)`` with ``bank_depth = ceil(size /
+  group / lanes) * group``; a slot is ``valid | index << 1 | d << 2.. | ky | kx`` and pointer
+  ``i`` is ``start | count << start_bits | e | ymask | xmask`` (count in the bits the report's
+  pointer width leaves); a valid slot adds to input ``i``'s column where bit ``ky`` of
+  ``ymask`` and bit ``kx`` of ``xmask`` are set, at address ``(e + d) mod 2**addr_bits``
+  (:mod:`snnhw.plan.layout`).
 
 Codebook entries are two's complement at ``weight_bits``.
 
@@ -41,7 +49,7 @@ import numpy as np
 from ..plan.balance import permuted_index
 from ..plan.widths import bits_for
 
-__all__ = ["LayerImage", "read_back"]
+__all__ = ["LayerImage", "read_back", "decode_kernel"]
 
 
 @dataclass(frozen=True)
@@ -95,13 +103,15 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
     bank_depth = -(-size // lanes)
     index_bits = bits_for(entries)
     layout, gap_bits = entry["layout"], entry["gap_bits"]
-    if layout == "kernel":
-        raise ValueError(f"layer {name}: the kernel layout is not read back (its targets come "
-                         f"from the convolution's geometry, which report.json does not hold)")
-    if layout not in ("implicit", "addressed", "delta"):
+    if layout not in ("implicit", "addressed", "delta", "kernel"):
         raise ValueError(f"layer {name}: unknown layout {layout!r}")
-    slot_bits = {"implicit": max(1, index_bits), "delta": gap_bits + index_bits,
-                 "addressed": 1 + index_bits + bits_for(bank_depth)}[layout]
+    if layout == "kernel":
+        group, (kh, kw) = entry["group"], entry["kernel"]
+        bank_depth = -(-size // group // lanes) * group
+        slot_bits = 1 + index_bits + bits_for(bank_depth) + bits_for(kh) + bits_for(kw)
+    else:
+        slot_bits = {"implicit": max(1, index_bits), "delta": gap_bits + index_bits,
+                     "addressed": 1 + index_bits + bits_for(bank_depth)}[layout]
     if word_bits != slot_bits * lanes:
         raise ValueError(f"layer {name}: synapse words of {word_bits} bits, but {lanes} slots "
                          f"of {slot_bits} bits")
@@ -112,21 +122,21 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
     words = _read_hex(mem / f"{name}.synapses.hex", word_bits, total)
 
     index = np.full((size, fan_in), -1, dtype=np.int32)
-
-    def place(neuron: int, column: int, k: int, where: str) -> None:
-        if neuron >= size:
-            raise ValueError(f"layer {name}, {where}: neuron {neuron} of {size}")
-        if k >= entries:
-            raise ValueError(f"layer {name}, {where}: codebook index {k} of {entries}")
-        if index[neuron, column] != -1:
-            raise ValueError(f"layer {name}, {where}: synapse {column} -> {neuron} twice")
-        index[neuron, column] = k
+    place = _placer(index, name, entries)
 
     if layout != "implicit":
         start_bits = max(1, bits_for(total + 1))
         # The report gives the pointer memory's bits; a pointer word is fan_in-th of them.
         pointer_bits = entry["memory_bits"]["pointer"] // max(1, fan_in)
         pointers = _read_hex(mem / f"{name}.pointers.hex", pointer_bits, fan_in)
+    if layout == "kernel":
+        count_bits = pointer_bits - start_bits - bits_for(bank_depth) - kh - kw
+        if count_bits < 1:
+            raise ValueError(f"layer {name}: pointers of {pointer_bits} bits leave no count")
+        index = decode_kernel(name, words, pointers, size=size, lanes=lanes, group=group,
+                              kernel=(kh, kw), entries=entries, start_bits=start_bits,
+                              count_bits=count_bits)
+    elif layout != "implicit":
         for column, pointer in enumerate(pointers):
             start, count = pointer & _mask(start_bits), pointer >> start_bits
             if start + count > total:
@@ -164,6 +174,59 @@ def _read_layer(mem: Path, lanes: int, entry: dict) -> LayerImage:
                     elif k:
                         raise ValueError(f"layer {name}, word {w} slot {p}: padding is {k}")
     return LayerImage(name=name, index=index, codebook=codebook, weight_bits=weight_bits)
+
+
+def _placer(index: np.ndarray, name: str, entries: int):
+    """``place(neuron, column, k, where)``: set one synapse of ``index``, refusing a neuron or
+    codebook index out of range and a synapse given twice."""
+    size = index.shape[0]
+
+    def place(neuron: int, column: int, k: int, where: str) -> None:
+        if neuron >= size:
+            raise ValueError(f"layer {name}, {where}: neuron {neuron} of {size}")
+        if k >= entries:
+            raise ValueError(f"layer {name}, {where}: codebook index {k} of {entries}")
+        if index[neuron, column] != -1:
+            raise ValueError(f"layer {name}, {where}: synapse {column} -> {neuron} twice")
+        index[neuron, column] = k
+    return place
+
+
+def decode_kernel(name: str, words: list[int], pointers: list[int], *, size: int, lanes: int,
+                  group: int, kernel: tuple[int, int], entries: int, start_bits: int,
+                  count_bits: int) -> np.ndarray:
+    """The unrolled index matrix (int32 [size, fan_in]) of a kernel-layout layer's synapse words
+    and pointers, read as the engine reads them (module notes): per input, its channel's column,
+    each valid slot checked against the event's masks and added at ``e + d``."""
+    (kh, kw), index_bits = kernel, bits_for(entries)
+    addr_bits = bits_for(-(-size // group // lanes) * group)
+    slot_bits = 1 + index_bits + addr_bits + bits_for(kh) + bits_for(kw)
+    index = np.full((size, len(pointers)), -1, dtype=np.int32)
+    place = _placer(index, name, entries)
+    for column, pointer in enumerate(pointers):
+        start = pointer & _mask(start_bits)
+        count = (pointer >> start_bits) & _mask(count_bits)
+        event = pointer >> (start_bits + count_bits)
+        e, ymask = event & _mask(addr_bits), (event >> addr_bits) & _mask(kh)
+        xmask = event >> (addr_bits + kh)
+        if start + count > len(words):
+            raise ValueError(f"layer {name}, pointer {column}: words {start}..{start + count} "
+                             f"of {len(words)}")
+        for w in range(start, start + count):
+            for p in range(lanes):
+                slot = (words[w] >> (p * slot_bits)) & _mask(slot_bits)
+                k = (slot >> 1) & _mask(index_bits)
+                d = (slot >> (1 + index_bits)) & _mask(addr_bits)
+                ky = (slot >> (1 + index_bits + addr_bits)) & _mask(bits_for(kh))
+                kx = slot >> (1 + index_bits + addr_bits + bits_for(kh))
+                if slot & 1 and ymask >> ky & 1 and xmask >> kx & 1:
+                    address = (e + d) & _mask(addr_bits)
+                    neuron = (address // group * lanes + p) * group + address % group
+                    place(neuron, column, k, f"word {w} slot {p}")
+                elif not slot & 1 and slot:
+                    raise ValueError(f"layer {name}, word {w} slot {p}: invalid slot with "
+                                     f"bits set ({slot:#x})")
+    return index
 
 
 def read_back(out_dir: str | os.PathLike) -> list[LayerImage]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .core import CorePlan
+from .layout import Layout
 
 __all__ = ["LayerReport", "CoreReport", "core_report"]
 
@@ -35,6 +36,9 @@ class LayerReport:
     #: the network neuron the core holds at each position (lane balancing), or None: network
     #: order (:attr:`snnhw.plan.LayerPlan.order`); the memories are in the core's order
     neuron_order: list[int] | None = None
+    #: kernel layout: [K_h, K_w], and the neurons of a lane's run (H'*W'); else None and 1
+    kernel: list[int] | None = None
+    group: int = 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ def core_report(plan: CorePlan) -> CoreReport:
             placement=lp.placement.value,
             synapse_words=lp.synapses.total_words, synapse_word_bits=lp.synapses.word_bits,
             accumulator_bits=lp.acc_bits, memory_bits=dict(lp.memory_bits),
-            neuron_order=None if lp.order is None else [int(k) for k in lp.order]))
+            neuron_order=None if lp.order is None else [int(k) for k in lp.order],
+            kernel=list(lp.synapses.kernel) if lp.synapses.kind is Layout.KERNEL else None,
+            group=lp.synapses.group))
     net = plan.network
     return CoreReport(snnhw=__version__, network=net.name, top=plan.top, lanes=plan.lanes,
                       input_size=net.input_size, output_size=net.output_size, layers=layers,
