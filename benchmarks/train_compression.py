@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", nargs="+", metavar="JSON",
                         help="only print the mean and spread of rows saved by --json runs")
     args = parser.parse_args(argv)
+    labels = [label for label, _ in rows(args.epochs)]
+    for text in args.only or []:
+        if not any(text in label for label in labels):
+            parser.error(f"--only {text!r}: no row's label contains it (rows: "
+                         f"{', '.join(labels)})")
     if args.summary:
         summary([row for path in args.summary for row in json.loads(Path(path).read_text())])
         return 0
