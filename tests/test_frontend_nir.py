@@ -317,6 +317,11 @@ def test_nir_parameters_alone_give_the_same_spikes(net, seed):
     for mine, theirs, in_float in zip(net.layers, back.layers, simulate_float(floats, inputs)):
         assert np.array_equal(got.spikes[theirs.name], want.spikes[mine.name]), mine.name
         assert np.array_equal(in_float, want.spikes[mine.name]), mine.name
+    # With snnhw's metadata and no override, the float layers reset as the export names.
+    floats, _ = float_layers(to_graph(net))
+    assert [f.reset for f in floats] == [layer.neuron.reset for layer in net.layers]
+    for mine, in_float in zip(net.layers, simulate_float(floats, inputs)):
+        assert np.array_equal(in_float, want.spikes[mine.name]), mine.name
 
 
 def test_export_writes_snntorchs_recurrent_subgraph_and_a_conv2d(tmp_path):

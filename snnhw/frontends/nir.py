@@ -14,7 +14,8 @@ flat as nirtorch does) is a recurrent layer; Flatten nodes of every dimension ar
   Sinabs read it);
 * both fire on ``v > v_threshold`` and then set ``v = v_reset`` in the same step: reset to zero,
   immediate. NIR carries no reset mechanism (snnTorch's export drops it), so ``reset`` and
-  ``reset_timing`` may override it (``subtract`` / ``deferred`` for an snnTorch Leaky).
+  ``reset_timing`` may override it (``subtract`` / ``deferred`` for an snnTorch Leaky); without
+  them, a neuron node whose metadata is snnhw's (an ``snnhw export``) resets as that names.
 
 The gain ``g`` is folded into the weights and bias before quantization. ``v_leak`` and
 ``v_reset`` other than 0, ``CubaLIF`` and every other node type are refused by name.
@@ -309,10 +310,12 @@ def float_layers(graph, *, dt: float = DEFAULT_DT, reset: Reset | None = None,
         default = f"{'conv' if conv else 'fc'}{number // 2 + 1}"
         name = syn_name if _is_layer_name(syn_name) and syn_name not in used_names else default
         used_names.add(name)
+        exported = _exported_reset(neu)
         layers.append(FloatLayer(
             name=name, weight=weight, bias=bias * gain, beta=beta,
-            threshold=threshold, reset=reset or Reset.ZERO,
-            reset_timing=reset_timing or ResetTiming.IMMEDIATE, fire=Fire.GT,
+            threshold=threshold, reset=reset or exported.get("reset", Reset.ZERO),
+            reset_timing=reset_timing or exported.get("reset_timing", ResetTiming.IMMEDIATE),
+            fire=Fire.GT,
             kind="conv2d" if conv else "recurrent" if back is not None else "dense", conv=conv))
         nodes.append((syn_name, syn, neu_name, neu, back))
         size_in, shape = size, neuron_shape if conv else None
@@ -424,6 +427,17 @@ def _exact_layer(floats: FloatLayer, syn: Any, neu: Any, back: Any) -> Layer | N
                            np.asarray(neu.v_threshold).reshape(-1)) \
         and np.array_equal(layer.neuron.values("bias", size), graph_bias)
     return layer if same else None
+
+
+def _exported_reset(neu) -> dict:
+    """The ``reset`` and ``reset_timing`` an snnhw export's neuron metadata names (those it
+    holds and can parse), so that its float graph runs as the network it came from."""
+    try:
+        fields = json.loads((getattr(neu, "metadata", {}) or {})["snnhw_neuron"])
+        return {field: kind(fields[field]) for field, kind in
+                (("reset", Reset), ("reset_timing", ResetTiming)) if field in fields}
+    except (KeyError, TypeError, ValueError):
+        return {}
 
 
 def from_graph(graph, *, name: str | None = None, timesteps: int | None = None,
