@@ -63,6 +63,10 @@ compress:
     ("compress: [{ptq: {distill: {}}}]", "r.yaml: compress[0].ptq.distill: unknown field"),
     ("compress: [{ptq: {rounding: up}}]", "r.yaml: compress[0].ptq.rounding: expected 'truncate'"),
     ("model: {hidden: [64, 0]}", "r.yaml: model.hidden[1]: expected a layer size in 1..65536"),
+    ("seed: -1", "r.yaml: seed: expected a seed >= 0, got -1"),
+    ("data: {test_seed: -5}", "r.yaml: data.test_seed: expected a seed >= 0, got -5"),
+    ("compress: [{ptq: {rounding: stochastic, seed: -2}}]",
+     "r.yaml: compress[0].ptq.seed: expected a seed >= 0, got -2"),
     ("[1, 2]", "r.yaml: expected a mapping, got [1, 2]"),
     ("a: [", "r.yaml: not valid YAML at line 1"),
 ])

@@ -415,6 +415,8 @@ def _check_values(recipe: Recipe, source: str) -> None:
     if not NETWORK_NAME.match(recipe.name) or len(recipe.name) > 64:
         _fail(source, "name", f"expected a network name of 1..64 letters, digits, '_', '.' and "
                               f"'-', got {shown(recipe.name)}")
+    _check_range(source, "seed", recipe.seed, 0, None, "a seed")
+    _check_range(source, "data.test_seed", d.test_seed, 0, None, "a seed")
     _check_range(source, "data.timesteps", d.timesteps, 1, 1024)
     _check_range(source, "data.max_rate", d.max_rate, 0.0, 1.0)
     if d.on_chip_seed is not None:
@@ -453,10 +455,11 @@ def _check_values(recipe: Recipe, source: str) -> None:
             _check_range(source, f"{where}.distill.weight", stage.distill.weight, 0.0, 1.0)
             _check_range(source, f"{where}.distill.temperature", stage.distill.temperature,
                          0.01, 100.0, "a temperature")
-        for attr in ("epochs", "rounds", "probes", "samples", "score_samples"):
+        for attr in ("epochs", "rounds", "probes", "samples", "score_samples", "seed"):
             if hasattr(stage, attr):
                 _check_range(source, f"{where}.{attr}", getattr(stage, attr),
-                             1 if attr != "epochs" else 0, None)
+                             0 if attr in ("epochs", "seed") else 1, None,
+                             "a seed" if attr == "seed" else "")
         if isinstance(stage, (QatStage, PtqStage)):
             _check_bits(source, f"{where}.bits", stage.bits, layers)
         elif isinstance(stage, PruneStage):
