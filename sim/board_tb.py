@@ -135,7 +135,8 @@ def host_session(port: SimulatedPort, inputs: np.ndarray, job: dict, read_pred) 
     out = {"identity": np.array([identity.version, identity.input_size, identity.output_size,
                                  identity.timesteps, identity.lanes, identity.network_id,
                                  identity.large_ram_mask, identity.loaded,
-                                 identity.from_flash, identity.flash_rejected], np.int64)}
+                                 identity.from_flash, identity.flash_rejected,
+                                 identity.flash_corrupt], np.int64)}
     if not identity.loaded:
         # A sample before the synapses are loaded runs, but its answer says it is garbage.
         port.write(encode_sample(inputs[0]))

@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             identity = board.identify()
             boot = (", synapses read from the board's flash" if identity.from_flash else
                     ", its flash holds no image for this network" if identity.flash_rejected
-                    else "")
+                    else ", its flash image failed its CRC (loaded over the UART instead)"
+                    if identity.flash_corrupt else "")
             print(f"{args.port}: {net.name}, {identity.lanes} lane(s), network id "
                   f"{identity.network_id:#010x}{boot}")
             got = board.run_batch(inputs)

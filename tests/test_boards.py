@@ -1,5 +1,6 @@
 """Board files, the fit check, the byte protocol and the host driver (no simulator, no tools)."""
 
+import binascii
 import dataclasses
 import re
 import struct
@@ -12,7 +13,7 @@ import yaml
 from snnhw.boards.config import (BOARDS_DIR, BoardError, Family, Toolchain, board_names,
                                  find_board, load_board)
 from snnhw.boards.fit import FitError, check_fit, estimate
-from snnhw.boards.flash import HEADER_SIZE, FlashBoot, flash_file, synapse_file
+from snnhw.boards.flash import CRC_SIZE, HEADER_SIZE, FlashBoot, flash_file, synapse_file
 from snnhw.boards.protocol import (EOT, IDENTITY_SIZE, ProtocolError, Status, decode_identity,
                                    decode_result, encode_sample, identity_bytes,
                                    large_ram_layers, network_id, result_size)
@@ -599,13 +600,14 @@ def test_host_main_sends_a_features_file(monkeypatch, capsys, tmp_path):
 def test_identity_reports_the_flash_boot():
     plan = CorePlan.build(load(EXAMPLE), 1, large=["fc1"])
     data = bytearray(identity_bytes(plan, loaded=False))
-    flags = {0: (False, False, False), 3: (True, True, False), 4: (False, False, True),
-             1: (True, False, False)}
-    for byte, (loaded, from_flash, rejected) in flags.items():
+    flags = {0: (False, False, False, False), 3: (True, True, False, False),
+             4: (False, False, True, False), 1: (True, False, False, False),
+             8: (False, False, False, True), 9: (True, False, False, True)}
+    for byte, expected in flags.items():
         data[-1] = byte
         identity = decode_identity(bytes(data))
-        assert (identity.loaded, identity.from_flash, identity.flash_rejected) == (
-            loaded, from_flash, rejected)
+        assert (identity.loaded, identity.from_flash, identity.flash_rejected,
+                identity.flash_corrupt) == expected
 
 
 def test_flash_files():
@@ -613,7 +615,12 @@ def test_flash_files():
     synapses = synapse_file(plan)
     magic, ident, length = struct.unpack_from("<4sII", synapses)
     assert (magic, ident, length) == (b"SNNF", network_id(plan.network), plan.load_size)
-    assert synapses[HEADER_SIZE:] == plan.load_image() and HEADER_SIZE == 12
+    image = plan.load_image()
+    assert synapses[HEADER_SIZE:-CRC_SIZE] == image and HEADER_SIZE == 12
+    # CRC-16/XMODEM, big-endian: the standard check value, and 0 over the image and its CRC
+    assert binascii.crc_hqx(b"123456789", 0) == 0x31C3
+    assert synapses[-CRC_SIZE:] == binascii.crc_hqx(image, 0).to_bytes(2, "big")
+    assert binascii.crc_hqx(synapses[HEADER_SIZE:], 0) == 0
     flash = flash_file(b"bits", synapses, 4096)
     assert flash[:4] == b"bits" and set(flash[4:4096]) == {0xFF} and flash[4096:] == synapses
     with pytest.raises(ValueError, match="the bitstream \\(5000 bytes\\) does not fit below "

@@ -29,14 +29,14 @@ ICEBREAKER = check_baud(_icebreaker.clock_hz, _icebreaker.uart.baud)  #: its clo
 
 
 def _check(net, lanes, run, inputs, mask=0, boot=None):
-    """``boot``: the identity's loaded, from-flash and flash-rejected flags (default: loaded
-    without a flash when nothing is in large RAM, else not loaded yet)."""
+    """``boot``: the identity's loaded, from-flash, flash-rejected and flash-corrupt flags
+    (default: loaded without a flash when nothing is in large RAM, else not loaded yet)."""
     if net.encoder is not None:  # feature bytes: the golden model reads the encoder's spikes
         inputs = encode_features(net.encoder, inputs, net.timesteps)
     golden = simulate(net, inputs)
     assert run.errors == [] and run.framing_errors == 0
     assert run.identity.tolist() == [VERSION, net.input_size, net.output_size, net.timesteps, lanes,
-                                     network_id(net), mask, *(boot or [int(mask == 0), 0, 0])]
+                                     network_id(net), mask, *(boot or [int(mask == 0), 0, 0, 0])]
     np.testing.assert_array_equal(run.counts, golden.counts)
     np.testing.assert_array_equal(run.pred, golden.pred)
     np.testing.assert_array_equal(run.leds, golden.pred)  # the LED output shows the class
@@ -149,7 +149,7 @@ def test_uart_top_loads_synapses_into_large_ram(tmp_path, spram):
 def test_uart_top_boots_synapses_from_flash(tmp_path):
     """Power-up with a flash model holding flash.bin: the board reads its SPRAM synapses from it
     and answers every sample exactly without a 'W'; a stale header makes it wait for the host's
-    load instead; a corrupted image behind a good header loads and the answers are wrong."""
+    load instead, and so does an image that fails its CRC."""
     rng = np.random.default_rng(36)  # a network whose outputs fire on these samples
     net = random_network(rng, 30, [20, 5], density=0.5, timesteps=4, name="flashed")
     inputs = random_inputs(rng, net, 4, rate=0.4)
@@ -162,7 +162,7 @@ def test_uart_top_boots_synapses_from_flash(tmp_path):
     golden = simulate(net, inputs)
     assert golden.counts.sum() > 10 and len(set(golden.pred)) > 1
     run = sim.run(inputs, flash_image=flash_file(bitstream, synapses, offset))
-    _check(net, 2, run, inputs, mask=3, boot=[1, 1, 0])
+    _check(net, 2, run, inputs, mask=3, boot=[1, 1, 0, 0])
     assert run.flash_commands == [CMD_WAKE, CMD_READ]
     assert run.flash_bytes_read == len(synapses)
     # Nothing went over the UART but 'I' and the samples.
@@ -176,16 +176,18 @@ def test_uart_top_boots_synapses_from_flash(tmp_path):
         run = sim.run(inputs[:2], flash_image=image)
         assert run.unloaded_status == int(Status.NOT_LOADED)
         assert run.flash_bytes_read == HEADER_SIZE
-        _check(net, 2, run, inputs[:2], mask=3, boot=[0, 0, 1])
+        _check(net, 2, run, inputs[:2], mask=3, boot=[0, 0, 1, 0])
 
-    # A good header over a corrupted image: it loads, and the comparison with the golden model
-    # fails.
-    corrupt = bytearray(synapses)
-    for k in range(HEADER_SIZE, len(corrupt)):
-        corrupt[k] ^= 0x55
-    run = sim.run(inputs, flash_image=flash_file(bitstream, bytes(corrupt), offset))
-    assert run.identity[-3:].tolist() == [1, 1, 0]
-    assert (run.counts != golden.counts).any()
+    # A good header over an image with one bit flipped, or whose CRC is wrong: the board reads
+    # it all, finds the CRC wrong, and counts its synapses as not loaded; the host loads them
+    # over the UART, and the answers are exact.
+    for flipped in HEADER_SIZE + 3, len(synapses) - 1:
+        corrupt = bytearray(synapses)
+        corrupt[flipped] ^= 0x10
+        run = sim.run(inputs[:2], flash_image=flash_file(bitstream, bytes(corrupt), offset))
+        assert run.unloaded_status == int(Status.NOT_LOADED)
+        assert run.flash_bytes_read == len(synapses)
+        _check(net, 2, run, inputs[:2], mask=3, boot=[0, 0, 0, 1])
 
 
 @pytest.mark.slow

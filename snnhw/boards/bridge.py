@@ -104,9 +104,10 @@ class Bridge(wiring.Component):
         To the core's ``load_begin``.
     loaded : In(1)
         From the core's ``loaded`` (tie to 1 when nothing is loaded at run time).
-    boot : In(2)
+    boot : In(3)
         How the synapses were booted, for the identity: bit 0 loaded from flash, bit 1 the flash
-        held no image for this network (:mod:`snnhw.boards.flash`; 0 without a flash).
+        held no image for this network, bit 2 its image failed the CRC
+        (:mod:`snnhw.boards.flash`; 0 without a flash).
     """
 
     def __init__(self, plan: CorePlan, timeout: int):
@@ -136,7 +137,7 @@ class Bridge(wiring.Component):
             "load": Out(stream.Signature(8)),
             "load_begin": Out(1),
             "loaded": In(1),
-            "boot": In(2),
+            "boot": In(3),
         })
 
     def elaborate(self, platform):

@@ -6,11 +6,16 @@ that ``'W'`` carries) and ``OUT/flash.bin`` (:func:`flash_file`: the bitstream a
 power-up :class:`FlashReader` wakes the flash, reads the header at that offset with READ
 (0x03), and streams the image into the core's synapse loader -- the path ``'W'`` uses -- if the
 header names this network and its image length; otherwise (a blank or stale flash) it stops and
-the board waits for the host's ``'W'``. The identity's last byte tells which happened.
+the board waits for the host's ``'W'``. The image is followed by its CRC-16 (XMODEM: polynomial
+0x1021, initial value 0, MSB first, big-endian; :func:`binascii.crc_hqx`), which the reader runs
+over the image and the CRC bit by bit as they arrive: a remainder other than 0 marks the image
+corrupt, and the board counts its synapses as not loaded until the host sends ``'W'``. The
+identity's last byte tells which happened.
 """
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
 
@@ -21,12 +26,14 @@ from amaranth.lib.wiring import In, Out
 from ..plan import CorePlan
 from .protocol import network_id
 
-__all__ = ["MAGIC", "HEADER_SIZE", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
+__all__ = ["MAGIC", "HEADER_SIZE", "CRC_SIZE", "CRC_POLY", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
            "synapse_file", "flash_file", "FlashReader"]
 
 MAGIC = b"SNNF"
 _HEADER = struct.Struct("<4sII")  #: magic, network id, image length
 HEADER_SIZE = _HEADER.size
+CRC_SIZE = 2  #: the image's CRC-16, after it
+CRC_POLY = 0x1021  #: CRC-16/XMODEM (CCITT polynomial, initial value 0, no reflection)
 CMD_READ = 0x03  #: READ: 24-bit address, then data until deselected
 CMD_WAKE = 0xAB  #: release from power-down (harmless when the flash is awake)
 MAX_SCK_HZ = 20_000_000  #: well below the 50 MHz READ allows (W25Q128), for the pins' delays
@@ -35,9 +42,11 @@ WAKE_S = 5e-6  #: the wait after 0xAB (W25Q128: tRES1 = 3 us)
 
 def synapse_file(plan: CorePlan) -> bytes:
     """``synapses.bin``: the header (magic ``SNNF``, network id u32, image length u32, little-
-    endian), then the plan's load image."""
+    endian), the plan's load image, and the image's CRC-16/XMODEM (u16, big-endian: the CRC run
+    over the image and these two bytes leaves 0)."""
     image = plan.load_image()
-    return _HEADER.pack(MAGIC, network_id(plan.network), len(image)) + image
+    return (_HEADER.pack(MAGIC, network_id(plan.network), len(image)) + image
+            + binascii.crc_hqx(image, 0).to_bytes(CRC_SIZE, "big"))
 
 
 def flash_file(bitstream: bytes, synapses: bytes, offset: int) -> bytes:
@@ -86,9 +95,11 @@ class FlashReader(wiring.Component):
     busy : Out(1)
         The reader owns the loader; the host's commands wait.
     loaded : Out(1)
-        The whole image came from the flash.
+        The whole image came from the flash and passed its CRC.
     rejected : Out(1)
         The flash's header was not this network's: nothing was loaded.
+    corrupt : Out(1)
+        The image was loaded but failed its CRC: the synapses are not to be trusted.
     """
 
     def __init__(self, plan: CorePlan, boot: FlashBoot):
@@ -101,7 +112,7 @@ class FlashReader(wiring.Component):
         super().__init__({
             "clk": Out(1), "cs": Out(1), "copi": Out(1), "cipo": In(1),
             "load": Out(stream.Signature(8)), "load_begin": Out(1),
-            "busy": Out(1, init=1), "loaded": Out(1), "rejected": Out(1),
+            "busy": Out(1, init=1), "loaded": Out(1), "rejected": Out(1), "corrupt": Out(1),
         })
 
     def elaborate(self, platform):
@@ -115,6 +126,9 @@ class FlashReader(wiring.Component):
         count = Signal(range(33))  # bits still to exchange
         timer = Signal(range(max(boot.half_period, boot.wake_cycles) + 1))
         sampled = Signal()  # CIPO at the last rising edge
+        # The CRC register runs over every bit shifted in while `checking` (image and CRC).
+        crc, checking = Signal(16), Signal()
+        feedback = crc[15] ^ sampled
         m.d.comb += self.copi.eq(shift[-1])
         with m.If(count != 0):
             m.d.sync += timer.eq(timer + 1)
@@ -122,13 +136,16 @@ class FlashReader(wiring.Component):
                 m.d.sync += [timer.eq(0), self.clk.eq(~self.clk)]
                 with m.If(self.clk):
                     m.d.sync += [count.eq(count - 1), shift.eq(Cat(sampled, shift[:-1]))]
+                    with m.If(checking):
+                        m.d.sync += crc.eq(Cat(Const(0, 1), crc[:15])
+                                           ^ (feedback.replicate(16) & CRC_POLY))
                 with m.Else():
                     m.d.sync += sampled.eq(self.cipo)
 
         # Each header byte is compared as it arrives (no register holds the whole header).
         expected = Array(Const(byte, 8) for byte in self.header)
         mismatch = Signal()
-        left = Signal(range(max(2, size + HEADER_SIZE + 1)))  # bytes still to read
+        left = Signal(range(max(2, size + HEADER_SIZE + CRC_SIZE + 1)))  # bytes still to read
         idle = count == 0
         with m.FSM():
             with m.State("WAKE"):
@@ -158,7 +175,7 @@ class FlashReader(wiring.Component):
                 with m.If(~mismatch):
                     # The loader restarts here, a cycle before the image's first byte.
                     m.d.comb += self.load_begin.eq(1)
-                    m.d.sync += [count.eq(8), left.eq(size)]
+                    m.d.sync += [count.eq(8), left.eq(size), checking.eq(1)]
                     m.next = "IMAGE"
                 with m.Else():
                     m.d.sync += [self.cs.eq(0), self.rejected.eq(1), self.busy.eq(0)]
@@ -169,9 +186,18 @@ class FlashReader(wiring.Component):
                     with m.If(self.load.ready):
                         m.d.sync += [left.eq(left - 1), count.eq(8)]
                         with m.If(left == 1):
-                            m.d.sync += [count.eq(0), self.cs.eq(0), self.loaded.eq(1),
-                                         self.busy.eq(0)]
-                            m.next = "DONE"
+                            m.d.sync += left.eq(CRC_SIZE)
+                            m.next = "CRC"
+            with m.State("CRC"):
+                with m.If(idle):
+                    m.d.sync += [left.eq(left - 1), count.eq(8)]
+                    with m.If(left == 1):
+                        m.d.sync += [count.eq(0), self.cs.eq(0), checking.eq(0)]
+                        m.next = "VERIFY"
+            with m.State("VERIFY"):
+                m.d.sync += [self.loaded.eq(crc == 0), self.corrupt.eq(crc != 0),
+                             self.busy.eq(0)]
+                m.next = "DONE"
             with m.State("DONE"):
                 pass
         return m

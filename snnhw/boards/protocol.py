@@ -9,7 +9,8 @@ Host to device (multi-byte fields little-endian):
   the on-chip encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its
   seed (u16), and whether the synapses are loaded (u8: bit 0 loaded, 1 when nothing needs
   loading; bit 1 they were loaded from the board's flash at power-up; bit 2 the flash held no
-  image for this network, so the board waits for ``'W'``; :mod:`snnhw.boards.flash`).
+  image for this network, so the board waits for ``'W'``; bit 3 the flash's image failed its
+  CRC, so the board waits for ``'W'``; :mod:`snnhw.boards.flash`).
 - ``'W'`` (0x57), then the load image (:meth:`snnhw.plan.CorePlan.load_image`, exactly
   :attr:`~snnhw.plan.CorePlan.load_size` bytes): writes the synapses of the masked layers (large
   RAM such as iCE40 SPRAM, which a bitstream cannot initialise; they keep them until power is
@@ -102,6 +103,7 @@ class Identity:
     loaded: bool  #: those synapses have been loaded
     from_flash: bool = False  #: they were loaded from the board's flash at power-up
     flash_rejected: bool = False  #: the flash held no image for this network (blank or stale)
+    flash_corrupt: bool = False  #: the flash's image failed its CRC (not loaded until 'W')
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ def decode_identity(data: bytes) -> Identity:
         raise ProtocolError(f"identity: unknown encoder {code} (seed {seed})")
     encoder = Encoder(kinds[code], seed) if code else None
     return Identity(*fields, encoder=encoder, loaded=bool(loaded & 1),
-                    from_flash=bool(loaded & 2), flash_rejected=bool(loaded & 4))
+                    from_flash=bool(loaded & 2), flash_rejected=bool(loaded & 4),
+                    flash_corrupt=bool(loaded & 8))
 
 
 def decode_load_reply(data: bytes) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.build import Attrs, Pins, Resource, ResourceError, Subsignal
-from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -111,9 +111,13 @@ class UARTTop(wiring.Component):
         m.submodules.flash = reader = self.flash
         m.d.comb += [self.flash_clk.eq(reader.clk), self.flash_cs.eq(reader.cs),
                      self.flash_copi.eq(reader.copi), reader.cipo.eq(self.flash_cipo),
-                     bridge.loaded.eq(core.loaded),
-                     bridge.boot.eq(Cat(reader.loaded, reader.rejected)),
+                     bridge.boot.eq(Cat(reader.loaded, reader.rejected, reader.corrupt)),
                      bridge.rx.payload.eq(rx_fifo.r_stream.payload)]
+        # A corrupt flash image leaves the synapses not loaded until the host's 'W' begins.
+        reloaded = Signal()
+        with m.If(~reader.busy & bridge.load_begin):
+            m.d.sync += reloaded.eq(1)
+        m.d.comb += bridge.loaded.eq(core.loaded & (~reader.corrupt | reloaded))
         with m.If(reader.busy):
             wiring.connect(m, reader.load, core.load)
             m.d.comb += core.load_begin.eq(reader.load_begin)
