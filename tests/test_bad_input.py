@@ -276,6 +276,17 @@ def test_recipe_non_finite_numbers_fail_before_training(capsys, monkeypatch, tmp
     assert not (tmp_path / "m").exists()
 
 
+def test_recipe_init_rate_out_of_range_fails_before_training(capsys, monkeypatch, tmp_path):
+    import snnhw.train.pipeline
+    monkeypatch.setattr(snnhw.train.pipeline, "run_recipe", _never)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: t\nmodel: {init_rate: 1.5}\n")
+    status, err = _run(capsys, "train", recipe, "-o", tmp_path / "m")
+    assert (status, err) == (2, f"{recipe}: model.init_rate: expected a value in 0.01..0.99, "
+                                f"got 1.5")
+    assert not (tmp_path / "m").exists()
+
+
 # -- late checks ----------------------------------------------------------------------------------
 
 

@@ -108,7 +108,8 @@ def _never(*args, **kwargs):
 @pytest.mark.parametrize("fields,message", [
     ({"axes": {"model.hiden": [[8]]}},
      "axes.model.hiden: unknown axis (the recipe says model.hiden: unknown field (expected one "
-     "of conv, hidden, leak_shift, min_threshold, recurrent, reset, surrogate_slope, v_bits))"),
+     "of conv, hidden, init_rate, leak_shift, min_threshold, recurrent, reset, surrogate_slope, "
+     "v_bits))"),
     ({"axes": {"compress[3].bits": [2]}},
      "axes.compress[3].bits: unknown axis (compress has 1 item(s) in the recipe, so no [3])"),
     ({"axes": {"compress[0].bits": []}}, "axes.compress[0].bits: empty range (no values)"),

@@ -83,6 +83,27 @@ def test_spike_forward_is_exact_step_and_gradient_is_smooth():
     assert second[0] > 0 > second[-1]
 
 
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_calibrate_sets_each_layers_rate_and_deep_layers_get_gradients(recurrent):
+    """A dense input through three layers: the guessed positive mean saturates the deeper
+    layers (every neuron fires every step, no surrogate gradient); calibrated, every layer fires
+    at the asked rate and every layer's weights get a gradient."""
+    torch.manual_seed(0)
+    model = SNN([64, 128, 64, 10], recurrent=[False, recurrent], leak_shift=3)
+    spikes = (torch.rand(128, 16, 64) < 0.3).float()
+    labels = torch.arange(128) % 10
+    with torch.no_grad():
+        assert min(float(out.mean()) for out in model.run(spikes)[1:]) > 0.95  # saturated
+    rates = model.calibrate(spikes, 0.1)
+    outputs = model.run(spikes)
+    for rate, out in zip(rates, outputs):
+        assert rate == float(out.detach().mean())
+        assert abs(rate - 0.1) < 0.01
+    torch.nn.functional.cross_entropy(outputs[-1].sum(dim=1), labels).backward()
+    for layer in model.layers:
+        assert layer.weight.grad.abs().sum() > 0, "no gradient reaches this layer"
+
+
 # -- format version 2 neurons (snnTorch / NIR semantics), frozen ---------------------------------
 
 V2_CASES = [(reset, timing, fire, leak)

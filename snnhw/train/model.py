@@ -356,15 +356,48 @@ class SNN(nn.Module):
         """Initialise weights so that a rate-coded input makes hidden neurons fire.
 
         Uniform with a positive mean: zero-mean weights leave most LIF neurons silent at the start
-        and silent neurons get almost no surrogate gradient.
+        and silent neurons get almost no surrogate gradient. The mean is a guess that ignores the
+        input's spike rate; :meth:`calibrate` sets it from data.
         """
         for layer in self.layers:
-            # Inputs of one neuron: the fan-in (a recurrent layer's external one), or a kernel's.
-            bound = 1.5 / (layer.weight[0].numel() if layer.conv else layer.fan_in) ** 0.5
+            bound = 1.5 / _inputs_per_neuron(layer) ** 0.5
             with torch.no_grad():
                 layer.weight.uniform_(-bound, bound).add_(0.5 * bound)
                 if layer.recurrent:  # zero-mean feedback: positive loops would saturate
                     layer.weight[:, layer.fan_in:].uniform_(-bound, bound)
+
+    @torch.no_grad()
+    def calibrate(self, spikes: torch.Tensor, rate: float) -> list[float]:
+        """Shift each layer's (external) weights by one common offset so that the layer fires
+        ``rate`` spikes per neuron and timestep on average on ``spikes`` [batch, T, inputs],
+        layer after layer, each on the spikes of the one before (as LSUV does for ANN variances);
+        return the rates reached.
+
+        Without it the guessed positive mean saturates every layer after the first: a neuron
+        whose membrane stays many thresholds above threshold fires at every step and passes no
+        surrogate gradient (the sigmoid's derivative underflows to exactly 0), so a network of
+        two hidden layers does not train at all. Bisection on the offset, deterministic.
+        """
+        rates = []
+        for layer in self.layers:
+            external = layer.weight[:, :layer.fan_in] if layer.recurrent else layer.weight
+            centred = external - external.mean()
+            unit = 1.0 / _inputs_per_neuron(layer)  # offset 1: all inputs at once, 1 threshold
+
+            def rate_at(offset: float) -> float:
+                external.copy_(centred + offset * unit)
+                return float(layer(spikes).mean())
+
+            low, high = -1.0, 1.0
+            while rate_at(high) < rate and high < 2.0 ** 20:
+                low, high = high, 2 * high
+            for _ in range(20):
+                middle = (low + high) / 2
+                low, high = (middle, high) if rate_at(middle) < rate else (low, middle)
+            rate_at(high)
+            spikes = layer(spikes)
+            rates.append(float(spikes.mean()))
+        return rates
 
     def forward(self, spikes: torch.Tensor, exact: bool = False) -> torch.Tensor:
         """Return output spike counts [batch, classes] for input spikes [batch, T, inputs]."""
@@ -381,6 +414,11 @@ class SNN(nn.Module):
     @property
     def is_integer(self) -> bool:
         return not any(layer.is_float for layer in self.layers)
+
+
+def _inputs_per_neuron(layer: LIFLayer) -> int:
+    """A neuron's inputs: the fan-in (a recurrent layer's external one), or a kernel's taps."""
+    return layer.weight[0].numel() if layer.conv else layer.fan_in
 
 
 #: The torch layer of each neuron model (:data:`snnhw.network.format.NEURON_MODELS`).

@@ -295,8 +295,13 @@ def verify(net: Network, model: SNN, spikes: np.ndarray) -> dict:
             "spikes_compared": int(sum(s.size for s in golden.spikes.values()))}
 
 
+#: training samples whose spikes set the initial firing rates (SNN.calibrate)
+CALIBRATION_SAMPLES = 512
+
+
 def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
-    """Load the data, encode the test set once, build the model and train it in float."""
+    """Load the data, encode the test set once, build the model, calibrate its initial firing
+    rates (``model.init_rate``) and train it in float."""
     started = time.monotonic()
     progress = recipe.train.progress if progress is None else progress
     d = recipe.data
@@ -305,9 +310,11 @@ def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
                          max_rate=d.max_rate, lfsr_seed=d.on_chip_seed)
     model = build_model(recipe, encoded_features(d.encoding, data.features), data.classes)
     ctx = Context(recipe, data, model, test_spikes, progress)
+    calibration = torch.from_numpy(ctx.train_spikes(0)[:CALIBRATION_SAMPLES].astype(np.float32))
+    rates = model.calibrate(calibration, recipe.model.init_rate)
     ctx.tune(recipe.train.epochs, recipe.train.lr, "float")
     ctx.teacher = copy.deepcopy(model)
-    _record(ctx, "float", {"epochs": recipe.train.epochs}, started)
+    _record(ctx, "float", {"epochs": recipe.train.epochs, "init_rates": rates}, started)
     return ctx
 
 

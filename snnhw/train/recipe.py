@@ -133,6 +133,10 @@ class ModelConfig:
     min_threshold: int = 64
     #: slope of the sigmoid whose derivative is the surrogate gradient of the spike
     surrogate_slope: float = 5.0
+    #: spikes per neuron and timestep each layer fires before training, on the first training
+    #: samples: the weights' mean is set to reach it (SNN.calibrate), so deep layers neither
+    #: saturate nor stay silent
+    init_rate: float = 0.1
 
 
 @dataclass
@@ -433,6 +437,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
     _check_range(source, "model.leak_shift", m.leak_shift, 0, m.v_bits - 1)
     _check_range(source, "model.min_threshold", m.min_threshold, 1, (1 << (m.v_bits - 2)) - 1)
     _check_range(source, "model.surrogate_slope", m.surrogate_slope, 1e-3, None)
+    _check_range(source, "model.init_rate", m.init_rate, 0.01, 0.99)
     _check_range(source, "train.epochs", t.epochs, 0, None)
     _check_range(source, "train.batch_size", t.batch_size, 1, None)
     _check_range(source, "train.lr", t.lr, 0.0, None)
