@@ -104,6 +104,18 @@ def test_calibrate_sets_each_layers_rate_and_deep_layers_get_gradients(recurrent
         assert layer.weight.grad.abs().sum() > 0, "no gradient reaches this layer"
 
 
+def test_init_rate_defaults_to_calibration_for_two_hidden_layers_only():
+    from snnhw.train.pipeline import DEFAULT_INIT_RATE, init_rate
+    from snnhw.train.recipe import parse_recipe
+
+    def rate(model):
+        return init_rate(parse_recipe({"model": model}))
+    assert rate({"hidden": [64]}) is None  # the fixed initialisation, as the tables were measured
+    assert rate({"hidden": [64, 32]}) == DEFAULT_INIT_RATE
+    assert rate({"hidden": [64], "conv": [{"channels": 4, "kernel": 3}]}) == DEFAULT_INIT_RATE
+    assert rate({"hidden": [64], "init_rate": 0.3}) == 0.3
+
+
 # -- format version 2 neurons (snnTorch / NIR semantics), frozen ---------------------------------
 
 V2_CASES = [(reset, timing, fire, leak)

@@ -297,7 +297,19 @@ def verify(net: Network, model: SNN, spikes: np.ndarray) -> dict:
 
 #: training samples whose spikes set the initial firing rates (SNN.calibrate)
 CALIBRATION_SAMPLES = 512
+#: the initial firing rate of networks of two or more hidden layers when the recipe sets none
+DEFAULT_INIT_RATE = 0.1
 
+
+def init_rate(recipe: Recipe) -> float | None:
+    """The firing rate :func:`prepare` calibrates each layer to before training, or None (the
+    fixed initialisation): ``model.init_rate``, else :data:`DEFAULT_INIT_RATE` where the network
+    has two or more hidden layers (conv ones included), whose fixed initialisation saturates
+    and does not train."""
+    m = recipe.model
+    if m.init_rate is not None:
+        return m.init_rate
+    return DEFAULT_INIT_RATE if len(m.conv) + len(m.hidden) >= 2 else None
 
 def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
     """Load the data, encode the test set once, build the model, calibrate its initial firing
@@ -310,8 +322,9 @@ def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
                          max_rate=d.max_rate, lfsr_seed=d.on_chip_seed)
     model = build_model(recipe, encoded_features(d.encoding, data.features), data.classes)
     ctx = Context(recipe, data, model, test_spikes, progress)
-    calibration = torch.from_numpy(ctx.train_spikes(0)[:CALIBRATION_SAMPLES].astype(np.float32))
-    rates = model.calibrate(calibration, recipe.model.init_rate)
+    rate = init_rate(recipe)
+    rates = None if rate is None else model.calibrate(torch.from_numpy(
+        ctx.train_spikes(0)[:CALIBRATION_SAMPLES].astype(np.float32)), rate)
     ctx.tune(recipe.train.epochs, recipe.train.lr, "float")
     ctx.teacher = copy.deepcopy(model)
     _record(ctx, "float", {"epochs": recipe.train.epochs, "init_rates": rates}, started)

@@ -135,8 +135,9 @@ class ModelConfig:
     surrogate_slope: float = 5.0
     #: spikes per neuron and timestep each layer fires before training, on the first training
     #: samples: the weights' mean is set to reach it (SNN.calibrate), so deep layers neither
-    #: saturate nor stay silent
-    init_rate: float = 0.1
+    #: saturate nor stay silent. None: DEFAULT_INIT_RATE for two or more hidden layers (which do
+    #: not train without it), the fixed initialisation for one (docs/training.md measured so)
+    init_rate: float | None = None
 
 
 @dataclass
@@ -437,7 +438,8 @@ def _check_values(recipe: Recipe, source: str) -> None:
     _check_range(source, "model.leak_shift", m.leak_shift, 0, m.v_bits - 1)
     _check_range(source, "model.min_threshold", m.min_threshold, 1, (1 << (m.v_bits - 2)) - 1)
     _check_range(source, "model.surrogate_slope", m.surrogate_slope, 1e-3, None)
-    _check_range(source, "model.init_rate", m.init_rate, 0.01, 0.99)
+    if m.init_rate is not None:
+        _check_range(source, "model.init_rate", m.init_rate, 0.01, 0.99)
     _check_range(source, "train.epochs", t.epochs, 0, None)
     _check_range(source, "train.batch_size", t.batch_size, 1, None)
     _check_range(source, "train.lr", t.lr, 0.0, None)
