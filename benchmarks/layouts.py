@@ -8,6 +8,8 @@ synapse, pruned or not, as a codebook index of the layer's width (``size * fan_i
 index_bits``, no pointers). The codebook is the same in every layout and is left out. ``entropy``
 is the zeroth-order entropy of the layer's index matrix (pruned = one more symbol) in bits per
 weight position times the positions: what a lossless code of the symbols alone would need.
+A second table says where the delta layout's bits go: column pointers, slots of synapses, escape
+slots (gaps too long for the gap field) and lane padding (lanes shorter than their column).
 
     python benchmarks/layouts.py [--network MODEL ...] [--lanes 1 2 4] [--seed S]
 """
@@ -49,8 +51,34 @@ def rows(label: str, layers: list[Layer], lanes: list[int]) -> list[dict]:
                         "lanes": p, "dense": dense_bits(layer), "entropy": entropy_bits(layer),
                         **{kind: options[kind].stored_bits if kind in options else None
                            for kind in Layout},
-                        "gap_bits": options[Layout.DELTA].gap_bits, "chosen": chosen})
+                        "gap_bits": options[Layout.DELTA].gap_bits, "chosen": chosen,
+                        "delta_parts": delta_breakdown(options[Layout.DELTA])})
     return out
+
+
+def delta_breakdown(lay: SynapseLayout) -> dict[str, int]:
+    """Bits of a delta layout by what they store (module notes)."""
+    escape = (1 << lay.gap_bits) - 1
+    is_escape = (lay.words & np.uint64(escape)) == escape
+    padding = 0
+    for start, count in zip(lay.col_start, lay.col_words):
+        for lane in is_escape[start:start + count].T:  # trailing escapes: the lane's padding
+            padding += int(np.argmin(lane[::-1])) if not lane.all() else len(lane)
+    escapes = int(is_escape.sum()) - padding
+    return {"pointers": lay.fan_in * lay.pointer_bits,
+            "synapses": (lay.words.size - escapes - padding) * lay.slot_bits,
+            "escapes": escapes * lay.slot_bits, "padding": padding * lay.slot_bits}
+
+
+def print_breakdown(table: list[dict]) -> None:
+    header = (f"{'network':<18} {'layer':<5} {'P':>2} {'delta':>7} {'pointers':>15} "
+              f"{'synapses':>15} {'escapes':>15} {'padding':>15}")
+    print(header)
+    print("-" * len(header))
+    for r in table:
+        parts = r["delta_parts"]
+        print(f"{r['network']:<18} {r['layer']:<5} {r['lanes']:>2} {r[Layout.DELTA]:>7} " +
+              " ".join(f"{parts[k]:>7} ({parts[k] / r['dense']:.3f})" for k in parts))
 
 
 def print_table(table: list[dict]) -> None:
@@ -93,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         net = load(path)
         table += rows(net.name, net.layers, args.lanes)
     print_table(table)
+    print("\nthe delta layout's bits (and their fraction of dense)")
+    print_breakdown(table)
     return 0
 
 
