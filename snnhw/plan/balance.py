@@ -7,8 +7,8 @@ fewer cycles. :func:`lane_order` picks, for one layer, a permutation that lowers
 column words ``sum over columns of max over lanes`` (greedy, heaviest neuron first, into the lane
 where it adds least; then swaps between lanes while one lowers the sum; deterministic), or keeps
 them and lowers the layer's stored bits (each lane's neurons heaviest first: shorter delta gaps,
-also at one lane), or None when it finds none lower than the network's own order. :func:`permuted` applies the orders to a
-network: each reordered layer's rows and per-neuron parameters, the next layer's columns and a
+also at one lane), or None when it finds none lower than the network's own order.
+:func:`permuted` applies the orders to a network: each reordered layer's rows and per-neuron parameters, the next layer's columns and a
 recurrent layer's own columns, so the permuted network computes the same spikes, at the
 permuted positions.
 """
@@ -72,8 +72,9 @@ def lane_order(layer: Layer, lanes: int) -> np.ndarray | None:
         order = np.empty(size, np.int64)
         for p, neurons in enumerate(members):
             order[p::lanes] = sorted(neurons, key=lambda j: (-weight[j], j))
-        if cost(order) < best_cost:
-            best, best_cost = order, cost(order)
+        order_cost = cost(order)
+        if order_cost < best_cost:
+            best, best_cost = order, order_cost
     return best
 
 
