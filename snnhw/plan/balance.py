@@ -8,9 +8,9 @@ column words ``sum over columns of max over lanes`` (greedy, heaviest neuron fir
 where it adds least; then swaps between lanes while one lowers the sum; deterministic), or keeps
 them and lowers the layer's stored bits (each lane's neurons heaviest first: shorter delta gaps,
 also at one lane), or None when it finds none lower than the network's own order.
-:func:`permuted` applies the orders to a network: each reordered layer's rows and per-neuron parameters, the next layer's columns and a
-recurrent layer's own columns, so the permuted network computes the same spikes, at the
-permuted positions.
+:func:`permuted` applies the orders to a network: each reordered layer's rows and per-neuron
+parameters, the next layer's columns and a recurrent layer's own columns, so the permuted network
+computes the same spikes, at the permuted positions.
 """
 
 from __future__ import annotations
