@@ -109,9 +109,10 @@ def small_sim(request, small_net, tmp_path_factory):
     fc1, fc2 = SMALL_LAYOUTS[request.param]
     plan = CorePlan.build(small_net, request.param, layouts={"fc1": fc1, "fc2": fc2})
     assert [lp.synapses.kind for lp in plan.layers] == [fc1, fc2, Layout.IMPLICIT]
-    # Lane balancing holds the pruned layers' neurons in another order at P > 1: the probes'
-    # hidden spikes are mapped back to network order before the comparison.
-    assert [lp.order is not None for lp in plan.layers] == [request.param > 1] * 2 + [False]
+    # The plan holds the pruned layers' neurons in another order (balanced lanes at P > 1, each
+    # lane heaviest first): the probes' hidden spikes are mapped back to network order before
+    # the comparison.
+    assert [lp.order is not None for lp in plan.layers] == [True, True, False]
     delta = next(lp.synapses for lp in plan.layers if lp.synapses.kind is Layout.DELTA)
     escape = (1 << delta.gap_bits) - 1
     assert ((delta.words & np.uint64(escape)) == escape).any(), "the test needs escapes"
@@ -156,8 +157,7 @@ def test_a_wrong_model_is_caught(small_net, small_sim):
 def test_a_wrong_neuron_order_is_caught(small_net, small_sim, monkeypatch):
     """The hidden spikes are compared in network order: map them back by a wrong order (two
     neurons of fc1 exchanged) and the comparison fails on fc1 alone."""
-    held = small_sim.plan.layers[0]  # one lane: no reordering, the network's own order
-    order = np.arange(held.layer.size) if held.order is None else held.order.copy()
+    order = small_sim.plan.layers[0].order.copy()
     order[[0, 1]] = order[[1, 0]]
     wrong = replace(small_sim.plan, layers=(replace(small_sim.plan.layers[0], order=order),)
                     + small_sim.plan.layers[1:])

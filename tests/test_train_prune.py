@@ -8,8 +8,8 @@ import torch
 
 from snnhw.train.fit import loss_fn
 from snnhw.train.model import SNN
-from snnhw.train.prune import (fsc_scores, magnitude_scores, prune_layer, schedule,
-                               scores_for)
+from snnhw.train.prune import (fsc_scores, magnitude_scores, prune_columns, prune_layer,
+                               schedule, scores_for)
 from snnhw.train.recipe import PruneMethod
 
 
@@ -75,3 +75,32 @@ def test_fsc_prunes_silent_inputs_first_and_differs_from_magnitude():
     layer.mask.fill_(1)
     prune_layer(layer, magnitude_scores(model)[0], 0.1)
     assert not torch.equal(fsc_mask, layer.mask)
+
+
+def test_input_columns_prune_whole_inputs_silent_first_within_the_sparsity():
+    model, spikes, labels = tiny()
+    layer = model.layers[0]
+    for target in schedule(0.8, 3):
+        before = layer.mask.clone()
+        scores = fsc_scores(model, spikes, labels)[0]
+        prune_columns(layer, scores, 0.5 * target / 0.8)
+        prune_layer(layer, scores, target)
+        assert torch.all(layer.mask <= before)  # once pruned, always pruned
+    empty = layer.mask.sum(dim=0) == 0
+    assert int(empty.sum()) == 5 and bool(empty[0])  # the silent input goes first
+    assert int((layer.mask == 0).sum()) == round(0.8 * layer.mask.numel())
+    # The empty inputs are those whose synapses' scores summed lowest when they went.
+    fresh, _, _ = tiny()
+    scores = fsc_scores(fresh, spikes, labels)[0]
+    prune_columns(fresh.layers[0], scores, 0.3)
+    gone = fresh.layers[0].mask.sum(dim=0) == 0
+    assert scores.sum(dim=0)[gone].max() <= scores.sum(dim=0)[~gone].min()
+
+
+def test_prune_layer_keeps_what_prune_columns_pruned_beyond_its_target():
+    model, _, _ = tiny()
+    layer = model.layers[0]
+    prune_columns(layer, magnitude_scores(model)[0], 0.5)
+    pruned = layer.mask.clone()
+    prune_layer(layer, magnitude_scores(model)[0], 0.2)
+    assert torch.equal(layer.mask, pruned)

@@ -48,6 +48,11 @@ compress:
     ("compress: [{qat: {bits: [4]}}]",
      "r.yaml: compress[0].qat.bits: expected one precision per layer (2), got [4]"),
     ("compress: [{prune: {sparsity: 1.5}}]", "r.yaml: compress[0].prune.sparsity: expected a val"),
+    ("compress: [{prune: {sparsity: 0.5, input_columns: 0.6}}]",
+     "r.yaml: compress[0].prune.input_columns: expected a fraction of the inputs (at most the "
+     "sparsity) in 0.0..0.5, got 0.6"),
+    ("{model: {conv: [{}]}, compress: [{prune: {input_columns: 0.2}}]}",
+     "r.yaml: compress[0].prune.input_columns: expected 0 with conv layers"),
     ("compress: [{cluster: {values: 9, bits: 3}}]",
      "r.yaml: compress[0].cluster.values: expected at most 2**bits - 1 = 7 values at 3 bits"),
     ("compress: [{cluster: {distill: {weight: 1.5}}}]",
@@ -84,7 +89,8 @@ def test_cli_rejects_bad_recipe_in_one_line_without_torch(tmp_path, capsys):
     assert main(["train", str(path), "-o", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err == (f"snnhw: error: {path}: compress[0].prune.metod: unknown field (expected one "
-                   f"of distill, epochs, lr, method, rounds, score_samples, sparsity)\n")
+                   f"of distill, epochs, input_columns, lr, method, rounds, score_samples, "
+                   f"sparsity)\n")
     assert not (tmp_path / "m").exists()
     if not had_torch:
         assert "torch" not in sys.modules

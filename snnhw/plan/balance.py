@@ -5,11 +5,12 @@ presynaptic spike costs its column's words: the largest lane's share of the colu
 network neuron order that spreads every column evenly over the lanes makes the same spikes cost
 fewer cycles. :func:`lane_order` picks, for one layer, a permutation that lowers the layer's
 column words ``sum over columns of max over lanes`` (greedy, heaviest neuron first, into the lane
-where it adds least; then swaps between lanes while one lowers the sum; deterministic), or None
-when it finds none lower than the network's own order. :func:`permuted` applies the orders to a
-network: each reordered layer's rows and per-neuron parameters, the next layer's columns and a
-recurrent layer's own columns, so the permuted network computes the same spikes, at the
-permuted positions.
+where it adds least; then swaps between lanes while one lowers the sum; deterministic), or keeps
+them and lowers the layer's stored bits (each lane's neurons heaviest first: shorter delta gaps,
+also at one lane), or None when it finds none lower than the network's own order.
+:func:`permuted` applies the orders to a network: each reordered layer's rows and per-neuron
+parameters, the next layer's columns and a recurrent layer's own columns, so the permuted network
+computes the same spikes, at the permuted positions.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..network.format import Layer, Network
+from .layout import SynapseLayout
 
 __all__ = ["balanceable", "column_words", "lane_order", "permuted", "permuted_index"]
 
@@ -46,11 +48,39 @@ def column_words(present: np.ndarray, lanes: int) -> int:
 
 def lane_order(layer: Layer, lanes: int) -> np.ndarray | None:
     """Network neuron at each position (int64 [size]) that lowers the layer's column words, or
-    None where the network's own order is as low (always with one lane)."""
+    keeps them and lowers the bits of the layout the plan picks for it; None where the network's
+    own order is as low. Each lane holds its neurons heaviest first (most synapses; ties in
+    network order), so a column's synapses crowd at the lane's low addresses and neurons without
+    synapses come last: the delta layout's gaps are short and need fewer escapes."""
     present = (layer.connectivity.unrolled() >= 0).astype(np.int64)
     size = len(present)
-    if lanes == 1 or size <= 1:
+    if size <= 1:
         return None
+    # The lanes as the network's order fills them, and (more than one lane) balanced.
+    candidates = [[list(range(p, size, lanes)) for p in range(lanes)]]
+    if lanes > 1:
+        candidates.append(_balanced_lanes(present, lanes))
+    weight = present.sum(axis=1)
+
+    def cost(order: np.ndarray) -> tuple[int, int]:
+        held = replace(layer, index=permuted_index(layer.index, order, None,
+                                                   layer.kind == "recurrent"))
+        return column_words(present[order], lanes), SynapseLayout.build(held, lanes).stored_bits
+
+    best, best_cost = None, cost(np.arange(size))
+    for members in candidates:
+        order = np.empty(size, np.int64)
+        for p, neurons in enumerate(members):
+            order[p::lanes] = sorted(neurons, key=lambda j: (-weight[j], j))
+        order_cost = cost(order)
+        if order_cost < best_cost:
+            best, best_cost = order, order_cost
+    return best
+
+
+def _balanced_lanes(present: np.ndarray, lanes: int) -> list[list[int]]:
+    """The neurons of each lane that lower the column words (module notes)."""
+    size = len(present)
     capacity = np.bincount(np.arange(size) % lanes, minlength=lanes)
     counts = np.zeros((present.shape[1], lanes), np.int64)  # synapses per column and lane
     members: list[list[int]] = [[] for _ in range(lanes)]
@@ -63,12 +93,7 @@ def lane_order(layer: Layer, lanes: int) -> np.ndarray | None:
         counts[:, lane] += present[j]
     if size * size * present.shape[1] <= SWAP_WORK:
         _swap(present, counts, members)
-    order = np.empty(size, np.int64)
-    for p, neurons in enumerate(members):
-        order[p::lanes] = sorted(neurons)
-    if column_words(present[order], lanes) >= column_words(present, lanes):
-        return None
-    return order
+    return members
 
 
 def _swap(present: np.ndarray, counts: np.ndarray, members: list[list[int]]) -> None:

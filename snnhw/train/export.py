@@ -27,7 +27,7 @@ import torch
 
 from ..network.connectivity import ConvGeometry
 from ..network.format import Layer, Network, Neuron
-from ..plan import SynapseLayout, bits_for, membrane_bits, signed_bits_for
+from ..plan import CorePlan, SynapseLayout, bits_for, membrane_bits, signed_bits_for
 from .model import SNN
 
 __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report", "exact_run",
@@ -119,8 +119,9 @@ def layer_memory(layer: Layer) -> dict[str, int | float]:
 
 
 def memory_report(net: Network) -> dict:
-    """Return per-layer and total weight memory with ratios to fp32 and dense 8-bit."""
-    layers = {layer.name: layer_memory(layer) for layer in net.layers}
+    """Return per-layer and total weight memory with ratios to fp32 and dense 8-bit, each layer
+    as the core holds it at one lane (its neurons in the plan's order)."""
+    layers = {lp.name: layer_memory(lp.layer) for lp in CorePlan.build(net, 1).layers}
     total = sum(m["bits"] for m in layers.values())
     fp32 = sum(m["fp32_bits"] for m in layers.values())
     int8 = sum(m["int8_bits"] for m in layers.values())

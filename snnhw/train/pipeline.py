@@ -129,11 +129,16 @@ def _prune(ctx: Context, stage: PruneStage) -> dict:
     targets = prune.schedule(stage.sparsity, stage.rounds)
     for r, target in enumerate(targets):
         scores = prune.scores_for(stage.method, ctx.model, spikes, labels)
+        if stage.input_columns:  # on the same ramp as the sparsity
+            prune.prune_columns(ctx.model.layers[0], scores[0],
+                                stage.input_columns * target / stage.sparsity)
         for layer, score in zip(ctx.model.layers, scores):
             prune.prune_layer(layer, score, target)
         ctx.tune(stage.epochs, stage.lr, f"prune {stage.method.value} {r + 1}/{stage.rounds}",
                  distill=stage.distill)
+    first = ctx.model.layers[0].mask
     return {"method": stage.method.value, "sparsity": stage.sparsity,
+            "empty_input_columns": int((first.sum(dim=0) == 0).sum()),
             "mask_sparsity": [1.0 - float(l.mask.mean()) for l in ctx.model.layers]}
 
 

@@ -27,7 +27,7 @@ from .fit import loss_fn
 from .model import SNN, LIFLayer
 from .recipe import PruneMethod
 
-__all__ = ["magnitude_scores", "fsc_scores", "prune_layer", "schedule"]
+__all__ = ["magnitude_scores", "fsc_scores", "prune_columns", "prune_layer", "schedule"]
 
 
 def schedule(target: float, rounds: int) -> list[float]:
@@ -71,8 +71,9 @@ def _effective(layer: LIFLayer) -> torch.Tensor:
 
 
 def prune_layer(layer: LIFLayer, scores: torch.Tensor, sparsity: float) -> None:
-    """Prune the lowest-scoring synapses of ``layer`` until ``sparsity`` of them are pruned."""
-    count = int(round(sparsity * layer.mask.numel()))
+    """Prune the lowest-scoring synapses of ``layer`` until ``sparsity`` of them are pruned
+    (or keep those already pruned, where :func:`prune_columns` pruned more)."""
+    count = max(int(round(sparsity * layer.mask.numel())), int((layer.mask == 0).sum()))
     scores = torch.where(layer.mask > 0, scores.float(), torch.full_like(scores, -np.inf))
     # A stable sort breaks ties by position, so pruning is reproducible.
     order = torch.sort(scores.flatten(), stable=True).indices
@@ -80,6 +81,19 @@ def prune_layer(layer: LIFLayer, scores: torch.Tensor, sparsity: float) -> None:
     mask[order[:count]] = 0.0
     with torch.no_grad():
         layer.mask.copy_(mask.view_as(layer.mask))
+
+
+def prune_columns(layer: LIFLayer, scores: torch.Tensor, fraction: float) -> None:
+    """Prune every synapse of the ``fraction`` of ``layer``'s inputs whose kept synapses' scores
+    sum lowest (inputs already without synapses first; a recurrent layer's own columns are not
+    inputs)."""
+    count = int(round(fraction * layer.fan_in))
+    kept = layer.mask[:, :layer.fan_in] > 0
+    sums = torch.where(kept, scores[:, :layer.fan_in].float(), 0.0).sum(dim=0)
+    sums = torch.where(kept.any(dim=0), sums, torch.full_like(sums, -np.inf))
+    columns = torch.sort(sums, stable=True).indices[:count]
+    with torch.no_grad():
+        layer.mask[:, columns] = 0.0
 
 
 def scores_for(method: PruneMethod, model: SNN, spikes: np.ndarray,

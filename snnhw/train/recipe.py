@@ -185,6 +185,11 @@ class PruneStage:
     lr: float | None = None
     #: samples used to estimate the Fisher scores (method fsc)
     score_samples: int = 512
+    #: fraction of the network's inputs (the first layer's columns) pruned whole, part of that
+    #: layer's ``sparsity``: those whose synapses' scores sum lowest (never-spiking border pixels
+    #: first). An empty column costs no synapse words, and the kept columns are denser, which
+    #: the delta layout stores in fewer bits per synapse (docs/boards.md); 0: synapse by synapse
+    input_columns: float = 0.0
     #: pull the output spike counts towards the float network's (see Distill); default: off
     distill: Distill | None = None
 
@@ -471,6 +476,12 @@ def _check_values(recipe: Recipe, source: str) -> None:
             _check_bits(source, f"{where}.bits", stage.bits, layers)
         elif isinstance(stage, PruneStage):
             _check_range(source, f"{where}.sparsity", stage.sparsity, 0.0, 0.99)
+            _check_range(source, f"{where}.input_columns", stage.input_columns, 0.0,
+                         stage.sparsity, "a fraction of the inputs (at most the sparsity)")
+            if stage.input_columns and m.conv:
+                _fail(source, f"{where}.input_columns", "expected 0 with conv layers (a "
+                      "convolution's input columns are its channels, not pixels), got "
+                      f"{shown(stage.input_columns)}")
         elif isinstance(stage, ClusterStage):
             _check_range(source, f"{where}.values", stage.values, 2, 256)
             _check_range(source, f"{where}.bits", stage.bits, 2, 16)
