@@ -65,7 +65,7 @@ def rows(epochs: int, distill: dict | None = None,
     prune = {"sparsity": 0.8, "rounds": 4, "epochs": max(1, e // 2), "lr": 0.002}
     joint = [{"prune": {"method": "fsc", **prune, "rounds": 8, "epochs": max(1, e // 4)}},
              {"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}},
-             {"state": {"bits": 4, "scheme": "threshold", "epochs": 2 * e, "lr": 0.002}}]
+             {"state": {"bits": 4, "scheme": "threshold", "epochs": 3 * e, "lr": 0.002}}]
     return [
         ("float (8-bit PTQ export)", []),
         ("QAT 8-bit", [{"qat": {"bits": 8, "epochs": e}}]),
@@ -117,7 +117,7 @@ def rows(epochs: int, distill: dict | None = None,
           {"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
         # the issue-14 target: 80 % pruning, 4 weight values and 4-bit (threshold-centred) states;
         # after 80 % pruning, clustering and state training recover at the training lr (0.002),
-        # not the fine-tuning lr; pruning in 8 smaller cubic steps and 2e state epochs hold every
+        # not the fine-tuning lr; pruning in 8 smaller cubic steps and 3e state epochs hold every
         # seed within a point (docs/training.md, "Joint compression")
         ("joint: prune 80 % + M=4 + state 4", joint),
         # the same with distillation from the float network's output spike counts (Hinton's soft
