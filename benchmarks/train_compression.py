@@ -63,6 +63,9 @@ def rows(epochs: int, distill: dict | None = None,
 
     # Recovering from pruning needs larger steps than other fine-tuning: train.lr, not finetune_lr.
     prune = {"sparsity": 0.8, "rounds": 4, "epochs": max(1, e // 2), "lr": 0.002}
+    joint = [{"prune": {"method": "fsc", **prune, "rounds": 8, "epochs": max(1, e // 4)}},
+             {"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}},
+             {"state": {"bits": 4, "scheme": "threshold", "epochs": 3 * e, "lr": 0.002}}]
     return [
         ("float (8-bit PTQ export)", []),
         ("QAT 8-bit", [{"qat": {"bits": 8, "epochs": e}}]),
@@ -114,17 +117,13 @@ def rows(epochs: int, distill: dict | None = None,
           {"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
         # the issue-14 target: 80 % pruning, 4 weight values and 4-bit (threshold-centred) states;
         # after 80 % pruning, clustering and state training recover at the training lr (0.002),
-        # not the fine-tuning lr (docs/training.md, "Joint compression")
-        ("joint: prune 80 % + M=4 + state 4",
-         [{"prune": {"method": "fsc", **prune}},
-          {"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}},
-          {"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}}]),
+        # not the fine-tuning lr; pruning in 8 smaller cubic steps and 3e state epochs hold every
+        # seed within a point (docs/training.md, "Joint compression")
+        ("joint: prune 80 % + M=4 + state 4", joint),
         # the same with distillation from the float network's output spike counts (Hinton's soft
-        # targets, --distill): worse than without on 3 seeds (docs/training.md, "Joint compression")
-        ("joint: prune 80 % + M=4 + state 4 + distill",
-         [distilled({"prune": {"method": "fsc", **prune}}),
-          distilled({"cluster": {"values": 4, "bits": 8, "epochs": e, "lr": 0.002}}),
-          distilled({"state": {"bits": 4, "scheme": "threshold", "epochs": e, "lr": 0.002}})]),
+        # targets, --distill): worse than without on 3 seeds (docs/training.md, "Joint compression",
+        # measured with the 4-round schedule)
+        ("joint: prune 80 % + M=4 + state 4 + distill", [distilled(stage) for stage in joint]),
         # snnhw flow's built-in recipe's stages, as they are (their own epochs)
         ("flow default (prune 50 % + M=4)", _flow_default_stages()),
         # Issue 11: a row at >= 10x below dense 8-bit (the delta layout makes sparsity pay).
