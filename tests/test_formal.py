@@ -231,10 +231,11 @@ def test_stream_check_sees_a_violation(tmp_path):
 
 # Weights at the codebook extremes, so that the worst-case sums (all 3 inputs spiking at once)
 # need the whole accumulator width, and V saturates at both ends within two timesteps. Depth:
-# the clear, a first timestep with every input spiking (4 accumulate stages), its whole sweep
+# the clear, a first timestep with every input spiking (5 accumulate stages), its whole sweep
 # (the update of its last neuron leaves the pipeline: LIF latency 3, or 5 with state levels,
 # plus the lane select and the write stage), while the second timestep accumulates. The worst-
-# case sums reach the probe in steps 22/23 (dense) and 17/18 (pruned): the cover runs show it.
+# case sums reach the probe within the depth (a step later than with 4 accumulate stages, when
+# they did in steps 22/23 dense and 17/18 pruned): the cover runs show it.
 # The pruned layer in both layouts that store only existing synapses; its delta words hold an
 # escape (column 1's lane 0).
 PRUNED = _layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]], ZERO_LEVELS)
