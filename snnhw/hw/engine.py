@@ -174,7 +174,11 @@ class LayerEngine(wiring.Component):
         issue_addr = Signal(lay.start_bits)
         issue_offset = Signal.like(offset)
         left_after = Signal(lay.count_bits)  # words of the current column still to issue after
-        last_word = Signal()  # none after this cycle's: compared directly, not via left_after
+        last_word = Signal()  # none after this cycle's: not via left_after (a subtraction)
+        # words_left <= 1 and the FSM in ACCUMULATE, kept as registers: ``i.ready`` is then a
+        # short function of flip-flops and the pointer read (it reaches the upstream register).
+        few_left = Signal(init=1)
+        accumulating = Signal()
         with m.If(col_pending):
             m.d.comb += [
                 issue.eq(col_count != 0),
@@ -189,7 +193,7 @@ class LayerEngine(wiring.Component):
                 issue_addr.eq(word),
                 issue_offset.eq(offset),
                 left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
-                last_word.eq(_at_most_one(words_left)),
+                last_word.eq(few_left),
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
@@ -402,6 +406,7 @@ class LayerEngine(wiring.Component):
             m.d.comb += sweep_free.eq(1)
 
         # -- accumulation control -----------------------------------------------------------------
+        m.d.comb += self.i.ready.eq(last_word & accumulating)
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 # Zero every membrane and both accumulator banks: a new sample starts from V = 0.
@@ -410,13 +415,13 @@ class LayerEngine(wiring.Component):
                                  v_wr[p].en.eq(1)]
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == depth - 1):
-                    m.d.sync += clearing.eq(0)
+                    m.d.sync += [clearing.eq(0), accumulating.eq(1)]
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
-                m.d.comb += self.i.ready.eq(last_word)
                 m.d.sync += [
+                    few_left.eq(_at_most_one(left_after)),
                     s0_valid.eq(issue),
                     event.eq(issue_event),
                     word.eq(issue_addr + 1),
@@ -426,6 +431,7 @@ class LayerEngine(wiring.Component):
                 ]
                 with m.If(self.i.valid & self.i.ready):
                     with m.If(self.i.payload.eot):
+                        m.d.sync += accumulating.eq(0)
                         m.next = "DRAIN"
                     with m.Else():
                         m.d.sync += col_pending.eq(1)
@@ -440,7 +446,7 @@ class LayerEngine(wiring.Component):
                 with m.If(~s0_valid & ~s1_valid & (s2_valid == 0) & (s3_valid == 0) &
                           sweep_free):
                     m.d.sync += [
-                        acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
+                        acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                         sweep_pos.eq(0),
                     ]
