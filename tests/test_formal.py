@@ -231,10 +231,11 @@ def test_stream_check_sees_a_violation(tmp_path):
 
 # Weights at the codebook extremes, so that the worst-case sums (all 3 inputs spiking at once)
 # need the whole accumulator width, and V saturates at both ends within two timesteps. Depth:
-# the clear, a first timestep with every input spiking (4 accumulate stages), its whole sweep
+# the clear, a first timestep with every input spiking (5 accumulate stages), its whole sweep
 # (the update of its last neuron leaves the pipeline: LIF latency 3, or 5 with state levels,
 # plus the lane select and the write stage), while the second timestep accumulates. The worst-
-# case sums reach the probe in steps 22/23 (dense) and 17/18 (pruned): the cover runs show it.
+# case sums reach the probe within the depth (a step later than with 4 accumulate stages, when
+# they did in steps 22/23 dense and 17/18 pruned): the cover runs show it.
 # The pruned layer in both layouts that store only existing synapses; its delta words hold an
 # escape (column 1's lane 0).
 PRUNED = _layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]], ZERO_LEVELS)
@@ -324,7 +325,7 @@ def test_bound_is_tight(tmp_path):
 
 
 def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
-    # One cycle less per accumulation-bound timestep (ACCUMULATE_OVERHEAD 4) and some sample is
+    # One cycle less per accumulation-bound timestep (ACCUMULATE_OVERHEAD 5) and some sample is
     # late.
     monkeypatch.setattr(snnhw.formal.bound, "ACCUMULATE_OVERHEAD",
                         snnhw.formal.bound.ACCUMULATE_OVERHEAD - 1)
@@ -335,8 +336,8 @@ def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
 def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
     # cycles.py's per-timestep bound, max(sum of max(1, ceil(synapses / P)) over the spiking
     # inputs, neurons) + sweep_overhead(neuron), plus the start-up, holds for every sample of a
-    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (5)
-    # is below the sweep's (6).
+    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (6)
+    # is not above the sweep's (6).
     plan = BOUND_PLANS["2x2-dense-1-lane"]()
     harness, depth = _bound(plan, model="stated")
     assert _verdict(harness, tmp_path, Mode.BMC, depth) is Verdict.PASS
@@ -345,7 +346,7 @@ def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
 @pytest.mark.parametrize("seed", range(3))
 def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
     # At one lane a spike costs the engine its column's words (its synapses, at least one) and
-    # cycles.py charges exactly that, with an overhead (6) not below the engine's (5): so the
+    # cycles.py charges exactly that, with an overhead (6) not below the engine's (6): so the
     # engine's proven bound implies the stated one for every one-lane network, not only the two
     # proven above. The formula before the fix charged an empty column nothing. In the addressed
     # layout: the delta layout's escape slots are words beyond the synapses, which the ideal
@@ -359,7 +360,7 @@ def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
 
 
 def test_cycle_model_without_a_cycle_per_spike_undercounts(tmp_path, monkeypatch):
-    # The 5 x 2 network with all 5 inputs spiking takes 6 words + 4 cycles a timestep (its proof
+    # The 5 x 2 network with all 5 inputs spiking takes 6 words + 6 cycles a timestep (its proof
     # above); the model before the fix, ceil(synapses / P) per spike with no floor of one cycle,
     # states max(ceil(2 / 1), 2) + 6 = 8 and the stated proof fails. cycles.py now charges
     # max(2 + 4 x 1, 2) + 6 = 12, which the previous test shows covers the engine.

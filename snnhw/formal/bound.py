@@ -15,9 +15,9 @@ from .streams import EventSource
 __all__ = ["CycleBound", "startup_cycles", "ACCUMULATE_OVERHEAD"]
 
 #: Cycles a timestep's accumulation takes beyond one per synapse word: the end-of-timestep
-#: event, and four cycles of drain and handoff to the sweep (DRAIN in the engine waits until
-#: the last word has left S0, S1 and S2 of the accumulate pipeline).
-ACCUMULATE_OVERHEAD = 5
+#: event, and five cycles of drain and handoff to the sweep (DRAIN in the engine waits until
+#: the last word has left S0 to S3 of the accumulate pipeline).
+ACCUMULATE_OVERHEAD = 6
 
 
 def startup_cycles(plan: CorePlan) -> int:
@@ -77,7 +77,7 @@ class CycleBound(wiring.Component):
             return ([int(n) for n in spike_cycles(layer)], 1,
                     sweep_overhead(layer.layer.neuron))
         # What the engine does: one cycle per synapse word of the column (at least one per
-        # event), then the end-of-timestep event and four cycles of drain and handoff.
+        # event), then the end-of-timestep event and five cycles of drain and handoff.
         return [max(1, int(n)) for n in layer.synapses.col_words], 1, ACCUMULATE_OVERHEAD
 
     def max_bound(self) -> int:

@@ -174,7 +174,11 @@ class LayerEngine(wiring.Component):
         issue_addr = Signal(lay.start_bits)
         issue_offset = Signal.like(offset)
         left_after = Signal(lay.count_bits)  # words of the current column still to issue after
-        last_word = Signal()  # none after this cycle's: compared directly, not via left_after
+        last_word = Signal()  # none after this cycle's: not via left_after (a subtraction)
+        # words_left <= 1 and the FSM in ACCUMULATE, kept as registers: ``i.ready`` is then a
+        # short function of flip-flops and the pointer read (it reaches the upstream register).
+        few_left = Signal(init=1)
+        accumulating = Signal()
         with m.If(col_pending):
             m.d.comb += [
                 issue.eq(col_count != 0),
@@ -189,7 +193,7 @@ class LayerEngine(wiring.Component):
                 issue_addr.eq(word),
                 issue_offset.eq(offset),
                 left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
-                last_word.eq(_at_most_one(words_left)),
+                last_word.eq(few_left),
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
@@ -202,12 +206,14 @@ class LayerEngine(wiring.Component):
                                                                    lay.count_bits:], event))
 
         # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
-        # (codebook + accumulator reads), S3 (add, write) --------------------------------------
+        # (codebook + accumulator reads), S3 (bank select, registered), S4 (add, write) ----------
         # Each stage ends in registers, so no path crosses more than one memory read and a short
-        # step (the synapse memory's output goes to a register before the slot decode). A word in
-        # S3 writes a sum that the next word, read in the same cycle by S2, does not see: S2
-        # compares its address with S3's (registers both) and S3 then takes the last sum instead
-        # of the stale read (words further apart see the memory).
+        # step (the synapse memory's output goes to a register before the slot decode; the
+        # accumulator's, through the bank select, before the adder). A word read in S2 does not
+        # see the sums that the two words ahead of it write (in S3's cycle and its own): it
+        # compares its address with theirs (registers all) a stage early, so S3 takes the sum of
+        # the word two ahead instead of the stale read and S4 that of the word one ahead (words
+        # further apart see the memory).
         s0_valid, s1_valid = Signal(), Signal()
         s0_offset, s1_offset = Signal.like(offset), Signal.like(offset)
         s0_word = Signal.like(synapses.data)
@@ -241,24 +247,35 @@ class LayerEngine(wiring.Component):
                 ]
                 if lay.index_bits:
                     m.d.comb += slot_index[p].eq(slot[:lay.index_bits])
-        s2_valid, s3_valid, s3_forward = Signal(lanes), Signal(lanes), Signal(lanes)
+        # S3 registers the accumulation's side of the banks (or the sum of the word two ahead)
+        # and the codebook value; S4 adds them (or the sum of the word one ahead) and writes.
+        s2_valid, s3_valid, s4_valid = Signal(lanes), Signal(lanes), Signal(lanes)
+        s3_forward, s4_forward = Signal(lanes), Signal(lanes)  # take the word two / one ahead's
         s2_addr = [Signal(range(depth), name=f"s2_addr{p}") for p in range(lanes)]
         s3_addr = [Signal(range(depth), name=f"s3_addr{p}") for p in range(lanes)]
+        s4_addr = [Signal(range(depth), name=f"s4_addr{p}") for p in range(lanes)]
         s2_index = [Signal.like(slot_index[p], name=f"s2_index{p}") for p in range(lanes)]
+        s4_base = [Signal(acc_shape, name=f"s4_base{p}") for p in range(lanes)]
+        s4_weight = [Signal(signed(layer.weight_bits), name=f"s4_weight{p}")
+                     for p in range(lanes)]
         a_sum = [Signal(acc_shape, name=f"a_sum{p}") for p in range(lanes)]
         last_sum = [Signal(acc_shape, name=f"last_sum{p}") for p in range(lanes)]
-        m.d.sync += [s2_valid.eq(slot_valid), s3_valid.eq(s2_valid)]
+        m.d.sync += [s2_valid.eq(slot_valid), s3_valid.eq(s2_valid), s4_valid.eq(s3_valid)]
         for p in range(lanes):
             m.d.sync += [
                 s2_addr[p].eq(slot_addr[p]), s2_index[p].eq(slot_index[p]),
-                s3_addr[p].eq(s2_addr[p]),
-                s3_forward[p].eq(s2_valid[p] & s3_valid[p] & (s2_addr[p] == s3_addr[p])),
+                s3_addr[p].eq(s2_addr[p]), s4_addr[p].eq(s3_addr[p]),
+                # The word in S2 read the bank before the words now in S3 and S4 wrote it.
+                s3_forward[p].eq(s2_valid[p] & s4_valid[p] & (s2_addr[p] == s4_addr[p])),
+                s4_forward[p].eq(s3_valid[p] & s4_valid[p] & (s3_addr[p] == s4_addr[p])),
                 last_sum[p].eq(a_sum[p]),
+                s4_weight[p].eq(cb_rd[p].data),
             ]
             m.d.comb += cb_rd[p].addr.eq(s2_index[p])
             # The accumulation's side of lane p's banks (bank acc_bank), or the forwarded sum.
             acc_read = Mux(acc_bank, acc_rd[1][p].data, acc_rd[0][p].data)
-            m.d.comb += a_sum[p].eq(Mux(s3_forward[p], last_sum[p], acc_read) + cb_rd[p].data)
+            m.d.sync += s4_base[p].eq(Mux(s3_forward[p], last_sum[p], acc_read))
+            m.d.comb += a_sum[p].eq(Mux(s4_forward[p], last_sum[p], s4_base[p]) + s4_weight[p])
 
         # -- sweep pipeline: T0 (read V and accumulator of neuron j), T1 (select its lane),
         # the LIF unit's stages, then F (write V, clear the accumulator, emit) ----------------
@@ -335,7 +352,7 @@ class LayerEngine(wiring.Component):
         ]
 
         # -- accumulator banks: each lane's two banks, routed by owner --------------------------
-        # The accumulation reads in S2 and adds in S3; the sweep reads in T0 and clears the word
+        # The accumulation reads in S2 and writes in S4; the sweep reads in T0 and clears the word
         # it has consumed in F (the bank is then all zeros for timestep t+2).
         clearing = Signal(init=1)
         clear_addr = Signal(range(depth + 1))
@@ -348,7 +365,7 @@ class LayerEngine(wiring.Component):
                 with m.Elif(acc_bank == b):
                     m.d.comb += [
                         rd.addr.eq(s2_addr[p]),
-                        wr.addr.eq(s3_addr[p]), wr.data.eq(a_sum[p]), wr.en.eq(s3_valid[p]),
+                        wr.addr.eq(s4_addr[p]), wr.data.eq(a_sum[p]), wr.en.eq(s4_valid[p]),
                     ]
                 with m.Else():
                     m.d.comb += [
@@ -389,6 +406,7 @@ class LayerEngine(wiring.Component):
             m.d.comb += sweep_free.eq(1)
 
         # -- accumulation control -----------------------------------------------------------------
+        m.d.comb += self.i.ready.eq(last_word & accumulating)
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 # Zero every membrane and both accumulator banks: a new sample starts from V = 0.
@@ -397,13 +415,13 @@ class LayerEngine(wiring.Component):
                                  v_wr[p].en.eq(1)]
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == depth - 1):
-                    m.d.sync += clearing.eq(0)
+                    m.d.sync += [clearing.eq(0), accumulating.eq(1)]
                     m.next = "ACCUMULATE"
 
             with m.State("ACCUMULATE"):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
-                m.d.comb += self.i.ready.eq(last_word)
                 m.d.sync += [
+                    few_left.eq(_at_most_one(left_after)),
                     s0_valid.eq(issue),
                     event.eq(issue_event),
                     word.eq(issue_addr + 1),
@@ -413,20 +431,22 @@ class LayerEngine(wiring.Component):
                 ]
                 with m.If(self.i.valid & self.i.ready):
                     with m.If(self.i.payload.eot):
+                        m.d.sync += accumulating.eq(0)
                         m.next = "DRAIN"
                     with m.Else():
                         m.d.sync += col_pending.eq(1)
 
             with m.State("DRAIN"):
-                # The last words are still in S0..S3; the sweep reads what they write. Once S0,
-                # S1 and S2 are empty and the sweep of the previous timestep has finished, hand
+                # The last words are still in S0..S4; the sweep reads what they write. Once S0
+                # to S3 are empty and the sweep of the previous timestep has finished, hand
                 # this bank to the sweep and take the other (the sweep has just cleared it). A
-                # word in S3 still writes this bank in the handoff cycle (the routing follows
+                # word in S4 still writes this bank in the handoff cycle (the routing follows
                 # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
                 m.d.sync += s0_valid.eq(0)
-                with m.If(~s0_valid & ~s1_valid & (s2_valid == 0) & sweep_free):
+                with m.If(~s0_valid & ~s1_valid & (s2_valid == 0) & (s3_valid == 0) &
+                          sweep_free):
                     m.d.sync += [
-                        acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
+                        acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                         sweep_pos.eq(0),
                     ]
