@@ -130,6 +130,14 @@ def rows(epochs: int, distill: dict | None = None,
         ("joint: prune 90 % + QAT 4 + M=4",
          [{"prune": {"method": "fsc", **prune, "sparsity": 0.9}},
           {"qat": {"bits": 4, "epochs": e}}, {"cluster": {"values": 4, "bits": 8, "epochs": e}}]),
+        # Issue 11 with input-column pruning (docs/training.md, "Input columns"): the first layer
+        # loses whole inputs, the inputs left are denser and cost fewer gap bits; the joint
+        # schedule (8 cubic rounds, clustering at lr 0.002). M = 2 stores a 1-bit index per kept
+        # synapse (with the pruned zeros, three weight values).
+        *((f"10x: prune {sparsity} % FSC, columns {columns}, M={values}",
+           [{"prune": {**joint[0]["prune"], "sparsity": sparsity / 100, "input_columns": columns}},
+            {"cluster": {**joint[1]["cluster"], "values": values}}])
+          for sparsity, columns, values in ((80, 0.65, 2), (85, 0.7, 4))),
     ]
 
 
