@@ -399,14 +399,7 @@ def _exact_layer(floats: FloatLayer, syn: Any, neu: Any, back: Any) -> Layer | N
     if "snnhw_index" not in meta_syn or "snnhw_neuron" not in meta_neu:
         return None
     try:
-        fields = json.loads(meta_neu["snnhw_neuron"])
-        for field in ("threshold", "beta", "bias", "state_levels"):
-            if isinstance(fields.get(field), list):
-                fields[field] = tuple(fields[field])
-        for field, kind in (("reset", Reset), ("fire", Fire), ("reset_timing", ResetTiming),
-                            ("beta_rounding", Rounding)):
-            if field in fields:
-                fields[field] = kind(fields[field])
+        fields = _neuron_fields(neu)
         layer = Layer(name=floats.name, index=np.asarray(meta_syn["snnhw_index"], np.int32),
                       codebook=tuple(int(c) for c in np.asarray(meta_syn["snnhw_codebook"])
                                      .reshape(-1)),
@@ -429,15 +422,29 @@ def _exact_layer(floats: FloatLayer, syn: Any, neu: Any, back: Any) -> Layer | N
     return layer if same else None
 
 
+def _neuron_fields(neu) -> dict:
+    """The :class:`~snnhw.network.Neuron` fields an snnhw export's neuron metadata holds (lists
+    as tuples, enumerations as their members); raises KeyError, TypeError or ValueError where
+    there is none or it does not parse."""
+    fields = json.loads((getattr(neu, "metadata", {}) or {})["snnhw_neuron"])
+    for field in ("threshold", "beta", "bias", "state_levels"):
+        if isinstance(fields.get(field), list):
+            fields[field] = tuple(fields[field])
+    for field, kind in (("reset", Reset), ("fire", Fire), ("reset_timing", ResetTiming),
+                        ("beta_rounding", Rounding)):
+        if field in fields:
+            fields[field] = kind(fields[field])
+    return fields
+
+
 def _exported_reset(neu) -> dict:
-    """The ``reset`` and ``reset_timing`` an snnhw export's neuron metadata names (those it
-    holds and can parse), so that its float graph runs as the network it came from."""
+    """The ``reset`` and ``reset_timing`` an snnhw export's neuron metadata names, so that its
+    float graph runs as the network it came from ({} without metadata that parses)."""
     try:
-        fields = json.loads((getattr(neu, "metadata", {}) or {})["snnhw_neuron"])
-        return {field: kind(fields[field]) for field, kind in
-                (("reset", Reset), ("reset_timing", ResetTiming)) if field in fields}
+        fields = _neuron_fields(neu)
     except (KeyError, TypeError, ValueError):
         return {}
+    return {field: fields[field] for field in ("reset", "reset_timing") if field in fields}
 
 
 def from_graph(graph, *, name: str | None = None, timesteps: int | None = None,
