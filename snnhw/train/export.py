@@ -34,13 +34,14 @@ __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report",
            "exact_spikes"]
 
 
-def _weight_memory(layer: Layer) -> int:
-    """Bits of the layer's synapse and pointer memories in the core (one lane); a convolution
-    stores its kernel once, a codebook index per tap (one more code where a tap is pruned)."""
+def _weight_memory(layer: Layer, layout: SynapseLayout | None = None) -> int:
+    """Bits of the layer's synapse and pointer memories in the core (one lane: ``layout`` where
+    the caller has built it); a convolution stores its kernel once, a codebook index per tap
+    (one more code where a tap is pruned)."""
     if layer.kind == "conv2d":
         pruned = bool((layer.index < 0).any())
         return int(layer.index.size) * max(1, bits_for(len(layer.codebook) + pruned))
-    return SynapseLayout.build(layer, 1).stored_bits
+    return (layout or SynapseLayout.build(layer, 1)).stored_bits
 
 
 def _encode(weights: np.ndarray, neuron: Neuron, kind: str = "dense",
@@ -101,10 +102,13 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
     return net
 
 
-def layer_memory(layer: Layer) -> dict[str, int | float]:
-    """Return the weight memory of one network layer and its reference sizes, in bits."""
+def layer_memory(layer: Layer, layout: SynapseLayout | None = None) -> dict[str, int | float]:
+    """Return the weight memory of one network layer and its reference sizes, in bits
+    (``layout``: its one-lane layout, where the caller has it; built otherwise)."""
     entries = len(layer.codebook)
-    synapse_bits = _weight_memory(layer)
+    if layer.kind != "conv2d" and layout is None:
+        layout = SynapseLayout.build(layer, 1)
+    synapse_bits = _weight_memory(layer, layout)
     weights = layer.connectivity.stored_weights(layer.codebook)
     return {
         "synapse_bits": int(synapse_bits),
@@ -114,14 +118,14 @@ def layer_memory(layer: Layer) -> dict[str, int | float]:
         "int8_bits": 8 * layer.index.size,
         "unique_weights": int(np.unique(weights[weights != 0]).size),
         "sparsity": layer.sparsity,
-        "layout": "kernel" if layer.kind == "conv2d" else SynapseLayout.build(layer, 1).kind.value,
+        "layout": "kernel" if layer.kind == "conv2d" else layout.kind.value,
     }
 
 
 def memory_report(net: Network) -> dict:
     """Return per-layer and total weight memory with ratios to fp32 and dense 8-bit, each layer
     as the core holds it at one lane (its neurons in the plan's order)."""
-    layers = {lp.name: layer_memory(lp.layer) for lp in CorePlan.build(net, 1).layers}
+    layers = {lp.name: layer_memory(lp.layer, lp.synapses) for lp in CorePlan.build(net, 1).layers}
     total = sum(m["bits"] for m in layers.values())
     fp32 = sum(m["fp32_bits"] for m in layers.values())
     int8 = sum(m["int8_bits"] for m in layers.values())

@@ -316,6 +316,7 @@ def init_rate(recipe: Recipe) -> float | None:
         return m.init_rate
     return DEFAULT_INIT_RATE if len(m.conv) + len(m.hidden) >= 2 else None
 
+
 def prepare(recipe: Recipe, progress: bool | None = None) -> Context:
     """Load the data, encode the test set once, build the model, calibrate its initial firing
     rates (``model.init_rate``) and train it in float."""
