@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--only {text!r}: no row's label contains it (rows: "
                          f"{', '.join(labels)})")
     if args.summary:
-        summary([row for path in args.summary for row in json.loads(Path(path).read_text())])
+        summary([row for path in args.summary for row in saved_rows(parser, Path(path))])
         return 0
     started = time.monotonic()
     results = [row for seed in range(args.seed, args.seed + args.seeds)
@@ -213,6 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0 if all(r["spike_mismatches"] == r["v_mismatches"] == 0 for r in results) else 1
+
+
+def saved_rows(parser: argparse.ArgumentParser, path: Path) -> list[dict]:
+    """The rows a ``--json`` run wrote to ``path``; a file that is not one stops the benchmark
+    with a one-line error (exit 2)."""
+    try:
+        rows_ = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        parser.error(f"--summary {path}: not a --json output ({error})")
+    if not (isinstance(rows_, list) and all(isinstance(r, dict) and "method" in r
+                                            for r in rows_)):
+        parser.error(f"--summary {path}: expected the list of rows a --json run writes")
+    return rows_
 
 
 def summary(results: list[dict]) -> None:
