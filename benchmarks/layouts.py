@@ -9,8 +9,14 @@ synapse, pruned or not, as a codebook index of the layer's width (``size * fan_i
 index_bits``, no pointers). The codebook is the same in every layout and is left out. ``entropy``
 is the zeroth-order entropy of the layer's index matrix (pruned = one more symbol) in bits per
 weight position times the positions: what a lossless code of the symbols alone would need.
-A second table says where the delta layout's bits go: column pointers, slots of synapses, escape
-slots (gaps too long for the gap field) and lane padding (lanes shorter than their column).
+The layouts' bits are those of the fewest bits (the delta layout at its fewest-bits gap width);
+``chosen`` is the plan's pick, the fewest bits among the layouts within ``WORDS_SLACK`` of the
+fewest words (:mod:`snnhw.plan.layout`), with its gap width, bits and words (``words``: what one
+spike of every input reads, the cycles it costs), next to the fewest bits' words: the bits the
+plan spends on purpose for fewer cycles, and the words they buy.
+A second table says where the delta layout's bits go (at the fewest-bits gap width): column
+pointers, slots of synapses, escape slots (gaps too long for the gap field) and lane padding
+(lanes shorter than their column).
 
     python benchmarks/layouts.py [--network MODEL ...] [--lanes 1 2 4] [--seed S] [--no-balance]
 """
@@ -18,6 +24,7 @@ slots (gaps too long for the gap field) and lane padding (lanes shorter than the
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import numpy as np
@@ -46,17 +53,20 @@ def rows(label: str, net: Network, lanes: list[int], balance: bool) -> list[dict
     order, :mod:`snnhw.plan.balance`, unless ``balance`` is off) in every layout."""
     out = []
     plans = {p: CorePlan.build(net, p, balance=balance) for p in lanes}
+    fewest_bits = {p: CorePlan.build(net, p, balance=balance, words_slack=math.inf)
+                   for p in lanes}
     for number, layer in enumerate(net.layers):
         for p in lanes:
-            held = plans[p].layers[number]
-            options = {lay.kind: lay for lay in SynapseLayout.options(held.layer, p)}
-            chosen = held.synapses
+            held = fewest_bits[p].layers[number]
+            options = {lay.kind: lay for lay in SynapseLayout.options(held.layer, p,
+                                                                      words_slack=math.inf)}
             out.append({"network": label, "layer": layer.name,
                         "shape": f"{layer.fan_in}x{layer.size}", "density": 1 - layer.sparsity,
                         "lanes": p, "dense": dense_bits(layer), "entropy": entropy_bits(layer),
                         **{kind: options[kind].stored_bits if kind in options else None
                            for kind in Layout},
-                        "gap_bits": options[Layout.DELTA].gap_bits, "chosen": chosen,
+                        "gap_bits": options[Layout.DELTA].gap_bits,
+                        "chosen": plans[p].layers[number].synapses, "fewest": held.synapses,
                         "delta_parts": delta_breakdown(options[Layout.DELTA])})
     return out
 
@@ -89,25 +99,29 @@ def print_breakdown(table: list[dict]) -> None:
 def print_table(table: list[dict]) -> None:
     header = (f"{'network':<18} {'layer':<5} {'shape':>8} {'dens':>5} {'P':>2} {'dense':>7} "
               f"{'entropy':>7} {'implicit':>8} {'addressed':>9} {'delta':>7} {'gap':>3} "
-              f"{'chosen':>9} {'chosen/dense':>12}")
+              f"{'words':>6} {'chosen':>9} {'gap':>3} {'bits':>7} {'words':>6} "
+              f"{'chosen/dense':>12}")
     print(header)
     print("-" * len(header))
     totals: dict[tuple[str, int], list[int]] = {}
     for r in table:
         implicit = r[Layout.IMPLICIT]
-        chosen = r["chosen"]
+        chosen, fewest = r["chosen"], r["fewest"]
         print(f"{r['network']:<18} {r['layer']:<5} {r['shape']:>8} {r['density']:5.2f} "
               f"{r['lanes']:>2} {r['dense']:>7} {r['entropy']:7.0f} "
               f"{'-' if implicit is None else implicit:>8} {r[Layout.ADDRESSED]:>9} "
-              f"{r[Layout.DELTA]:>7} {r['gap_bits']:>3} {chosen.kind.value:>9} "
-              f"{chosen.stored_bits / r['dense']:12.3f}")
-        total = totals.setdefault((r["network"], r["lanes"]), [0, 0, 0])
+              f"{r[Layout.DELTA]:>7} {r['gap_bits']:>3} {fewest.spike_words:>6} "
+              f"{chosen.kind.value:>9} {chosen.gap_bits:>3} {chosen.stored_bits:>7} "
+              f"{chosen.spike_words:>6} {chosen.stored_bits / r['dense']:12.3f}")
+        total = totals.setdefault((r["network"], r["lanes"]), [0, 0, 0, 0])
         total[0] += r["dense"]
         total[1] += r[Layout.ADDRESSED]
-        total[2] += chosen.stored_bits
-    for (network, p), (dense, addressed, chosen) in totals.items():
+        total[2] += fewest.stored_bits
+        total[3] += chosen.stored_bits
+    for (network, p), (dense, addressed, fewest, chosen) in totals.items():
         print(f"{network:<18} all layers, P={p}: dense {dense}, addressed {addressed} "
-              f"({addressed / dense:.3f}x), chosen {chosen} ({chosen / dense:.3f}x)")
+              f"({addressed / dense:.3f}x), fewest bits {fewest} ({fewest / dense:.3f}x), "
+              f"chosen {chosen} ({chosen / dense:.3f}x)")
 
 
 def main(argv: list[str] | None = None) -> int:

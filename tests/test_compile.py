@@ -11,7 +11,7 @@ from snnhw.cli import main
 from snnhw.compiler import compile_network, generate_verilog, lint
 from snnhw.errors import SnnhwError
 from snnhw.network import save
-from snnhw.plan import CorePlan, Layout, core_report, top_name
+from snnhw.plan import WORDS_SLACK, CorePlan, Layout, core_report, top_name
 from snnhw.random_networks import random_network
 
 
@@ -52,10 +52,13 @@ def test_report_counts_memory_bits(net):
     # One lane: one word per synapse, each {valid, 2-bit index, 5-bit address}.
     assert fc1["layout"] == "addressed" and fc1["gap_bits"] == 0
     assert fc1["memory_bits"]["synapse"] == net.layers[0].synapse_count * (1 + 2 + 5)
+    # A spike reads its column's words, one a synapse here, at least one.
+    assert fc1["spike_words"] == int(np.maximum(1, net.layers[0].connectivity.fan_out()).sum())
     # The layout the plan picks by itself stores fewer bits: delta, {gap, 2-bit index} a slot.
     chosen = core_report(CorePlan.build(net, 1)).to_json()["layers"][0]
     assert chosen["layout"] == "delta" and chosen["gap_bits"] >= 1
     assert chosen["memory_bits"]["synapse"] == chosen["synapse_words"] * (chosen["gap_bits"] + 2)
+    assert fc1["spike_words"] <= chosen["spike_words"] <= (1 + WORDS_SLACK) * fc1["spike_words"]
     assert (sum(chosen["memory_bits"][k] for k in ("synapse", "pointer"))
             < sum(fc1["memory_bits"][k] for k in ("synapse", "pointer")))
     assert fc1["memory_bits"]["codebook"] == 3 * net.layers[0].weight_bits

@@ -4,6 +4,7 @@ Every spike and every membrane potential of every layer at every timestep must m
 idle cycles on the input stream and random back-pressure on the output stream.
 """
 
+import math
 import tempfile
 from dataclasses import replace
 
@@ -107,7 +108,10 @@ def small_net():
 def small_sim(request, small_net, tmp_path_factory):
     """One Verilator build per lane count, each with every layout (one per layer)."""
     fc1, fc2 = SMALL_LAYOUTS[request.param]
-    plan = CorePlan.build(small_net, request.param, layouts={"fc1": fc1, "fc2": fc2})
+    # The delta layout at the gap width of the fewest bits (words_slack=inf): narrow enough to
+    # need escapes (the plan's own width leaves almost none).
+    plan = CorePlan.build(small_net, request.param, layouts={"fc1": fc1, "fc2": fc2},
+                          words_slack=math.inf)
     assert [lp.synapses.kind for lp in plan.layers] == [fc1, fc2, Layout.IMPLICIT]
     # The plan holds the pruned layers' neurons in another order (balanced lanes at P > 1, each
     # lane heaviest first): the probes' hidden spikes are mapped back to network order before
@@ -193,7 +197,7 @@ def _decode_without_column_reset(m, slot, gap_bits, *, first, **kwargs):
 def test_a_wrong_delta_decode_is_caught(tmp_path, monkeypatch, wrong):
     """The RTL with a broken delta decode must differ from the golden model."""
     net = random_network(np.random.default_rng(3), 20, [40], density=0.15, timesteps=4)
-    plan = CorePlan.build(net, 1, layouts={"fc1": Layout.DELTA})
+    plan = CorePlan.build(net, 1, layouts={"fc1": Layout.DELTA}, words_slack=math.inf)
     lay = plan.layers[0].synapses
     escape = (1 << lay.gap_bits) - 1
     steps = (lay.words >> np.uint64(lay.gap_bits))[(lay.words & np.uint64(escape)) == escape]

@@ -9,6 +9,7 @@ interesting corners reachable.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -237,7 +238,7 @@ def test_stream_check_sees_a_violation(tmp_path):
 # case sums reach the probe within the depth (a step later than with 4 accumulate stages, when
 # they did in steps 22/23 dense and 17/18 pruned): the cover runs show it.
 # The pruned layer in both layouts that store only existing synapses; its delta words hold an
-# escape (column 1's lane 0).
+# escape (column 1's lane 0) at the gap width of the fewest bits (words_slack=inf, below).
 PRUNED = _layer("l", [[7, None, 7], [-8, 7, None], [7, -8, 5]], ZERO_LEVELS)
 ENGINE_CASES = {
     "dense-subtract-1-lane": (_layer("l", [[7, 7, 7], [-8, -8, -8], [7, -8, 5]], SUBTRACT), 1,
@@ -250,7 +251,8 @@ ENGINE_CASES = {
 def _engine(case: str, acc_bits_delta: int = 0) -> tuple[EngineReference, int]:
     """The case's harness and depth."""
     layer, lanes, depth, layout = ENGINE_CASES[case]
-    plan = CorePlan.build(_network(layer), lanes, layouts={"l": layout}).layers[0]
+    plan = CorePlan.build(_network(layer), lanes, layouts={"l": layout},
+                          words_slack=math.inf).layers[0]
     plan = dataclasses.replace(plan, acc_bits=plan.acc_bits + acc_bits_delta)
     return EngineReference(plan, timesteps=3), depth
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..network.format import Layer, Network
-from .layout import SynapseLayout
+from .layout import WORDS_SLACK, SynapseLayout
 
 __all__ = ["balanceable", "column_words", "lane_order", "permuted", "permuted_index"]
 
@@ -46,9 +46,10 @@ def column_words(present: np.ndarray, lanes: int) -> int:
                .max(axis=0).sum())
 
 
-def lane_order(layer: Layer, lanes: int) -> np.ndarray | None:
+def lane_order(layer: Layer, lanes: int, words_slack: float = WORDS_SLACK) -> np.ndarray | None:
     """Network neuron at each position (int64 [size]) that lowers the layer's column words, or
-    keeps them and lowers the bits of the layout the plan picks for it; None where the network's
+    keeps them and lowers the bits of the layout the plan picks for it (with ``words_slack``,
+    :meth:`SynapseLayout.build`); None where the network's
     own order is as low. Each lane holds its neurons heaviest first (most synapses; ties in
     network order), so a column's synapses crowd at the lane's low addresses and neurons without
     synapses come last: the delta layout's gaps are short and need fewer escapes."""
@@ -65,7 +66,8 @@ def lane_order(layer: Layer, lanes: int) -> np.ndarray | None:
     def cost(order: np.ndarray) -> tuple[int, int]:
         held = replace(layer, index=permuted_index(layer.index, order, None,
                                                    layer.kind == "recurrent"))
-        return column_words(present[order], lanes), SynapseLayout.build(held, lanes).stored_bits
+        return column_words(present[order], lanes), SynapseLayout.build(
+            held, lanes, words_slack=words_slack).stored_bits
 
     best, best_cost = None, cost(np.arange(size))
     for members in candidates:

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..network.format import Layer, Network
 from .balance import balanceable, lane_order, permuted
-from .layout import Layout, SynapseLayout
+from .layout import WORDS_SLACK, Layout, SynapseLayout
 from .memory import STORED, MemoryKind, MemorySpec, Placement
 from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
 
@@ -192,13 +192,16 @@ class CorePlan:
     @classmethod
     def build(cls, network: Network, lanes: int = 1, *, large: Iterable[str] = (),
               spram: bool = False, queue_depth: int = QUEUE_DEPTH,
-              layouts: Mapping[str, Layout] | None = None, balance: bool = True) -> "CorePlan":
+              layouts: Mapping[str, Layout] | None = None, balance: bool = True,
+              words_slack: float = WORDS_SLACK) -> "CorePlan":
         """Plan the core of ``network`` at ``lanes`` lanes; the layers named in ``large`` keep
         their synapses in large RAM (:attr:`Placement.LARGE`). Each layer's synapses take the
-        layout that stores them in the fewest bits, or the one ``layouts`` names for it (tests
-        use this to exercise every layout). With ``balance``, each hidden dense or recurrent
-        layer's neurons are reordered where that lowers its synapse words
-        (:func:`~snnhw.plan.balance.lane_order`)."""
+        layout that stores them in the fewest bits, the delta layout at the gap width of the
+        fewest bits within ``words_slack`` of the fewest words (:meth:`SynapseLayout.build`;
+        ``math.inf``: the fewest bits alone), or the layout ``layouts`` names for it (tests use
+        this to exercise every layout). With
+        ``balance``, each hidden dense or recurrent layer's neurons are reordered where that
+        lowers its synapse words (:func:`~snnhw.plan.balance.lane_order`)."""
         if not isinstance(network, Network):
             raise TypeError(f"Network must be a Network, not {network!r}")
         check_network(network)
@@ -210,13 +213,15 @@ class CorePlan:
         orders = {}
         if balance:
             for number, layer in enumerate(network.layers):
-                order = lane_order(layer, lanes) if balanceable(network, number) else None
+                order = lane_order(layer, lanes, words_slack) \
+                    if balanceable(network, number) else None
                 if order is not None:
                     orders[layer.name] = order
         held = permuted(network, orders) if orders else network
         layers = tuple(
             LayerPlan(layer=layer, lanes=lanes,
-                      synapses=SynapseLayout.build(layer, lanes, layouts.get(layer.name)),
+                      synapses=SynapseLayout.build(layer, lanes, layouts.get(layer.name),
+                                                   words_slack=words_slack),
                       placement=Placement.BLOCK, acc_bits=accumulator_bits(layer),
                       state_bits=membrane_bits(layer.neuron), queue_depth=queue_depth,
                       order=orders.get(layer.name))

@@ -11,7 +11,11 @@ accumulator bank and can add in parallel. Within a column, each lane's synapses 
 ascending address.
 
 Four layouts; the plan picks, per layer, the one that stores the fewest bits (synapse words plus
-column pointers):
+column pointers). The delta layout's gap width is the one of the fewest bits among those whose
+words (:attr:`SynapseLayout.spike_words`: what one spike of each input reads, cycles) are within
+:data:`WORDS_SLACK` (5 %) of the fewest: the fewest bits alone take a gap so narrow that its
+escapes cost up to ~12 % more words, and the plan trades bits for those cycles on purpose
+(``words_slack=math.inf`` gives the fewest bits; ``benchmarks/layouts.py`` prints both):
 
 - **implicit** (nothing pruned): every column has exactly ``ceil(size / P)`` words and word ``w``
   of a column targets bank address ``w``, so a slot is just ``{index}``; no pointer memory.
@@ -50,7 +54,14 @@ import numpy as np
 from ..network.format import Layer
 from .widths import bits_for
 
-__all__ = ["Layout", "SynapseLayout"]
+__all__ = ["Layout", "SynapseLayout", "WORDS_SLACK"]
+
+#: How many more synapse words than the fewest (a fraction) the delta layout accepts for fewer
+#: stored bits when the plan picks its gap width. A spike costs its column's words, so words
+#: are cycles: the gap width of the fewest bits spends up to ~12 % more words on escapes (the
+#: example's fc1 at one lane) where one more gap bit removes nearly all of them for ~10 % more
+#: bits (docs/boards.md, "Cycles: escapes").
+WORDS_SLACK = 0.05
 
 
 class Layout(Enum):
@@ -88,11 +99,16 @@ class SynapseLayout:
     col_event: np.ndarray | None = None
 
     @classmethod
-    def build(cls, layer: Layer, lanes: int, kind: Layout | None = None) -> "SynapseLayout":
+    def build(cls, layer: Layer, lanes: int, kind: Layout | None = None, *,
+              words_slack: float = WORDS_SLACK) -> "SynapseLayout":
         """Lay out ``layer``'s synapses for ``lanes`` lanes, in layout ``kind``, or (None) in
-        the one of :meth:`options` that stores the fewest bits (the first of a tie)."""
+        the one of :meth:`options` that stores the fewest bits (the first of a tie). The delta
+        layout takes the gap width of the fewest bits among those whose words are at most
+        ``1 + words_slack`` times the fewest (:data:`WORDS_SLACK`; ``math.inf``: the fewest
+        bits alone)."""
         if kind is None:
-            return min(cls.options(layer, lanes), key=lambda lay: lay.stored_bits)
+            return min(cls.options(layer, lanes, words_slack=words_slack),
+                       key=lambda lay: lay.stored_bits)
         if not cls.allows(layer, kind):
             raise ValueError(cls.refusal(layer, kind))
         if kind is Layout.KERNEL:
@@ -101,7 +117,8 @@ class SynapseLayout:
         bank_depth = -(-size // lanes)
         index_bits = bits_for(len(layer.codebook))
         addr_bits = bits_for(bank_depth) if kind is Layout.ADDRESSED else 0
-        gap_bits = _best_gap_bits(layer, lanes, index_bits) if kind is Layout.DELTA else 0
+        gap_bits = _best_gap_bits(layer, lanes, index_bits, words_slack) \
+            if kind is Layout.DELTA else 0
         slot_bits = {Layout.IMPLICIT: max(1, index_bits), Layout.ADDRESSED: 1 + index_bits +
                      addr_bits, Layout.DELTA: gap_bits + index_bits}[kind]
 
@@ -152,9 +169,12 @@ class SynapseLayout:
                 f"(pruned, or a convolution's)")
 
     @classmethod
-    def options(cls, layer: Layer, lanes: int) -> list["SynapseLayout"]:
-        """The layer in every layout it allows, in :class:`Layout` order."""
-        return [cls.build(layer, lanes, kind) for kind in Layout if cls.allows(layer, kind)]
+    def options(cls, layer: Layer, lanes: int, *,
+                words_slack: float = WORDS_SLACK) -> list["SynapseLayout"]:
+        """The layer in every layout it allows, in :class:`Layout` order (the delta layout at
+        the gap width ``words_slack`` picks, :meth:`build`)."""
+        return [cls.build(layer, lanes, kind, words_slack=words_slack)
+                for kind in Layout if cls.allows(layer, kind)]
 
     @property
     def has_pointers(self) -> bool:
@@ -196,6 +216,12 @@ class SynapseLayout:
     def word_bytes(self) -> int:
         """Bytes a synapse word takes in the load image."""
         return -(-self.word_bits // 8)
+
+    @property
+    def spike_words(self) -> int:
+        """Words one spike of every input reads, each input once: the accumulation cycles the
+        layout costs (:func:`snnhw.plan.cycle_bounds` with ``layout``; at least one a spike)."""
+        return int(np.maximum(1, self.col_words).sum())
 
     @property
     def stored_bits(self) -> int:
@@ -302,9 +328,10 @@ def _delta_slot_counts(offsets: np.ndarray, gap_bits: int, index_bits: int) -> n
         counts[far] += 1
 
 
-def _best_gap_bits(layer: Layer, lanes: int, index_bits: int) -> int:
-    """The gap width that stores the layer's delta layout in the fewest bits (the narrowest
-    of a tie), from 1 up to the width at which no gap needs an escape."""
+def _best_gap_bits(layer: Layer, lanes: int, index_bits: int, words_slack: float) -> int:
+    """The gap width, from 1 up to the width at which no gap needs an escape, that stores the
+    delta layout in the fewest bits (the narrowest of a tie) among those whose spike words are
+    at most ``1 + words_slack`` times the fewest (the widest's: no escapes)."""
     # Sorted by post neuron, so by address in every lane.
     post, pre = np.nonzero(layer.connectivity.unrolled() >= 0)
     lane, address = post % lanes, post // lanes
@@ -317,13 +344,17 @@ def _best_gap_bits(layer: Layer, lanes: int, index_bits: int) -> int:
     offsets = (address - previous).astype(np.int64)
     bank_depth = -(-layer.size // lanes)
 
-    def stored_bits(gap_bits: int) -> tuple[int, int]:
+    def cost(gap_bits: int) -> tuple[int, int, int]:
+        """(spike words, stored bits, gap_bits) at a gap width."""
         per_group = np.bincount(group, _delta_slot_counts(offsets, gap_bits, index_bits),
                                 minlength=layer.fan_in * lanes).astype(np.int64)
         col_words = per_group.reshape(layer.fan_in, lanes).max(axis=1, initial=0)
         total = int(col_words.sum())
         pointers = max(1, bits_for(total + 1)) + max(1, bits_for(int(col_words.max(
             initial=0)) + 1))
-        return total * lanes * (gap_bits + index_bits) + layer.fan_in * pointers, gap_bits
+        return (int(np.maximum(1, col_words).sum()),
+                total * lanes * (gap_bits + index_bits) + layer.fan_in * pointers, gap_bits)
 
-    return min(stored_bits(g) for g in range(1, bits_for(bank_depth + 1) + 1))[1]
+    costs = [cost(g) for g in range(1, bits_for(bank_depth + 1) + 1)]
+    most = (1 + words_slack) * min(words for words, _, _ in costs)
+    return min((bits, gap_bits) for words, bits, gap_bits in costs if words <= most)[1]

@@ -31,6 +31,9 @@ class LayerReport:
     placement: str  #: "block" or "large"
     synapse_words: int
     synapse_word_bits: int
+    #: words one spike of every input reads, each once (at least one a spike): the layout's
+    #: cycles; the delta layout's gap width keeps them within WORDS_SLACK of the fewest
+    spike_words: int
     accumulator_bits: int
     memory_bits: dict[str, int]
     #: the network neuron the core holds at each position (lane balancing), or None: network
@@ -73,6 +76,7 @@ def core_report(plan: CorePlan) -> CoreReport:
             layout=lp.synapses.kind.value, gap_bits=lp.synapses.gap_bits,
             placement=lp.placement.value,
             synapse_words=lp.synapses.total_words, synapse_word_bits=lp.synapses.word_bits,
+            spike_words=lp.synapses.spike_words,
             accumulator_bits=lp.acc_bits, memory_bits=dict(lp.memory_bits),
             neuron_order=None if lp.order is None else [int(k) for k in lp.order],
             kernel=list(lp.synapses.kernel) if lp.synapses.kind is Layout.KERNEL else None,

@@ -14,13 +14,17 @@ A layer with a state scheme also exports its integer ``state_levels`` (at its fi
 the membrane memory then stores a level index per neuron, ``ceil(log2(levels))`` bits instead of
 v_bits (:func:`state_memory_report`).
 
-Weight memory is what the core stores at one lane (:class:`snnhw.plan.SynapseLayout`, as
-``snnhw compile --lanes 1`` reports it): synapse and pointer memories plus the codebook,
-entries * weight_bits. References: fp32 and 8-bit dense matrices, 32 and 8 bits per synapse of the
+Weight memory is the fewest bits the core can store the model in at one lane
+(:class:`snnhw.plan.SynapseLayout` by bits alone, ``words_slack=math.inf``): synapse and pointer
+memories plus the codebook, entries * weight_bits. The compiled core may spend a few % more bits
+on fewer synapse words (cycles; :data:`snnhw.plan.WORDS_SLACK`), which ``snnhw compile``'s
+report.json states. References: fp32 and 8-bit dense matrices, 32 and 8 bits per synapse of the
 unpruned layer.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -35,13 +39,13 @@ __all__ = ["to_network", "layer_memory", "memory_report", "state_memory_report",
 
 
 def _weight_memory(layer: Layer, layout: SynapseLayout | None = None) -> int:
-    """Bits of the layer's synapse and pointer memories in the core (one lane: ``layout`` where
-    the caller has built it); a convolution stores its kernel once, a codebook index per tap
-    (one more code where a tap is pruned)."""
+    """Bits of the layer's synapse and pointer memories in the core (one lane, the fewest bits:
+    ``layout`` where the caller has built it); a convolution stores its kernel once, a codebook
+    index per tap (one more code where a tap is pruned)."""
     if layer.kind == "conv2d":
         pruned = bool((layer.index < 0).any())
         return int(layer.index.size) * max(1, bits_for(len(layer.codebook) + pruned))
-    return (layout or SynapseLayout.build(layer, 1)).stored_bits
+    return (layout or SynapseLayout.build(layer, 1, words_slack=math.inf)).stored_bits
 
 
 def _encode(weights: np.ndarray, neuron: Neuron, kind: str = "dense",
@@ -104,10 +108,11 @@ def to_network(model: SNN, name: str, timesteps: int) -> Network:
 
 def layer_memory(layer: Layer, layout: SynapseLayout | None = None) -> dict[str, int | float]:
     """Return the weight memory of one network layer and its reference sizes, in bits
-    (``layout``: its one-lane layout, where the caller has it; built otherwise)."""
+    (``layout``: its one-lane layout of the fewest bits, where the caller has it; built
+    otherwise)."""
     entries = len(layer.codebook)
     if layer.kind != "conv2d" and layout is None:
-        layout = SynapseLayout.build(layer, 1)
+        layout = SynapseLayout.build(layer, 1, words_slack=math.inf)
     synapse_bits = _weight_memory(layer, layout)
     weights = layer.connectivity.stored_weights(layer.codebook)
     return {
@@ -124,8 +129,9 @@ def layer_memory(layer: Layer, layout: SynapseLayout | None = None) -> dict[str,
 
 def memory_report(net: Network) -> dict:
     """Return per-layer and total weight memory with ratios to fp32 and dense 8-bit, each layer
-    as the core holds it at one lane (its neurons in the plan's order)."""
-    layers = {lp.name: layer_memory(lp.layer, lp.synapses) for lp in CorePlan.build(net, 1).layers}
+    as the core holds it at one lane in the fewest bits (its neurons in the plan's order)."""
+    layers = {lp.name: layer_memory(lp.layer, lp.synapses)
+              for lp in CorePlan.build(net, 1, words_slack=math.inf).layers}
     total = sum(m["bits"] for m in layers.values())
     fp32 = sum(m["fp32_bits"] for m in layers.values())
     int8 = sum(m["int8_bits"] for m in layers.values())
