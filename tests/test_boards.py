@@ -216,7 +216,7 @@ def test_network_too_large_even_for_large_ram_is_refused():
 def test_fit_error_names_the_lane_count_that_fits():
     net = load(EXAMPLE)
     board = find_board("icebreaker")
-    with pytest.raises(FitError, match=r"what would help: --lanes 4 fits"):
+    with pytest.raises(FitError, match=r"what would help: --lanes 8 fits"):
         check_fit(CorePlan.build(net, 16), board, "block",
                   lambda lanes: CorePlan.build(net, lanes))
     # 784 x 64 at 30 % density overflows block RAM at every lane count; with its synapses in

@@ -159,15 +159,15 @@ def test_plan_memories_and_placement():
     plan = CorePlan.build(net, 2)
     fc1 = plan.layers[0]
     kinds = [m.kind for m in fc1.memories]
-    # Per lane: one membrane memory and two accumulator banks (timestep t+1 accumulates into one
-    # while the sweep of t reads the other), each a neuron per word.
-    assert kinds.count(MemoryKind.MEMBRANE) == 2 and kinds.count(MemoryKind.ACCUMULATOR) == 4
+    # One membrane memory by neuron (the sweep takes a neuron a cycle); per lane two accumulator
+    # banks (timestep t+1 accumulates into one while the sweep of t reads the other).
+    assert kinds.count(MemoryKind.MEMBRANE) == 1 and kinds.count(MemoryKind.ACCUMULATOR) == 4
     accumulators = [m for m in fc1.memories if m.kind is MemoryKind.ACCUMULATOR]
     assert all(m.depth == 10 and m.width == fc1.acc_bits and not m.rom for m in accumulators)
     assert fc1.memory_bits["accumulator"] == 2 * 20 * fc1.acc_bits
     membrane = next(m for m in fc1.memories if m.kind is MemoryKind.MEMBRANE)
     # A state codebook of 8 levels stores a 3-bit level index, not V.
-    assert membrane.width == fc1.state_bits == 3 and membrane.depth == 10
+    assert membrane.width == fc1.state_bits == 3 and membrane.depth == 20
     assert plan.large == [] and plan.load_image() == b"" and plan.load_size == 0
     loaded = plan.with_placement({"fc2": Placement.LARGE})
     assert loaded.large == ["fc2"] and loaded.layers[1].synapses is plan.layers[1].synapses

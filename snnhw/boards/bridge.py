@@ -5,7 +5,7 @@ See :mod:`snnhw.boards.protocol` for the byte protocol it implements.
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -164,10 +164,12 @@ class Bridge(wiring.Component):
         compare = Signal()  # `count` holds the count of output `compared`
         compared = Signal.like(index)
         count = Signal(COUNT_BITS)
-        word = Signal(8 * max(identity_size, 6))  # bytes to send, LSB first
+        # Bytes to send, LSB first: the widest reply but the identity (pred and cycles), which
+        # is sent from constants by byte number instead (a 19-byte shift register costs more).
+        word = Signal(8 * 6)
         load_size = self.plan.load_size
         load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
-        left = Signal(range(len(word) // 8 + 1))  # bytes of `word` still to send
+        left = Signal(range(max(len(word) // 8, identity_size) + 1))  # bytes still to send
         # Cycles without a byte; its compare with the timeout is registered (`silent`), so the
         # count runs one past the timeout before the command is abandoned. A byte taken in the
         # cycle the count reaches the timeout clears it (only a receiving state counts).
@@ -268,11 +270,11 @@ class Bridge(wiring.Component):
             """The current state loads ``value`` into ``word``, to send its ``size`` low bytes."""
             fills.append((fsm[fsm.current], value, size))
 
-        def send(state, then):
-            """A state that sends the ``left`` low bytes of ``word``."""
+        def send(state, then, payload=word[:8]):
+            """A state that sends ``left`` bytes: the low bytes of ``word``, or ``payload``."""
             sends.append(fsm[state])
             with fsm.state(state):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(word[:8])]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(payload)]
                 with m.If(self.tx.ready & (left == 1)):
                     fsm.goto(then)
 
@@ -298,11 +300,13 @@ class Bridge(wiring.Component):
                 fsm.goto("LOAD_BYTE" if load_size else "LOAD_REPLY")
 
         with fsm.state("IDENTIFY"):
-            fill(Cat(Const(int.from_bytes(identity, "little"), 8 * len(identity)), self.loaded,
-                     self.boot), identity_size)
+            fill(Const(0), identity_size)
             fsm.goto("SEND_IDENTITY")
 
-        send("SEND_IDENTITY", "IDLE")
+        # The identity's bytes by `left` (bytes still to send, the last one at 1).
+        identity_byte = Array([Const(0, 8), Cat(self.loaded, self.boot, Const(0, 4))]
+                              + [Const(byte, 8) for byte in reversed(identity)])[left]
+        send("SEND_IDENTITY", "IDLE", identity_byte)
 
         with receive("LOAD_BYTE") as byte:
             # The loader restarts with the image's first byte, not with the 'W': a stray

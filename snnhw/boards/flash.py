@@ -19,7 +19,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -120,16 +120,21 @@ class FlashReader(wiring.Component):
         boot = self.boot
         size = self.plan.load_size
 
-        # -- the shifter: `count` bits out of `shift`'s top and in at its bottom, MSB first. Both
-        # sides sample on SCK's rising edge and change their output on its falling edge.
-        shift = Signal(32)
+        # -- the shifter: `count` bits out and in, MSB first. Both sides sample on SCK's rising
+        # edge and change their output on its falling edge. Only commands go out: COPI is bit
+        # `count` - 1 of the command (a constant), so `shift` holds just the byte coming in.
+        shift = Signal(8)
         count = Signal(range(33))  # bits still to exchange
+        command = Signal(2)  # the command going out: none (0), WAKE (1) or READ (2)
+        bit = (count - 1)[:5]  # the bit going out (count 32..1: bit 31..0)
         timer = Signal(range(max(boot.half_period, boot.wake_cycles) + 1))
         sampled = Signal()  # CIPO at the last rising edge
         # The CRC register runs over every bit shifted in while `checking` (image and CRC).
         crc, checking = Signal(16), Signal()
         feedback = crc[15] ^ sampled
-        m.d.comb += self.copi.eq(shift[-1])
+        read = Const((CMD_READ << 24) | boot.offset, 32)
+        m.d.comb += self.copi.eq(Mux(command[0], Const(CMD_WAKE, 8).bit_select(bit, 1), 0)
+                                 | Mux(command[1], read.bit_select(bit, 1), 0))
         with m.If(count != 0):
             m.d.sync += timer.eq(timer + 1)
             with m.If(timer == boot.half_period - 1):
@@ -143,31 +148,31 @@ class FlashReader(wiring.Component):
                     m.d.sync += sampled.eq(self.cipo)
 
         # Each header byte is compared as it arrives (no register holds the whole header).
-        expected = Array(Const(byte, 8) for byte in self.header)
+        # Indexed by `left` (bytes still to read after the one in `shift`, the last at 0).
+        expected = Array(Const(byte, 8) for byte in reversed(self.header))
         mismatch = Signal()
         left = Signal(range(max(2, size + HEADER_SIZE + CRC_SIZE + 1)))  # bytes still to read
         idle = count == 0
         with m.FSM():
             with m.State("WAKE"):
-                m.d.sync += [self.cs.eq(1), shift.eq(CMD_WAKE << 24), count.eq(8)]
+                m.d.sync += [self.cs.eq(1), command.eq(1), count.eq(8)]
                 m.next = "WAKE_SENT"
             with m.State("WAKE_SENT"):
                 with m.If(idle):
-                    m.d.sync += [self.cs.eq(0), timer.eq(0)]
+                    m.d.sync += [self.cs.eq(0), timer.eq(0), command.eq(0)]
                     m.next = "WAKE_WAIT"
             with m.State("WAKE_WAIT"):
                 m.d.sync += timer.eq(timer + 1)
                 with m.If(timer == boot.wake_cycles):
-                    m.d.sync += [self.cs.eq(1), timer.eq(0), count.eq(32),
-                                 shift.eq((CMD_READ << 24) | boot.offset),
+                    m.d.sync += [self.cs.eq(1), timer.eq(0), count.eq(32), command.eq(2),
                                  left.eq(HEADER_SIZE)]
                     m.next = "HEADER"
             with m.State("HEADER"):
                 with m.If(idle):
-                    with m.If((left != HEADER_SIZE)
-                              & (shift[:8] != expected[HEADER_SIZE - 1 - left])):
+                    # Not at the READ command's end (`command` still 2); the index is short.
+                    with m.If(~command[1] & (shift != expected[left[:HEADER_SIZE.bit_length()]])):
                         m.d.sync += mismatch.eq(1)
-                    m.d.sync += [count.eq(8), left.eq(left - 1), shift.eq(0)]
+                    m.d.sync += [count.eq(8), left.eq(left - 1), command.eq(0)]
                     with m.If(left == 0):
                         m.d.sync += count.eq(0)
                         m.next = "CHECK"
@@ -182,7 +187,7 @@ class FlashReader(wiring.Component):
                     m.next = "DONE"
             with m.State("IMAGE"):
                 with m.If(idle):
-                    m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift[:8])]
+                    m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift)]
                     with m.If(self.load.ready):
                         m.d.sync += [left.eq(left - 1), count.eq(8)]
                         with m.If(left == 1):

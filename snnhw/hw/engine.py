@@ -50,8 +50,9 @@ class LayerEngine(wiring.Component):
     the spikes and an end-of-timestep event on ``o``. The accumulators are double-buffered (two
     banks per lane, used by timestep parity), so the events of timestep t+1 accumulate while
     the neurons of timestep t are swept. Engines of successive layers run concurrently on
-    successive timesteps. Resetting the engine clears every membrane and both accumulator banks
-    (the reset state sweeps zeros through the memories), so reset starts a new sample.
+    successive timesteps. Resetting the engine clears both accumulator banks (the reset state
+    sweeps zeros through them) and makes the first sweep read every membrane as zero, so reset
+    starts a new sample.
 
     Parameters
     ----------
@@ -112,7 +113,7 @@ class LayerEngine(wiring.Component):
         # Two accumulator banks per lane (acc_wr[bank][lane]): at any time one belongs to the
         # accumulation (timestep t+1) and the other to the sweep (timestep t), so each bank needs
         # only one read and one write port, which block RAMs have.
-        acc_wr, acc_rd, v_wr, v_rd = [[], []], [[], []], [], []
+        acc_wr, acc_rd = [[], []], [[], []]
         for p in range(lanes):
             for b in range(2):
                 acc = Memory(shape=acc_shape, depth=depth, init=[])
@@ -121,10 +122,13 @@ class LayerEngine(wiring.Component):
                 # Not transparent (that would put an address compare and a mux after the block
                 # RAM): the accumulation forwards its own last sum instead (S2, S3 below).
                 acc_rd[b].append(acc.read_port())
-            v = Memory(shape=v_shape, depth=depth, init=[])
-            m.submodules[f"v{p}"] = v
-            v_wr.append(v.write_port())
-            v_rd.append(v.read_port())
+        # One membrane memory, by neuron: the sweep reads and writes one neuron a cycle, so it
+        # needs no lane select. It is never cleared: the first sweep of a sample reads V = 0
+        # instead (``fresh``), and writes every neuron.
+        m.submodules.v = v = Memory(shape=v_shape, depth=max(2, size), init=[])
+        v_wr, v_rd = v.write_port(), v.read_port()
+        fresh = Signal(init=1)
+        zero = zero_state(layer.neuron)
         # The bank the accumulation owns; the sweep owns the other one. They swap (a "handoff",
         # in DRAIN) only once the timestep's last word has left S1 and no sweep is in flight.
         acc_bank = Signal()
@@ -316,16 +320,12 @@ class LayerEngine(wiring.Component):
         m.d.comb += in_flight_next.eq(in_flight + issue_sweep - final["valid"])
         m.d.sync += [in_flight.eq(in_flight_next), empty.eq(in_flight_next == 0)]
 
-        # T1: the lane's V and accumulator (the sweep's bank), registered into the LIF unit; one
-        # balanced multiplexer over (lane, bank), not a chain of per-lane selects.
+        # T1: the neuron's V and the lane's accumulator (the sweep's bank), registered into the
+        # LIF unit; one balanced multiplexer over (lane, bank), not a chain of per-lane selects.
         v_now = Signal(v_shape)
         acc_now = Signal(acc_shape)
-        for p in range(lanes):
-            m.d.comb += v_rd[p].addr.eq(sweep_addr)
-        with m.Switch(t1["lane"]):
-            for p in range(lanes):
-                with m.Case(p):
-                    m.d.sync += v_now.eq(v_rd[p].data)
+        m.d.comb += v_rd.addr.eq(sweep_neuron)
+        m.d.sync += v_now.eq(Mux(fresh, zero, v_rd.data))
         with m.Switch(Cat(t1["lane"], acc_bank)):
             for p in range(lanes):
                 for b in range(2):
@@ -334,14 +334,10 @@ class LayerEngine(wiring.Component):
         # The neuron whose V and current enter the unit (it selects per-neuron parameters).
         m.d.comb += [lif.state.eq(v_now), lif.current.eq(acc_now),
                      lif.index.eq(stages[1]["neuron"])]
+        m.d.comb += [v_wr.addr.eq(final["neuron"]), v_wr.data.eq(lif.state_next)]
         with m.If(final["valid"]):
-            for p in range(lanes):
-                with m.If(final["lane"] == p):
-                    m.d.comb += [
-                        v_wr[p].addr.eq(final["addr"]), v_wr[p].data.eq(lif.state_next),
-                        v_wr[p].en.eq(1),
-                    ]
             m.d.comb += [
+                v_wr.en.eq(1),
                 push.addr.eq(final["neuron"]), push.eot.eq(0), push_en.eq(lif.spike),
                 self.probe.valid.eq(1),
             ]
@@ -356,7 +352,6 @@ class LayerEngine(wiring.Component):
         # it has consumed in F (the bank is then all zeros for timestep t+2).
         clearing = Signal(init=1)
         clear_addr = Signal(range(depth + 1))
-        zero = zero_state(layer.neuron)
         for b in range(2):
             for p in range(lanes):
                 rd, wr = acc_rd[b][p], acc_wr[b][p]
@@ -401,7 +396,7 @@ class LayerEngine(wiring.Component):
                 # F of the last neuron has pushed (and cleared its accumulator): close the
                 # timestep. A handoff in this same cycle starts the next sweep at once.
                 m.d.comb += [push.eot.eq(1), push_en.eq(1), sweep_free.eq(1)]
-                m.d.sync += sweeping.eq(0)
+                m.d.sync += [sweeping.eq(0), fresh.eq(0)]
         with m.If(~sweeping):
             m.d.comb += sweep_free.eq(1)
 
@@ -409,10 +404,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.i.ready.eq(last_word & accumulating)
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                # Zero every membrane and both accumulator banks: a new sample starts from V = 0.
-                for p in range(lanes):
-                    m.d.comb += [v_wr[p].addr.eq(clear_addr), v_wr[p].data.eq(zero),
-                                 v_wr[p].en.eq(1)]
+                # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == depth - 1):
                     m.d.sync += [clearing.eq(0), accumulating.eq(1)]

@@ -152,6 +152,10 @@ class SynapseLoader(wiring.Component):
         addr = Signal(range(max(words for _, words, _ in loading) + 1))
         take = Signal()
         m.d.comb += [self.i.ready.eq(~self.done), take.eq(self.i.valid & self.i.ready)]
+        # The writes leave through registers: the stores' single-port address select (write or
+        # read) then starts at a flip-flop, not at the byte source's handshake. The last word
+        # is written in the first cycle of ``done`` (no sample runs while loading).
+        m.d.sync += [getattr(self, f"write_{name}").en.eq(0) for name, _, _ in loading]
         with m.FSM():
             for number, (name, words, width) in enumerate(loading):
                 nbytes = -(-width // 8)
@@ -161,13 +165,13 @@ class SynapseLoader(wiring.Component):
                 with m.State(f"LOAD_{name}"):
                     word = (Cat(earlier[:8 * (nbytes - 1)], self.i.payload) if nbytes > 1
                             else self.i.payload)
-                    m.d.comb += [port.addr.eq(addr), port.data.eq(word)]
+                    m.d.sync += [port.addr.eq(addr), port.data.eq(word)]
                     with m.If(take):
                         m.d.sync += byte.eq(byte + 1)
                         if nbytes > 1:
                             m.d.sync += earlier.word_select(byte, 8).eq(self.i.payload)
                         with m.If(byte == nbytes - 1):
-                            m.d.comb += port.en.eq(1)
+                            m.d.sync += port.en.eq(1)
                             m.d.sync += [byte.eq(0), addr.eq(addr + 1)]
                             with m.If(addr == words - 1):
                                 m.d.sync += addr.eq(0)

@@ -158,9 +158,9 @@ class LayerPlan:
         if parameter_bits:
             memories.append(MemorySpec(MemoryKind.PARAMETER, layer.size, parameter_bits,
                                        rom=True))
+        # One membrane memory by neuron: the sweep reads and writes one neuron a cycle.
+        memories.append(MemorySpec(MemoryKind.MEMBRANE, layer.size, self.state_bits, rom=False))
         for _ in range(self.lanes):
-            memories.append(MemorySpec(MemoryKind.MEMBRANE, self.bank_depth, self.state_bits,
-                                       rom=False))
             # Two accumulator banks per lane: timestep t+1 accumulates into one while the sweep
             # of t reads and clears the other (each bank a one-read, one-write memory).
             for _bank in range(2):

@@ -34,7 +34,7 @@ class MemoryKind(enum.Enum):
     CODEBOOK = "codebook"  #: the layer's weight values
     #: per-neuron threshold, beta and bias (format version 2; the LIF unit's ROMs)
     PARAMETER = "parameter"
-    MEMBRANE = "membrane"  #: V, or its state-level index, per neuron (one memory per lane)
+    MEMBRANE = "membrane"  #: V, or its state-level index, per neuron (one memory per layer)
     #: the timestep's input current per neuron (two banks per lane: timestep t+1 accumulates
     #: while t is swept)
     ACCUMULATOR = "accumulator"
