@@ -133,9 +133,9 @@ def rows(epochs: int, distill: dict | None = None,
         # Issue 11 with input-column pruning (docs/training.md, "Input columns"): the first layer
         # loses whole inputs, the inputs left are denser and cost fewer gap bits. Pruning to 86 %
         # in 12 cubic rounds of e epochs each (8 rounds of e: worse mean and worst seed), then
-        # clustering 4e epochs at lr 0.0005 (2e at 0.001 lost 2 points on one seed; gradual
-        # clustering in 4 rounds less on average, docs/training.md, "MNIST-5k: the compression
-        # table"). For MNIST-5k: --dataset mnist --hidden 128 --encoding latency --timesteps 8.
+        # clustering 4e epochs at lr 0.0005 (2e at 0.001 lost 2 points on seed 4; docs/training.md,
+        # "MNIST-5k: the compression table", also for gradual clustering). For MNIST-5k:
+        # --dataset mnist --hidden 128 --encoding latency --timesteps 8 --only "10x:".
         ("10x: prune 86 % FSC, columns 0.72, M=4",
          [{"prune": {**joint[0]["prune"], "sparsity": 0.86, "input_columns": 0.72, "rounds": 12,
                      "epochs": e}},
