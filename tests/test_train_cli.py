@@ -70,12 +70,16 @@ def test_joint_recipe_prunes_quantizes_clusters_and_repeats_exactly(tmp_path):
 @pytest.mark.parametrize("stage", ["ptq: {bits: 4, rounding: stochastic}",
                                    "hessian: {budget: 0.5, probes: 2, samples: 64, epochs: 1}",
                                    "search: {budget: 0.5, holdout: 0.1, epochs: 1}",
-                                   "state: {bits: 6, epochs: 1}"])
+                                   "state: {bits: 6, epochs: 1}",
+                                   "cluster: {values: 3, rounds: 3, epochs: 1}"])
 def test_other_stages_export_bit_exact(tmp_path, stage):
     out, metrics = train(tmp_path, TINY + f"compress:\n  - {stage}\n")
     assert metrics["spike_mismatches"] == 0
     if stage.startswith("state"):
         assert all(layer.neuron.v_bits == 6 for layer in load(out).layers)
+    if stage.startswith("cluster"):  # gradual: every weight clustered in the end
+        assert metrics["stages"][1]["rounds"] == 3
+        assert all(layer["unique_weights"] <= 3 for layer in metrics["memory"]["layers"].values())
     if stage.startswith(("hessian", "search")):
         info = metrics["stages"][1]
         assert info["allocated_bits"] <= info["budget_bits"]

@@ -55,3 +55,26 @@ def test_cat_leaves_at_most_m_values_and_learns_them(values):
         # a zero weight is no synapse; export may still store it densely as a 0 entry
         assert len(set(layer.codebook) - {0}) <= values
         assert np.all(weights[:, :2] == 0)
+
+
+def test_gradual_clustering_clusters_the_nearest_first_and_keeps_them():
+    w = torch.tensor([[0.11, 0.3, -0.52, 0.45, -0.2, 0.9]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0, 0.0]])  # the last synapse is pruned
+    q = ClusterQuantizer(w, mask, values=2, bits=8)
+    with torch.no_grad():
+        q.codebook.copy_(torch.tensor([-0.5, 0.1]))
+    # errors to the nearest value: 0.01, 0.2, 0.02, 0.35, 0.3; half of the 5 kept weights: 2
+    q.cluster_fraction(w, mask, 0.5)
+    assert q.free.tolist() == [[False, True, False, True, True, False]]
+    levels, step = q(w, mask)
+    clustered = torch.floor(q.codebook.detach() / step + 0.5)
+    assert levels[0, 0] == clustered[1] and levels[0, 2] == clustered[0]
+    torch.testing.assert_close(levels[0, [1, 3, 4]], w[0, [1, 3, 4]] / step)  # free: float
+    # weights already clustered stay so, even where another weight is now nearer
+    w2 = torch.tensor([[0.6, 0.3, -0.52, 0.45, -0.21, 0.9]])
+    q.cluster_fraction(w2, mask, 0.8)
+    assert q.free.tolist() == [[False, False, False, True, False, False]]
+    q.cluster_fraction(w2, mask, 1.0)
+    assert q.free is None
+    levels, step = q(w2, mask)
+    assert set((levels * mask).unique().tolist()) <= set(clustered.tolist()) | {0.0}

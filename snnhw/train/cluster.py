@@ -7,6 +7,10 @@ the result is integer; backward: straight through to the latent ``w`` and, throu
 ``dL/dc_k = sum of dL/dw_hat over the weights assigned to k``. So the values move to where the
 loss wants them while the assignment follows the latent weights: a layer never uses more than M
 distinct values (two entries may round to the same level, giving fewer).
+
+Gradual clustering (:meth:`ClusterQuantizer.cluster_fraction`) leaves some weights ``free``
+(float, in units of the step) while the rest train to compensate, as incremental quantization
+(INQ, Zhou et al. 2017) does; the network is integer only once no weight is free.
 """
 
 from __future__ import annotations
@@ -58,6 +62,25 @@ class ClusterQuantizer(WeightQuantizer):
         self.qmax = (1 << (bits - 1)) - 1
         kept = weights.detach()[mask > 0]
         self.codebook = nn.Parameter(kmeans_1d(kept if kept.numel() else weights, values))
+        #: weights not clustered yet (bool, the weights' shape), or None: all clustered
+        self.free: torch.Tensor | None = None
+
+    def cluster_fraction(self, weights: torch.Tensor, mask: torch.Tensor, fraction: float) -> None:
+        """Cluster at least ``fraction`` of the kept weights: those clustered already stay, then
+        the free ones nearest a codebook value (fraction 1: all; the layer is integer again)."""
+        if fraction >= 1.0:
+            self.free = None
+            return
+        w = weights.detach()
+        kept = mask > 0
+        free = kept.clone() if self.free is None else self.free & kept
+        error = (w[..., None] - self.codebook.detach()).abs().min(dim=-1).values
+        more = int(fraction * int(kept.sum())) - int((kept & ~free).sum())
+        if more > 0:
+            nearest = torch.argsort(torch.where(free, error, torch.inf).flatten(),
+                                    stable=True)[:more]
+            free.view(-1)[nearest] = False
+        self.free = free
 
     def forward(self, w: torch.Tensor, mask: torch.Tensor,
                 snap: Snap = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,4 +91,5 @@ class ClusterQuantizer(WeightQuantizer):
                                          -self.qmax, self.qmax))
         assign = torch.argmin((w.detach()[..., None] - c.detach()).abs(), dim=-1)
         x = w / step
-        return levels[assign] + (x - x.detach()), step
+        clustered = levels[assign] + (x - x.detach())
+        return (clustered if self.free is None else torch.where(self.free, x, clustered)), step

@@ -171,10 +171,14 @@ def _cluster(ctx: Context, stage: ClusterStage) -> dict:
                                            stage.values, stage.bits)
         codebooks.append(layer.quantizer.codebook)
     lr = stage.codebook_lr or stage.lr or ctx.recipe.train.finetune_lr
-    before = ctx.test_accuracy()
-    ctx.tune(stage.epochs, stage.lr, f"cluster M={stage.values}",
-             extra_params=[{"params": codebooks, "lr": lr}], distill=stage.distill)
-    return {"values": stage.values, "bits": stage.bits, "accuracy_before_training": before}
+    before = ctx.test_accuracy()  # every weight clustered
+    for r in range(stage.rounds):
+        for layer in ctx.model.layers:
+            layer.quantizer.cluster_fraction(layer.weight, layer.mask, (r + 1) / stage.rounds)
+        ctx.tune(stage.epochs, stage.lr, f"cluster M={stage.values} {r + 1}/{stage.rounds}",
+                 extra_params=[{"params": codebooks, "lr": lr}], distill=stage.distill)
+    return {"values": stage.values, "bits": stage.bits, "rounds": stage.rounds,
+            "accuracy_before_training": before}
 
 
 def _hessian(ctx: Context, stage: HessianStage) -> dict:

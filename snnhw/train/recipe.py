@@ -224,6 +224,11 @@ class ClusterStage:
     values: int = 4
     #: precision of the learned values themselves
     bits: int = 8
+    #: cluster the kept weights in this many growing fractions (1/rounds, 2/rounds, .., all),
+    #: those nearest a value first, training after each with the rest still float (incremental
+    #: quantization, Zhou et al. 2017); 1: all at once
+    rounds: int = 1
+    #: fine-tuning epochs after each round
     epochs: int = 10
     #: fine-tuning learning rate; default: train.finetune_lr
     lr: float | None = None
