@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SnnhwError
+from ..hw.engine import NO_COLLISION
 from ..plan import CorePlan, core_report
 from .config import Board, BoardError, Family, Toolchain, check_baud
 from .flash import flash_file, synapse_file
@@ -141,7 +142,11 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
                 if flash else "the host loads them after power-up (snnhw.host does it)")
              + "; image in OUT/synapses.bin")
 
-    overrides = {"emit_src": False}
+    overrides = {"emit_src": False,
+                 # Memories whose reads never use a word written in the same cycle (the engine's
+                 # NO_COLLISION): no read-before-write emulation around their block RAMs.
+                 "script_after_read": f"proc\nmemory_collect a:{NO_COLLISION}\n"
+                                      f"setparam -set RD_COLLISION_X_MASK 1'1 a:{NO_COLLISION}"}
     if board.toolchain is Toolchain.YOWASP:
         # Report utilisation and Fmax as JSON; finish the build when timing fails, so that the
         # report exists and the failure can be explained below.

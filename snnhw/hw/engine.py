@@ -13,7 +13,14 @@ from ..plan.widths import bits_for
 from .lif import LIFUnit, state_shape, zero_state
 from .synapses import SynapseStore, WriteSignature
 
-__all__ = ["EventLayout", "ProbeSignature", "LayerEngine", "NEURON_UNITS"]
+__all__ = ["EventLayout", "ProbeSignature", "LayerEngine", "NEURON_UNITS", "NO_COLLISION"]
+
+#: Attribute of a memory whose read port never returns a word in the cycle the write port
+#: writes that word to be used: a read that meets a write to its address may read anything. The
+#: board build tells Yosys so (``snnhw.boards.build``), which then maps the memory to block RAM
+#: without emulating the read-before-write order (a delayed write, an address compare and a
+#: multiplexer after the RAM). Simulation keeps the old word, which no one uses.
+NO_COLLISION = "snnhw_no_collision"
 
 #: The hardware update unit of each neuron model (:data:`snnhw.network.format.NEURON_MODELS`).
 NEURON_UNITS = {"lif": LIFUnit}
@@ -116,16 +123,20 @@ class LayerEngine(wiring.Component):
         acc_wr, acc_rd = [[], []], [[], []]
         for p in range(lanes):
             for b in range(2):
-                acc = Memory(shape=acc_shape, depth=depth, init=[])
+                # No read uses a word its bank writes in the same cycle: the accumulation takes
+                # the sum of the word one or two ahead instead (S3 below), and the sweep reads a
+                # neuron (T0) before clearing it (F) and only after the last clear of the bank
+                # by the previous sweep (handoff). So the bank is NO_COLLISION.
+                acc = Memory(shape=acc_shape, depth=depth, init=[], attrs={NO_COLLISION: 1})
                 m.submodules[f"acc{p}_{b}"] = acc
                 acc_wr[b].append(acc.write_port())
-                # Not transparent (that would put an address compare and a mux after the block
-                # RAM): the accumulation forwards its own last sum instead (S2, S3 below).
                 acc_rd[b].append(acc.read_port())
         # One membrane memory, by neuron: the sweep reads and writes one neuron a cycle, so it
         # needs no lane select. It is never cleared: the first sweep of a sample reads V = 0
-        # instead (``fresh``), and writes every neuron.
-        m.submodules.v = v = Memory(shape=v_shape, depth=max(2, size), init=[])
+        # instead (``fresh``), and writes every neuron. NO_COLLISION: the sweep reads a neuron's V
+        # (T0) before it writes it (F).
+        m.submodules.v = v = Memory(shape=v_shape, depth=max(2, size), init=[],
+                                    attrs={NO_COLLISION: 1})
         v_wr, v_rd = v.write_port(), v.read_port()
         fresh = Signal(init=1)
         zero = zero_state(layer.neuron)
@@ -215,15 +226,21 @@ class LayerEngine(wiring.Component):
         # step (the synapse memory's output goes to a register before the slot decode; the
         # accumulator's, through the bank select, before the adder). A word read in S2 does not
         # see the sums that the two words ahead of it write (in S3's cycle and its own): it
-        # compares its address with theirs (registers all) a stage early, so S3 takes the sum of
-        # the word two ahead instead of the stale read and S4 that of the word one ahead (words
-        # further apart see the memory).
+        # compares its address with theirs (registers all) a stage early, so S3 takes, instead
+        # of the stale read, the sum of the word one ahead (as S4 computes it) or else of the
+        # word two ahead (words further apart see the memory). The adder's operand is then
+        # always a register.
         s0_valid, s1_valid = Signal(), Signal()
+        s0_next = Signal()  # s0_valid of the next cycle: a word issues (ACCUMULATE only)
+        m.d.sync += s0_valid.eq(s0_next)
         s0_offset, s1_offset = Signal.like(offset), Signal.like(offset)
+        # The word is its column's first (offset 0), as a register rather than a compare.
+        s0_first, s1_first = Signal(), Signal()
         s0_word = Signal.like(synapses.data)
         s0_event, s1_event = Signal.like(event), Signal.like(event)
         m.d.sync += [s0_word.eq(synapses.data), s1_valid.eq(s0_valid),
                      s0_offset.eq(issue_offset), s1_offset.eq(s0_offset),
+                     s0_first.eq(col_pending), s1_first.eq(s0_first),
                      s0_event.eq(issue_event), s1_event.eq(s0_event)]
         lane_depth = [len(range(p, size, lanes)) for p in range(lanes)]
         slot_valid = Signal(lanes)
@@ -241,7 +258,7 @@ class LayerEngine(wiring.Component):
                 _decode_kernel(m, slot, s1_event, lay, valid=s1_valid, slot_valid=slot_valid[p],
                                slot_addr=slot_addr[p], slot_index=slot_index[p])
             elif lay.kind is Layout.DELTA:
-                _decode_delta(m, slot, lay.gap_bits, first=s1_offset == 0, valid=s1_valid,
+                _decode_delta(m, slot, lay.gap_bits, first=s1_first, valid=s1_valid,
                               slot_valid=slot_valid[p], slot_addr=slot_addr[p],
                               slot_index=slot_index[p], name=f"run_addr{p}")
             else:
@@ -251,10 +268,10 @@ class LayerEngine(wiring.Component):
                 ]
                 if lay.index_bits:
                     m.d.comb += slot_index[p].eq(slot[:lay.index_bits])
-        # S3 registers the accumulation's side of the banks (or the sum of the word two ahead)
-        # and the codebook value; S4 adds them (or the sum of the word one ahead) and writes.
+        # S3 registers the accumulation's side of the banks (or the sum of the word one or two
+        # ahead) and the codebook value; S4 adds them and writes.
         s2_valid, s3_valid, s4_valid = Signal(lanes), Signal(lanes), Signal(lanes)
-        s3_forward, s4_forward = Signal(lanes), Signal(lanes)  # take the word two / one ahead's
+        s3_forward, s3_follows = Signal(lanes), Signal(lanes)  # take the word two / one ahead's
         s2_addr = [Signal(range(depth), name=f"s2_addr{p}") for p in range(lanes)]
         s3_addr = [Signal(range(depth), name=f"s3_addr{p}") for p in range(lanes)]
         s4_addr = [Signal(range(depth), name=f"s4_addr{p}") for p in range(lanes)]
@@ -265,21 +282,26 @@ class LayerEngine(wiring.Component):
         a_sum = [Signal(acc_shape, name=f"a_sum{p}") for p in range(lanes)]
         last_sum = [Signal(acc_shape, name=f"last_sum{p}") for p in range(lanes)]
         m.d.sync += [s2_valid.eq(slot_valid), s3_valid.eq(s2_valid), s4_valid.eq(s3_valid)]
+        # S0 to S3 hold no word, kept as a register (from each stage's next valid) so that
+        # DRAIN's handoff condition is short.
+        pipe_empty = Signal(init=1)
+        m.d.sync += pipe_empty.eq(~s0_next & ~s0_valid & (slot_valid == 0) & (s2_valid == 0))
         for p in range(lanes):
             m.d.sync += [
                 s2_addr[p].eq(slot_addr[p]), s2_index[p].eq(slot_index[p]),
                 s3_addr[p].eq(s2_addr[p]), s4_addr[p].eq(s3_addr[p]),
                 # The word in S2 read the bank before the words now in S3 and S4 wrote it.
                 s3_forward[p].eq(s2_valid[p] & s4_valid[p] & (s2_addr[p] == s4_addr[p])),
-                s4_forward[p].eq(s3_valid[p] & s4_valid[p] & (s3_addr[p] == s4_addr[p])),
+                s3_follows[p].eq(s2_valid[p] & s3_valid[p] & (s2_addr[p] == s3_addr[p])),
                 last_sum[p].eq(a_sum[p]),
                 s4_weight[p].eq(cb_rd[p].data),
             ]
             m.d.comb += cb_rd[p].addr.eq(s2_index[p])
             # The accumulation's side of lane p's banks (bank acc_bank), or the forwarded sum.
             acc_read = Mux(acc_bank, acc_rd[1][p].data, acc_rd[0][p].data)
-            m.d.sync += s4_base[p].eq(Mux(s3_forward[p], last_sum[p], acc_read))
-            m.d.comb += a_sum[p].eq(Mux(s4_forward[p], last_sum[p], s4_base[p]) + s4_weight[p])
+            m.d.sync += s4_base[p].eq(Mux(s3_follows[p], a_sum[p],
+                                          Mux(s3_forward[p], last_sum[p], acc_read)))
+            m.d.comb += a_sum[p].eq(s4_base[p] + s4_weight[p])
 
         # -- sweep pipeline: T0 (read V and accumulator of neuron j), T1 (select its lane),
         # the LIF unit's stages, then F (write V, clear the accumulator, emit) ----------------
@@ -412,9 +434,9 @@ class LayerEngine(wiring.Component):
 
             with m.State("ACCUMULATE"):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
+                m.d.comb += s0_next.eq(issue)
                 m.d.sync += [
                     few_left.eq(_at_most_one(left_after)),
-                    s0_valid.eq(issue),
                     event.eq(issue_event),
                     word.eq(issue_addr + 1),
                     words_left.eq(left_after),
@@ -434,9 +456,7 @@ class LayerEngine(wiring.Component):
                 # this bank to the sweep and take the other (the sweep has just cleared it). A
                 # word in S4 still writes this bank in the handoff cycle (the routing follows
                 # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
-                m.d.sync += s0_valid.eq(0)
-                with m.If(~s0_valid & ~s1_valid & (s2_valid == 0) & (s3_valid == 0) &
-                          sweep_free):
+                with m.If(pipe_empty & sweep_free):
                     m.d.sync += [
                         acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
                         sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
