@@ -152,6 +152,11 @@ class FlashReader(wiring.Component):
         expected = Array(Const(byte, 8) for byte in reversed(self.header))
         mismatch = Signal()
         left = Signal(range(max(2, size + HEADER_SIZE + CRC_SIZE + 1)))  # bytes still to read
+        # `left` compared with 0 and 1 a cycle late, in registers (the compare of a 17-bit count
+        # was the MNIST build's critical path): it is read only when a byte has arrived, at
+        # least 8 SPI clocks (16 cycles) after `left` last changed.
+        left_zero, left_one = Signal(), Signal()
+        m.d.sync += [left_zero.eq(left == 0), left_one.eq(left == 1)]
         idle = count == 0
         with m.FSM():
             with m.State("WAKE"):
@@ -173,7 +178,7 @@ class FlashReader(wiring.Component):
                     with m.If(~command[1] & (shift != expected[left[:HEADER_SIZE.bit_length()]])):
                         m.d.sync += mismatch.eq(1)
                     m.d.sync += [count.eq(8), left.eq(left - 1), command.eq(0)]
-                    with m.If(left == 0):
+                    with m.If(left_zero):
                         m.d.sync += count.eq(0)
                         m.next = "CHECK"
             with m.State("CHECK"):
@@ -190,13 +195,13 @@ class FlashReader(wiring.Component):
                     m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift)]
                     with m.If(self.load.ready):
                         m.d.sync += [left.eq(left - 1), count.eq(8)]
-                        with m.If(left == 1):
+                        with m.If(left_one):
                             m.d.sync += left.eq(CRC_SIZE)
                             m.next = "CRC"
             with m.State("CRC"):
                 with m.If(idle):
                     m.d.sync += [left.eq(left - 1), count.eq(8)]
-                    with m.If(left == 1):
+                    with m.If(left_one):
                         m.d.sync += [count.eq(0), self.cs.eq(0), checking.eq(0)]
                         m.next = "VERIFY"
             with m.State("VERIFY"):
