@@ -2,8 +2,8 @@
 
 Input is the core's plan (:class:`snnhw.plan.CorePlan`): it lists every memory of the core
 (synapse, pointer and codebook ROMs, the membrane RAM, two accumulator RAMs per lane, the
-output event queue); this module adds those of the UART bridge, maps each onto the board's block RAM modes
-the way Yosys does (the cheapest tiling of one mode; small memories go to logic), and estimates
+output event queue); this module adds those of the UART bridge, maps each onto the board's
+block RAM modes the way Yosys does (the cheapest tiling of one mode; small memories go to logic), and estimates
 LUTs and flip-flops from a model fitted to measured iCE40 and ECP5 builds (a rough figure, within
 about 10 % on the builds it was fitted to: the build's ``utilization.json`` has the real ones).
 The check refuses a design whose estimate is over the budget, saying what is over, by how much,
