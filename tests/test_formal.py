@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from amaranth.hdl import Assert, Elaboratable, Module, Signal, signed
+from amaranth.hdl import Array, Assert, Elaboratable, Module, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -272,6 +273,60 @@ def test_engine_worst_case_sums_are_reachable_within_the_depth(case, tmp_path):
 @pytest.mark.parametrize("case", sorted(ENGINE_CASES))
 def test_engine_proof_fails_with_an_accumulator_one_bit_narrow(case, tmp_path):
     harness, depth = _engine(case, acc_bits_delta=-1)
+    assert _failures(harness, tmp_path, Mode.BMC, depth) & {"membrane potential", "spike"}
+
+
+# -- NO_COLLISION: the engine uses no read that meets a write to its address -------------------
+
+class _CollidingMemory(wiring.Component):
+    """A NO_COLLISION memory of two words, both addresses, the data and the read-first word free;
+    asserts that the read returns the word before the write of its cycle, on every read
+    (``every_read``) or only on reads that met no write."""
+
+    def __init__(self, every_read: bool):
+        self.every_read = every_read
+        super().__init__({"wr_addr": In(1), "rd_addr": In(1), "data": In(4), "en": In(1),
+                          "collision_data": In(4)})
+
+    def elaborate(self, platform):
+        m = Module()
+        wr, rd = snnhw.hw.engine.no_collision_memory(m, "mem", 4, 2, self.collision_data)
+        # The model, like the memory, is not reset (the proof's reset is free).
+        started = Signal(reset_less=True)
+        m.d.sync += started.eq(1)
+        m.d.comb += [wr.addr.eq(self.wr_addr), wr.data.eq(self.data), wr.en.eq(self.en),
+                     rd.addr.eq(self.rd_addr)]
+        words = [Signal(4, name=f"word{k}", reset_less=True) for k in range(2)]
+        read_first, collided = Signal(4, reset_less=True), Signal(reset_less=True)
+        with m.If(self.en):
+            m.d.sync += Array(words)[self.wr_addr].eq(self.data)
+        m.d.sync += [read_first.eq(Array(words)[self.rd_addr]),
+                     collided.eq(self.en & (self.wr_addr == self.rd_addr))]
+        with m.If(started & (self.every_read | ~collided)):
+            m.d.comb += Assert(rd.data == read_first, "read")
+        return m
+
+
+def test_no_collision_reads_keep_the_word_unless_they_meet_a_write(tmp_path):
+    assert _verdict(_CollidingMemory(every_read=False), tmp_path / "a", Mode.BMC, 6) \
+        is Verdict.PASS
+    assert _failures(_CollidingMemory(every_read=True), tmp_path / "b", Mode.BMC, 6) == {"read"}
+
+
+def test_engine_proof_fails_if_it_used_colliding_reads(tmp_path, monkeypatch):
+    """The engine proofs above give colliding reads free values; were every read of the
+    NO_COLLISION memories free (as if each met a write), they would fail: the free values reach
+    the assertions."""
+    build = snnhw.hw.engine.no_collision_memory
+
+    def every_read_free(m, name, shape, depth, collision_data=None):
+        wr, rd = build(m, name, shape, depth)
+        data = Signal(shape, name=f"{name}_free")
+        m.d.comb += Value.cast(data).eq(collision_data)
+        return wr, SimpleNamespace(addr=rd.addr, en=rd.en, data=data)
+
+    monkeypatch.setattr(snnhw.hw.engine, "no_collision_memory", every_read_free)
+    harness, depth = _engine("pruned-levels-zero-2-lanes")
     assert _failures(harness, tmp_path, Mode.BMC, depth) & {"membrane potential", "spike"}
 
 

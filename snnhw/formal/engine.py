@@ -6,6 +6,10 @@ parity and its membrane potential, and applies :class:`~snnhw.formal.lif.LIFSpec
 engine's probe reports the neuron's update: every reported V and spike must be the
 specification's. An accumulator narrower than the worst-case sum, a membrane that wraps, or a
 current credited to the wrong timestep shows up as a difference.
+
+The engine's :data:`~snnhw.hw.engine.NO_COLLISION` memories return free values from a read that
+meets a write to its address (``undefined_collisions``), as the board builds map them, so the
+proof also shows that the engine never uses such a read.
 """
 
 from __future__ import annotations
@@ -38,19 +42,24 @@ class EngineReference(wiring.Component):
         at most once per timestep.
     ready : In(1)
         Free back-pressure on the engine's output.
+    collision_data : In
+        What the engine's colliding memory reads return (free).
     """
 
     def __init__(self, plan: LayerPlan, timesteps: int):
         self.plan, self.timesteps = plan, timesteps
+        self.engine = LayerEngine(plan, undefined_collisions=True)
         super().__init__({"addr": In(plan.in_addr_bits), "eot": In(1), "idle": In(1),
-                          "ready": In(1)})
+                          "ready": In(1),
+                          "collision_data": In(len(self.engine.collision_data))})
 
     def elaborate(self, platform):
         m = Module()
         plan = self.plan
         layer, neuron = plan.layer, plan.layer.neuron
-        m.submodules.engine = engine = LayerEngine(plan)
-        m.d.comb += [engine.i.valid.eq(~self.idle), engine.i.payload.addr.eq(self.addr),
+        m.submodules.engine = engine = self.engine
+        m.d.comb += [engine.collision_data.eq(self.collision_data),
+                     engine.i.valid.eq(~self.idle), engine.i.payload.addr.eq(self.addr),
                      engine.i.payload.eot.eq(self.eot), engine.o.ready.eq(self.ready)]
         source = EventSource(m, engine.i, fan_in=layer.fan_in, timesteps=self.timesteps,
                              restart=Const(0), gapless=False)

@@ -1,7 +1,9 @@
 """The neuron engine of one layer: event-driven accumulation of timestep t+1 overlapped with the
 LIF sweep of timestep t."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -13,17 +15,41 @@ from ..plan.widths import bits_for
 from .lif import LIFUnit, state_shape, zero_state
 from .synapses import SynapseStore, WriteSignature
 
-__all__ = ["EventLayout", "ProbeSignature", "LayerEngine", "NEURON_UNITS", "NO_COLLISION"]
+__all__ = ["EventLayout", "ProbeSignature", "LayerEngine", "NEURON_UNITS", "NO_COLLISION",
+           "no_collision_memory"]
 
 #: Attribute of a memory whose read port never returns a word in the cycle the write port
 #: writes that word to be used: a read that meets a write to its address may read anything. The
 #: board build tells Yosys so (``snnhw.boards.build``), which then maps the memory to block RAM
 #: without emulating the read-before-write order (a delayed write, an address compare and a
-#: multiplexer after the RAM). Simulation keeps the old word, which no one uses.
+#: multiplexer after the RAM). Simulation keeps the old word, which no one uses; the engine's
+#: formal proof (:mod:`snnhw.formal.engine`) gives such a read a free value instead.
 NO_COLLISION = "snnhw_no_collision"
 
 #: The hardware update unit of each neuron model (:data:`snnhw.network.format.NEURON_MODELS`).
 NEURON_UNITS = {"lif": LIFUnit}
+
+
+def no_collision_memory(m: Module, name: str, shape, depth: int,
+                        collision_data: Value | None = None):
+    """Add an uninitialised :data:`NO_COLLISION` memory to ``m``; return its write port and read
+    port.
+
+    With ``collision_data`` (formal proofs only) the read port returned gives ``collision_data``
+    in the cycle after its read met a write to the same address, the value a board build's
+    mapping leaves undefined; a proof of the design with free ``collision_data`` shows that no
+    such read is used.
+    """
+    m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[],
+                                         attrs={NO_COLLISION: 1})
+    wr, rd = memory.write_port(), memory.read_port()
+    if collision_data is None:
+        return wr, rd
+    collided = Signal(name=f"{name}_collided", reset_less=True)  # also across a reset
+    m.d.sync += collided.eq(rd.en & wr.en & (rd.addr == wr.addr))
+    data = Signal(memory.shape, name=f"{name}_read")
+    m.d.comb += Value.cast(data).eq(Mux(collided, collision_data, Value.cast(rd.data)))
+    return wr, SimpleNamespace(addr=rd.addr, en=rd.en, data=data)
 
 
 class EventLayout(data.StructLayout):
@@ -69,6 +95,10 @@ class LayerEngine(wiring.Component):
         ``write`` before the first sample, not a ROM (:class:`~snnhw.hw.synapses.SynapseStore`).
     spram : bool
         A large-RAM synapse memory is built from iCE40 SPRAM primitives.
+    undefined_collisions : bool
+        For formal proofs only: a read of a :data:`NO_COLLISION` memory that meets a write to
+        its address in the same cycle returns bits of ``collision_data`` (free in a proof), as
+        the board build's mapping allows; a proof that passes shows no such read is used.
 
     Members
     -------
@@ -80,9 +110,12 @@ class LayerEngine(wiring.Component):
         Every neuron's new membrane potential and spike, as the sweep computes them.
     write : In(WriteSignature)
         Only with a large-RAM synapse memory: writes synapse words. Never while a sample runs.
+    collision_data : In
+        Only with ``undefined_collisions``: what colliding reads return.
     """
 
-    def __init__(self, plan: LayerPlan, *, spram: bool = False):
+    def __init__(self, plan: LayerPlan, *, spram: bool = False,
+                 undefined_collisions: bool = False):
         if not isinstance(plan, LayerPlan):
             raise TypeError(f"Layer plan must be a LayerPlan, not {plan!r}")
         model = plan.layer.neuron.model
@@ -99,6 +132,11 @@ class LayerEngine(wiring.Component):
         }
         if plan.placement is Placement.LARGE:
             members["write"] = In(WriteSignature(self.synapses.depth, self.synapses.width))
+        self.undefined_collisions = undefined_collisions
+        if undefined_collisions:
+            # every accumulator bank's word and the membrane word, in one cycle
+            members["collision_data"] = In(2 * plan.lanes * plan.acc_bits
+                                           + Shape.cast(state_shape(plan.layer.neuron)).width)
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -108,6 +146,10 @@ class LayerEngine(wiring.Component):
         lanes, size = plan.lanes, layer.size
         v_shape, acc_shape = state_shape(layer.neuron), signed(plan.acc_bits)
         depth = max(2, lay.bank_depth)  # memories of depth 1 would have 0-bit addresses
+
+        def collision_bits(first: int) -> Value | None:
+            """Formal proofs only: the free bits a colliding read returns (the low ones used)."""
+            return self.collision_data[first:] if self.undefined_collisions else None
 
         # -- memories -------------------------------------------------------------------------
         m.submodules.synapses = synapses = self.synapses
@@ -127,17 +169,16 @@ class LayerEngine(wiring.Component):
                 # the sum of the word one or two ahead instead (S3 below), and the sweep reads a
                 # neuron (T0) before clearing it (F) and only after the last clear of the bank
                 # by the previous sweep (handoff). So the bank is NO_COLLISION.
-                acc = Memory(shape=acc_shape, depth=depth, init=[], attrs={NO_COLLISION: 1})
-                m.submodules[f"acc{p}_{b}"] = acc
-                acc_wr[b].append(acc.write_port())
-                acc_rd[b].append(acc.read_port())
+                wr, rd = no_collision_memory(m, f"acc{p}_{b}", acc_shape, depth,
+                                             collision_bits((2 * p + b) * plan.acc_bits))
+                acc_wr[b].append(wr)
+                acc_rd[b].append(rd)
         # One membrane memory, by neuron: the sweep reads and writes one neuron a cycle, so it
         # needs no lane select. It is never cleared: the first sweep of a sample reads V = 0
         # instead (``fresh``), and writes every neuron. NO_COLLISION: the sweep reads a neuron's V
         # (T0) before it writes it (F).
-        m.submodules.v = v = Memory(shape=v_shape, depth=max(2, size), init=[],
-                                    attrs={NO_COLLISION: 1})
-        v_wr, v_rd = v.write_port(), v.read_port()
+        v_wr, v_rd = no_collision_memory(m, "v", v_shape, max(2, size),
+                                         collision_bits(2 * lanes * plan.acc_bits))
         fresh = Signal(init=1)
         zero = zero_state(layer.neuron)
         # The bank the accumulation owns; the sweep owns the other one. They swap (a "handoff",
