@@ -201,8 +201,8 @@ class Device:
     def run(self, spikes: np.ndarray) -> SampleResult:
         """Run one sample and return the board's answer: 0/1 spikes ``[timesteps, input_size]``
         (``'S'``; the network's inputs when the Device has the network, else the board's,
-        :mod:`snnhw.plan.inputs`), or ``input_size`` feature bytes 0..255 (``'X'``: the board's encoder makes
-        the spikes)."""
+        :mod:`snnhw.plan.inputs`), or ``input_size`` feature bytes 0..255 (``'X'``: the board's
+        encoder makes the spikes)."""
         identity = self.identity or self.identify()
         if not identity.loaded:
             if self.network is None:

@@ -2,28 +2,27 @@
 
 Host to device (multi-byte fields little-endian):
 
-- ``'I'`` (0x49): identify. The device answers with :data:`IDENTITY_SIZE` bytes: ``'I'``,
-  protocol version (u8), input size (u16: the core's inputs, :attr:`CorePlan.input_size`: the
-  network inputs with a synapse, :mod:`snnhw.plan.inputs`), output size (u16), the network's default timesteps
-  (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded
-  at run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream),
-  the on-chip encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its
-  seed (u16), and whether the synapses are loaded (u8: bit 0 loaded, 1 when nothing needs
-  loading; bit 1 they were loaded from the board's flash at power-up; bit 2 the flash held no
-  image for this network, so the board waits for ``'W'``; bit 3 the flash's image failed its
-  CRC, so the board waits for ``'W'``; :mod:`snnhw.boards.flash`).
+- ``'I'`` (0x49): identify. The device answers with :data:`IDENTITY_SIZE` bytes: ``'I'``, protocol
+  version (u8), input size (u16: the core's inputs, :attr:`CorePlan.input_size`: the network inputs
+  with a synapse, :mod:`snnhw.plan.inputs`), output size (u16), the network's default timesteps
+  (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded at
+  run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream), the on-chip
+  encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its seed (u16), and
+  whether the synapses are loaded (u8: bit 0 loaded, 1 when nothing needs loading; bit 1 they were
+  loaded from the board's flash at power-up; bit 2 the flash held no image for this network, so the
+  board waits for ``'W'``; bit 3 the flash's image failed its CRC, so the board waits for ``'W'``;
+  :mod:`snnhw.boards.flash`).
 - ``'W'`` (0x57), then the load image (:meth:`snnhw.plan.CorePlan.load_image`, exactly
   :attr:`~snnhw.plan.CorePlan.load_size` bytes): writes the synapses of the masked layers (large
   RAM such as iCE40 SPRAM, which a bitstream cannot initialise; they keep them until power is
   lost). The device answers ``'W'`` and the loaded flag (u8).
-- ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16:
-  bits 0..14 the core's index of a spiking input (:meth:`CorePlan.core_inputs`: a network
-  input without synapses has none, and is not sent), bit 15 clear; each timestep ends with ``0x8000``
-  (end of timestep). The device answers after the last timestep with :func:`result_size` bytes:
-  ``'R'``, status (u8, :class:`Status`), one u16 spike count per output neuron, the predicted
-  class (u16: argmax of the counts, ties to the lowest index), and the core's cycle count for
-  the sample (u32). A sample run before the synapses are loaded computes garbage and says so
-  in the status.
+- ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16: bits
+  0..14 the core's index of a spiking input (:meth:`CorePlan.core_inputs`: a network input without
+  synapses has none, and is not sent), bit 15 clear; each timestep ends with ``0x8000`` (end of
+  timestep). The device answers after the last timestep with :func:`result_size` bytes: ``'R'``,
+  status (u8, :class:`Status`), one u16 spike count per output neuron, the predicted class (u16:
+  argmax of the counts, ties to the lowest index), and the core's cycle count for the sample (u32).
+  A sample run before the synapses are loaded computes garbage and says so in the status.
 - ``'X'`` (0x58), then the sample's ``input_size`` feature bytes (0..255): the board's encoder
   (:mod:`snnhw.network.encoder`) turns them into the network's default number of timesteps of
   input spikes. Only boards whose network has an encoder; the answer is that of ``'S'``.

@@ -78,10 +78,10 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
     (:data:`LAYOUT_BOUND_FORMULA`), between the ideal bound and the measured cycles.
 
     The spiking inputs of a layer are the neurons that spiked into it at that timestep
-    (``inputs`` for the first layer, those the core takes, :meth:`CorePlan.core_inputs`; then ``spikes[previous layer]``, e.g. from the golden
-    model, in network order); its active synapse events, their synapses. Returns int64
-    [layers, samples, timesteps]; layers run concurrently, so a timestep's bound for the whole
-    core is the maximum over layers.
+    (``inputs`` for the first layer, those the core takes, :meth:`CorePlan.core_inputs`; then
+    ``spikes[previous layer]``, e.g. from the golden model, in network order); its active synapse
+    events, their synapses. Returns int64 [layers, samples, timesteps]; layers run concurrently,
+    so a timestep's bound for the whole core is the maximum over layers.
     """
     per_layer = []
     pre = plan.core_inputs(inputs).astype(np.int64)  # the events the core takes
