@@ -197,7 +197,7 @@ class CorePlan:
     def build(cls, network: Network, lanes: int = 1, *, large: Iterable[str] = (),
               spram: bool = False, queue_depth: int = QUEUE_DEPTH,
               layouts: Mapping[str, Layout] | None = None, balance: bool = True,
-              words_slack: float = WORDS_SLACK) -> "CorePlan":
+              words_slack: float = WORDS_SLACK, compact_inputs: bool = True) -> "CorePlan":
         """Plan the core of ``network`` at ``lanes`` lanes; the layers named in ``large`` keep
         their synapses in large RAM (:attr:`Placement.LARGE`). Each layer's synapses take the
         layout that stores them in the fewest bits, the delta layout at the gap width of the
@@ -205,8 +205,10 @@ class CorePlan:
         ``math.inf``: the fewest bits alone), or the layout ``layouts`` names for it (tests use
         this to exercise every layout). With
         ``balance``, each hidden dense or recurrent layer's neurons are reordered where that
-        lowers its synapse words (:func:`~snnhw.plan.balance.lane_order`). The core's inputs
-        are the network inputs with a synapse (:mod:`snnhw.plan.inputs`)."""
+        lowers its synapse words (:func:`~snnhw.plan.balance.lane_order`). With
+        ``compact_inputs``, the core's inputs are the network inputs with a synapse
+        (:mod:`snnhw.plan.inputs`); without, all of them (the formal proofs use this to give a
+        one-layer core the empty columns an inner layer has)."""
         if not isinstance(network, Network):
             raise TypeError(f"Network must be a Network, not {network!r}")
         check_network(network)
@@ -222,7 +224,7 @@ class CorePlan:
                     if balanceable(network, number) else None
                 if order is not None:
                     orders[layer.name] = order
-        kept = kept_inputs(network)
+        kept = kept_inputs(network) if compact_inputs else None
         held = compacted(permuted(network, orders) if orders else network, kept)
         layers = tuple(
             LayerPlan(layer=layer, lanes=lanes,
