@@ -24,6 +24,7 @@ from snnhw.boards.protocol import (CMD_LOAD, CMD_SAMPLE, IDENTITY_SIZE, decode_r
                                    encode_sample, result_size)
 from snnhw.host import Device, HostError
 from snnhw.network import load
+from snnhw.plan.inputs import core_inputs
 from snnhw.sim.spi_flash import SPIFlash
 
 CLOCK_NS = 10
@@ -139,7 +140,7 @@ def host_session(port: SimulatedPort, inputs: np.ndarray, job: dict, read_pred) 
                                  identity.flash_corrupt], np.int64)}
     if not identity.loaded:
         # A sample before the synapses are loaded runs, but its answer says it is garbage.
-        port.write(encode_sample(inputs[0]))
+        port.write(encode_sample(core_inputs(device.kept, inputs[0])))
         reply = port.read(result_size(identity.output_size))
         out["unloaded_status"] = np.array(int(decode_result(reply, identity.output_size).status))
     if job["abandon"]:
@@ -198,7 +199,9 @@ def fault_session(port: SimulatedPort, device: Device, inputs: np.ndarray) -> di
     out: dict[str, np.ndarray] = {}
     outputs = device.identity.output_size
     size = result_size(outputs)
-    frame = encode_sample(inputs[0])
+    # Frames written by hand number the inputs as the board does (Device.run maps them itself).
+    core = core_inputs(device.kept, inputs)
+    frame = encode_sample(core[0])
 
     def attempt(call) -> str:
         try:
@@ -240,7 +243,7 @@ def fault_session(port: SimulatedPort, device: Device, inputs: np.ndarray) -> di
     fault("garbage_inside", attempt(read_result), resync=True)
     # A whole in-range event word inside a sample is a different, valid sample: the board
     # answers it (the protocol has no checksum).
-    port.write(frame[:3] + struct.pack("<H", extra_input(inputs)) + frame[3:])
+    port.write(frame[:3] + struct.pack("<H", extra_input(core)) + frame[3:])
     fault("word_inside", answer=np.frombuffer(port.read(size), np.uint8))
     # A host that stops half-way through a sample, then resynchronises.
     port.write(frame[:len(frame) // 2])

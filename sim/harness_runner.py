@@ -122,7 +122,7 @@ class BatchSimulator:
         timesteps = timesteps or self.net.timesteps
         layers = self.net.layers
         self.harness = Harness(
-            _core(plan), stimulus=batch * timesteps * (self.net.input_size + 1),
+            _core(plan), stimulus=batch * timesteps * (plan.input_size + 1),
             capacity={f"probe_{l.name}": batch * timesteps * l.size for l in layers}
             | {"out": batch * timesteps * (self.net.output_size + 1),
                "cycles": batch * timesteps})
@@ -177,7 +177,7 @@ class BatchSimulator:
         if waves_to is not None and not self.waves:
             raise ValueError("waves_to needs a BatchSimulator built with waves=True")
         started = time.perf_counter()
-        inputs = check_inputs(self.net, inputs)
+        inputs = self.plan.core_inputs(check_inputs(self.net, inputs))  # the core's numbering
         samples, timesteps, _ = inputs.shape
         limit = (1 << len(self.harness.timesteps)) - 1
         if timesteps > limit:
@@ -221,7 +221,7 @@ class BatchSimulator:
         """A generous cycle limit for a chunk, so a hung core fails instead of running on."""
         work = sum(l.fan_in + l.synapse_count + l.size for l in self.net.layers)
         slowdown = 1.0 / max(0.05, (1 - gap) * (1 - backpressure))
-        return int(1000 + 4 * slowdown * samples * timesteps * (work + self.net.input_size))
+        return int(1000 + 4 * slowdown * samples * timesteps * (work + self.plan.input_size))
 
 
 def in_network_order(plan: CorePlan, result: Result) -> Result:

@@ -134,7 +134,7 @@ class Simulator:
         """
         if waves_to is not None and not self.waves:
             raise ValueError("waves_to needs a Simulator built with waves=True")
-        inputs = check_inputs(self.net, inputs)
+        inputs = self.plan.core_inputs(check_inputs(self.net, inputs))  # the core's numbering
         samples, timesteps, _ = inputs.shape
         if timesteps >= 1 << TIMESTEP_BITS:
             raise SnnhwError(f"inputs: {timesteps} timesteps per sample; the core counts at most "
@@ -175,7 +175,7 @@ class Simulator:
         timesteps = inputs.shape[1]
         work = sum(l.fan_in + l.synapse_count + l.size for l in self.net.layers)
         slowdown = 1.0 / max(0.05, (1 - gap) * (1 - backpressure))
-        return int(1000 + 4 * slowdown * timesteps * (work + self.net.input_size))
+        return int(1000 + 4 * slowdown * timesteps * (work + self.plan.input_size))
 
 
 #: Samples per simulator run when :func:`cosim` reports progress.

@@ -85,7 +85,7 @@ def read_pj(word_bits: int, memory_bits: int) -> float:
 def energy_per_inference(plan: CorePlan, inputs: np.ndarray, golden: Result) -> dict:
     """Mean energy per inference (pJ) of the planned core, by layer and kind of operation."""
     samples = inputs.shape[0]
-    pre = inputs.astype(np.int64)
+    pre = plan.core_inputs(inputs).astype(np.int64)  # the events the core takes
     layers = []
     for lp in plan.layers:
         layer, lay, bits = lp.layer, lp.synapses, lp.memory_bits

@@ -33,6 +33,7 @@ from .boards.protocol import (CMD_FEATURES, CMD_IDENTIFY, CMD_LOAD, CMD_SAMPLE, 
                               network_id, result_size)
 from .errors import SnnhwError
 from .network.format import Network
+from .plan.inputs import core_inputs, kept_inputs
 
 __all__ = ["ByteStream", "HostError", "BatchResult", "Device"]
 
@@ -100,6 +101,8 @@ class Device:
         self.progress = progress
         self.name = name or _port_name(port)
         self.identity: Identity | None = None
+        #: the network input at each of the board's inputs (None: the same numbering)
+        self.kept = None if network is None else kept_inputs(network)
 
     @classmethod
     def open(cls, path: str, baud: int = 3_000_000, *, timeout: float = 2.0,
@@ -135,7 +138,8 @@ class Device:
                                                             "identity"), CMD_IDENTIFY)
         net = self.network
         if net is not None:
-            want = (net.input_size, net.output_size, network_id(net))
+            inputs = net.input_size if self.kept is None else len(self.kept)
+            want = (inputs, net.output_size, network_id(net))
             got = (identity.input_size, identity.output_size, identity.network_id)
             if want != got:
                 raise HostError(f"the board carries another network (inputs, outputs, id "
@@ -196,8 +200,9 @@ class Device:
 
     def run(self, spikes: np.ndarray) -> SampleResult:
         """Run one sample and return the board's answer: 0/1 spikes ``[timesteps, input_size]``
-        (``'S'``), or ``input_size`` feature bytes 0..255 (``'X'``: the board's encoder makes
-        the spikes)."""
+        (``'S'``; the network's inputs when the Device has the network, else the board's,
+        :mod:`snnhw.plan.inputs`), or ``input_size`` feature bytes 0..255 (``'X'``: the board's
+        encoder makes the spikes)."""
         identity = self.identity or self.identify()
         if not identity.loaded:
             if self.network is None:
@@ -205,6 +210,9 @@ class Device:
                                 "power-up): give Device the network to load them")
             self.load()
         spikes = np.asarray(spikes)
+        if spikes.ndim == 2 and self.network is not None \
+                and spikes.shape[1] == self.network.input_size:
+            spikes = core_inputs(self.kept, spikes)  # the board numbers its inputs as the core
         if spikes.ndim == 1:
             command = CMD_FEATURES
             if identity.encoder is None:

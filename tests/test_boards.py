@@ -293,7 +293,7 @@ def test_identity_and_network_id():
     net = load(EXAMPLE)
     data = identity_bytes(CorePlan.build(net, 2))
     assert len(data) == IDENTITY_SIZE and data[:1] == b"I"
-    assert struct.unpack("<BBHHHBIHBHB", data)[1:] == (3, 64, 10, 16, 2, network_id(net), 0, 0,
+    assert struct.unpack("<BBHHHBIHBHB", data)[1:] == (4, 64, 10, 16, 2, network_id(net), 0, 0,
                                                         0, 1)
     identity = decode_identity(identity_bytes(CorePlan.build(net, 1, large=["fc2"]),
                                               loaded=False))
@@ -374,8 +374,9 @@ class ModelPort:
                 for word in words:
                     if word == EOT:
                         t += 1
-                    else:
-                        spikes[0, t, word] = 1
+                    else:  # the core's input number (snnhw.plan.inputs)
+                        kept = self.plan.kept_inputs
+                        spikes[0, t, word if kept is None else kept[word]] = 1
             golden = simulate(self.net, spikes)
             status = self.status | (0 if self.loaded else int(Status.NOT_LOADED))
             reply = struct.pack(f"<cB{self.net.output_size}HHI", b"R", status,
@@ -396,6 +397,29 @@ def test_host_runs_a_batch_against_a_model_device():
     np.testing.assert_array_equal(result.counts, golden.counts)
     np.testing.assert_array_equal(result.pred, golden.pred)
     assert device.identity.lanes == 1 and (result.cycles == 1234).all()
+
+
+def test_host_sends_the_core_inputs_of_a_network_with_pruned_inputs():
+    """The board numbers its inputs as the core: those with a synapse. The host maps a network
+    sample onto them and sends no event of an input without synapses."""
+    net = load(EXAMPLE)
+    pruned = [0, 1, 30, 63]
+    net.layers[0].index[:, pruned] = -1
+    kept = [i for i in range(64) if i not in pruned]
+    inputs = np.load(EXAMPLE / "inputs.npy")[:3]
+    port = ModelPort(net)
+    device = Device(port, network=net)
+    assert device.identify().input_size == 60
+    result = device.run_batch(inputs)
+    golden = simulate(net, inputs)
+    np.testing.assert_array_equal(result.counts, golden.counts)
+    frames = [encode_sample(sample[:, kept]) for sample in inputs]
+    assert port.written == b"I" + b"".join(frames)
+    # Without the network the host cannot map: it takes the board's inputs as they are.
+    bare = Device(ModelPort(net))
+    assert bare.run(inputs[0][:, kept]).pred == golden.pred[0]
+    with pytest.raises(HostError, match=r"expected shape \[timesteps, 60\]"):
+        bare.run(inputs[0])
 
 
 def test_host_loads_large_ram_synapses_before_the_first_sample():
@@ -514,7 +538,7 @@ def test_host_garbage_is_refused_then_resync_recovers():
     # An answer of the wrong kind (a stale identity where a result should be) is refused too.
     port.pending = identity_bytes(port.plan)
     with pytest.raises(HostError, match=r"^/dev/ttyUSB1: garbled answer to 'S': result: "
-                                        r"expected 28 bytes starting with 'R', got b'I\\x03"):
+                                        r"expected 28 bytes starting with 'R', got b'I\\x04"):
         device.run(inputs[0])
     device.resync()
     result = device.run(inputs[1])

@@ -35,12 +35,17 @@ def _check(net, lanes, run, inputs, mask=0, boot=None):
         inputs = encode_features(net.encoder, inputs, net.timesteps)
     golden = simulate(net, inputs)
     assert run.errors == [] and run.framing_errors == 0
-    assert run.identity.tolist() == [VERSION, net.input_size, net.output_size, net.timesteps, lanes,
+    inputs_of_core = CorePlan.build(net, lanes).input_size  # those with synapses
+    assert run.identity.tolist() == [VERSION, inputs_of_core, net.output_size, net.timesteps, lanes,
                                      network_id(net), mask, *(boot or [int(mask == 0), 0, 0, 0])]
     np.testing.assert_array_equal(run.counts, golden.counts)
     np.testing.assert_array_equal(run.pred, golden.pred)
     np.testing.assert_array_equal(run.leds, golden.pred)  # the LED output shows the class
     assert (run.status == 0).all() and (run.cycles > 0).all()
+
+
+#: The small board's network inputs without synapses: the first, the last and one between.
+PRUNED_INPUTS = [0, 9, 23]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,8 @@ def small_board(tmp_path_factory):
             # the one-lane network never fired an output: no argmax was checked).
             rng = np.random.default_rng({1: 17, 2: 15}[lanes])
             net = random_network(rng, 24, [12, 4], density=0.6, timesteps=5, name="small")
+            # Inputs without synapses: the board numbers only the others (snnhw.plan.inputs).
+            net.layers[0].index[:, PRUNED_INPUTS] = -1
             inputs = random_inputs(rng, net, 6, rate=0.4)
             # The iCEBreaker's rate: 4 clocks a bit (12 MHz / 3 Mbaud), the fewest the UART takes.
             sim = BoardSimulator(CorePlan.build(net, lanes),
@@ -115,8 +122,9 @@ def test_uart_top_recovers_from_link_faults(small_board):
         np.testing.assert_array_equal(faults[f"{name}/pred"], golden.pred, err_msg=name)
         assert (faults[f"{name}/status"] == 0).all(), name
     # An event word slipped into a sample makes another valid sample: the board answers that one.
+    assert plan.input_size == 24 - len(PRUNED_INPUTS)
     altered = inputs[:1].copy()
-    altered[0, 0, extra_input(inputs)] = 1
+    altered[0, 0, plan.kept_inputs[extra_input(plan.core_inputs(inputs))]] = 1
     answer = decode_result(bytes(faults["word_inside/answer"]), net.output_size)
     assert answer.status == 0
     assert answer.counts.tolist() == simulate(net, altered).counts[0].tolist()

@@ -56,9 +56,11 @@ def plan_figures(plan, inputs):
 def test_an_unrolled_conv_layer_is_planned_as_its_unrolled_matrix(net, lanes, layout, seed):
     layouts = {"conv1": layout}
     inputs = random_inputs(np.random.default_rng(seed), net, samples=3, rate=0.4)
-    # Without lane balancing, which may reorder the twin's dense layer but not a convolution.
+    # Without lane balancing, which may reorder the twin's dense layer but not a convolution,
+    # and with all the twin's inputs (a convolution keeps those without synapses too).
     conv = CorePlan.build(net, lanes, layouts=layouts, balance=False)
-    twin = CorePlan.build(dense_twin(net), lanes, layouts=layouts, balance=False)
+    twin = CorePlan.build(dense_twin(net), lanes, layouts=layouts, balance=False,
+                          compact_inputs=False)
     assert plan_figures(conv, inputs) == plan_figures(twin, inputs)
     unrolled = net.layers[0].connectivity.unrolled()
     assert conv.layers[0].stored_synapses == np.count_nonzero(unrolled >= 0)

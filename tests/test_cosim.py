@@ -84,9 +84,16 @@ def test_random_networks_many_lanes(net, lanes, gap, backpressure, seed):
     _check(net, lanes, gap, backpressure, seed)
 
 
+#: Network inputs of the small network without synapses (the first, the last, a run): the core
+#: numbers only the others (snnhw.plan.inputs), and the drivers drop these inputs' events.
+PRUNED_INPUTS = [0, 5, 6, 7, 13, 23]
+
+
 def _small_network() -> Network:
-    """Two pruned layers and a dense one, so that one core can hold every synapse layout."""
+    """Two pruned layers and a dense one, so that one core can hold every synapse layout; some
+    inputs without synapses."""
     net = random_network(np.random.default_rng(7), 24, [16, 12, 6], density=0.4, timesteps=5)
+    net.layers[0].index[:, PRUNED_INPUTS] = -1
     last = net.layers[-1]
     fill = np.random.default_rng(8).integers(0, len(last.codebook), last.index.shape)
     last.index = np.where(last.index < 0, fill, last.index).astype(np.int32)
@@ -117,6 +124,9 @@ def small_sim(request, small_net, tmp_path_factory):
     # lane heaviest first): the probes' hidden spikes are mapped back to network order before
     # the comparison.
     assert [lp.order is not None for lp in plan.layers] == [True, True, False]
+    # The core's inputs are the network's with synapses.
+    assert plan.kept_inputs.tolist() == sorted(set(range(24)) - set(PRUNED_INPUTS))
+    assert plan.layers[0].layer.fan_in == plan.input_size == 24 - len(PRUNED_INPUTS)
     delta = next(lp.synapses for lp in plan.layers if lp.synapses.kind is Layout.DELTA)
     escape = (1 << delta.gap_bits) - 1
     assert ((delta.words & np.uint64(escape)) == escape).any(), "the test needs escapes"
@@ -170,6 +180,31 @@ def test_a_wrong_neuron_order_is_caught(small_net, small_sim, monkeypatch):
     rtl, out_spikes, _ = small_sim.run(inputs)
     mismatches = compare(simulate(small_net, inputs), rtl, out_spikes)
     assert mismatches and {m.layer for m in mismatches} == {"fc1"}
+
+
+@pytest.mark.parametrize("shift", [1, -1])
+def test_a_wrong_input_map_is_caught(small_net, small_sim, monkeypatch, shift):
+    """The drivers send each input's events to the core input the plan maps it to: map them off
+    by one and the comparison fails from fc1 on."""
+    plan = small_sim.plan
+    wrong = np.clip(plan.kept_inputs + shift, 0, small_net.input_size - 1)
+    monkeypatch.setattr(small_sim, "plan", replace(plan, kept_inputs=wrong))
+    inputs = random_inputs(np.random.default_rng(4), small_net, samples=2, rate=0.4)
+    rtl, out_spikes, errors = small_sim.run(inputs)
+    mismatches = compare(simulate(small_net, inputs), rtl, out_spikes)
+    assert errors == [] and mismatches and mismatches[0].layer == "fc1"
+
+
+def test_pruned_inputs_send_no_events(small_net, small_sim):
+    """Spikes of the inputs without synapses change nothing and cost no cycle: the core never
+    hears of them."""
+    inputs = random_inputs(np.random.default_rng(5), small_net, samples=2, rate=0.4)
+    louder = inputs.copy()
+    louder[:, :, PRUNED_INPUTS] = 1
+    quiet, _, _ = small_sim.run(inputs)
+    loud, _, _ = small_sim.run(louder)
+    assert compare(simulate(small_net, louder), loud) == []
+    np.testing.assert_array_equal(quiet.cycles, loud.cycles)
 
 
 _decode_delta = engine._decode_delta

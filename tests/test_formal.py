@@ -335,8 +335,11 @@ def test_engine_proof_fails_if_it_used_colliding_reads(tmp_path, monkeypatch):
 # 5 inputs x 2 neurons, inputs 1..4 without synapses: each still takes a cycle when it spikes
 # (a column of no words is one cycle) but carries no synapse event, so a timestep in which they
 # spike is accumulation-bound although its events are few.
+#: Inputs 1..4 without synapses, kept as core inputs (compact_inputs=False): the empty columns
+#: an inner layer has, whose spikes still cost a cycle each.
 EMPTY_COLUMNS_PLAN = lambda: CorePlan.build(_network(_layer(  # noqa: E731
-    "l", [[3, None, None, None, None], [-2, None, None, None, None]], SUBTRACT)), 1)
+    "l", [[3, None, None, None, None], [-2, None, None, None, None]], SUBTRACT)), 1,
+    compact_inputs=False)
 
 def _conv_kernel_plan():
     """A 2x2 kernel over a 2x2 input into 3 output channels (taps pruned), in the kernel layout

@@ -302,3 +302,42 @@ def test_the_plan_spends_bits_on_fewer_escapes(lanes):
     assert fewest_bits.spike_words > (1 + WORDS_SLACK) * chosen.spike_words
     assert chosen.stored_bits > fewest_bits.stored_bits
     assert chosen.spike_words <= 1.01 * fewest_words.spike_words
+
+
+def test_the_core_numbers_only_the_inputs_with_synapses():
+    """A network input without synapses has no core input: the first layer's pointer memory and
+    the input port hold only the others, the cycle model drops their events, and a network whose
+    first layer is not dense, or that encodes its inputs on the chip, keeps its numbering."""
+    from dataclasses import replace
+
+    from snnhw.network.encoder import Encoder
+    from snnhw.plan import cycle_bounds
+    from snnhw.plan.inputs import kept_inputs
+
+    net = random_network(np.random.default_rng(5), 40, [16, 4], density=0.5, timesteps=3)
+    pruned = [i for i in range(40) if i % 4 != 1]  # the first and the last among them
+    net.layers[0].index[:, pruned] = -1
+    kept = list(range(1, 40, 4))
+    plan = CorePlan.build(net, 4, layouts={"fc1": Layout.DELTA})
+    assert plan.kept_inputs.tolist() == kept and plan.input_size == 10
+    assert plan.input_addr_bits == bits_for(10)
+    fc1 = plan.layers[0]
+    pointers = next(m for m in fc1.memories if m.kind is MemoryKind.POINTER)
+    assert pointers.depth == 10 and fc1.memory_bits["pointer"] == 10 * fc1.synapses.pointer_bits
+    # The same synapses as the network's, column k being network input kept[k].
+    np.testing.assert_array_equal(
+        plan.in_network_order("fc1", _unpack(fc1.synapses).T).T, net.layers[0].index[:, kept])
+    spikes = np.zeros((1, 3, 40), np.uint8)
+    spikes[0, :, pruned] = 1
+    np.testing.assert_array_equal(plan.core_inputs(spikes), np.zeros((1, 3, 10)))
+    golden = {"fc1": np.zeros((1, 3, 16)), "fc2": np.zeros((1, 3, 4))}
+    # The 30 events of inputs without synapses (a cycle each, were they sent) cost nothing: the
+    # bound is the sweep's alone.
+    quiet = cycle_bounds(plan, np.zeros_like(spikes), golden)
+    np.testing.assert_array_equal(cycle_bounds(plan, spikes, golden), quiet)
+    # Kept as they are: every input with a synapse, none with one, an on-chip encoder.
+    assert kept_inputs(random_network(np.random.default_rng(5), 40, [16], density=0.5)) is None
+    silent = random_network(np.random.default_rng(5), 40, [16], density=0.0)
+    assert CorePlan.build(silent, 1).input_size == 40
+    encoded = replace(net, encoder=Encoder("rate"))
+    assert CorePlan.build(encoded, 1).kept_inputs is None

@@ -170,3 +170,19 @@ def test_a_lost_neuron_order_is_caught(compiled, tmp_path):
     report["layers"][0]["neuron_order"] = None
     (copy / "report.json").write_text(json.dumps(report))
     assert not _differs(net, out) and _differs(net, copy)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_images_of_a_network_with_pruned_inputs_read_back(tmp_path, lanes):
+    """The first layer's memories hold only the inputs with synapses (report.json kept_inputs):
+    read back, each column lands at its network input; shifted by one, they do not."""
+    net = _network(0.3)
+    net.layers[0].index[:, [0, 6, 12]] = -1
+    compile_network(_plan(net, lanes, Layout.DELTA), tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["kept_inputs"] == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11]
+    assert report["core_inputs"] == 10 and report["layers"][0]["fan_in"] == 10
+    assert not _differs(net, tmp_path / "out")
+    report["kept_inputs"] = [k + 1 for k in report["kept_inputs"]]
+    (tmp_path / "out" / "report.json").write_text(json.dumps(report))
+    assert _differs(net, tmp_path / "out")

@@ -142,7 +142,7 @@ class Bridge(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        outputs, inputs = self.network.output_size, self.network.input_size
+        outputs, inputs = self.network.output_size, self.plan.input_size  # the core's inputs
         # The identity's last byte is the loaded flag and the boot bits; the rest is constant.
         identity = protocol.identity_bytes(self.plan)[:-1]
         identity_size = protocol.IDENTITY_SIZE

@@ -2,26 +2,27 @@
 
 Host to device (multi-byte fields little-endian):
 
-- ``'I'`` (0x49): identify. The device answers with :data:`IDENTITY_SIZE` bytes: ``'I'``,
-  protocol version (u8), input size (u16), output size (u16), the network's default timesteps
-  (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded
-  at run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream),
-  the on-chip encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its
-  seed (u16), and whether the synapses are loaded (u8: bit 0 loaded, 1 when nothing needs
-  loading; bit 1 they were loaded from the board's flash at power-up; bit 2 the flash held no
-  image for this network, so the board waits for ``'W'``; bit 3 the flash's image failed its
-  CRC, so the board waits for ``'W'``; :mod:`snnhw.boards.flash`).
+- ``'I'`` (0x49): identify. The device answers with :data:`IDENTITY_SIZE` bytes: ``'I'``, protocol
+  version (u8), input size (u16: the core's inputs, :attr:`CorePlan.input_size`: the network inputs
+  with a synapse, :mod:`snnhw.plan.inputs`), output size (u16), the network's default timesteps
+  (u16), lanes (u8), network id (u32, :func:`network_id`), the layers whose synapses are loaded at
+  run time (u16 mask, bit k for the network's layer k; 0 when all are in the bitstream), the on-chip
+  encoder (u8: 0 none, 1 rate, 2 latency, 3 direct; :data:`ENCODER_CODES`) and its seed (u16), and
+  whether the synapses are loaded (u8: bit 0 loaded, 1 when nothing needs loading; bit 1 they were
+  loaded from the board's flash at power-up; bit 2 the flash held no image for this network, so the
+  board waits for ``'W'``; bit 3 the flash's image failed its CRC, so the board waits for ``'W'``;
+  :mod:`snnhw.boards.flash`).
 - ``'W'`` (0x57), then the load image (:meth:`snnhw.plan.CorePlan.load_image`, exactly
   :attr:`~snnhw.plan.CorePlan.load_size` bytes): writes the synapses of the masked layers (large
   RAM such as iCE40 SPRAM, which a bitstream cannot initialise; they keep them until power is
   lost). The device answers ``'W'`` and the loaded flag (u8).
-- ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16:
-  bits 0..14 the index of a spiking input, bit 15 clear; each timestep ends with ``0x8000``
-  (end of timestep). The device answers after the last timestep with :func:`result_size` bytes:
-  ``'R'``, status (u8, :class:`Status`), one u16 spike count per output neuron, the predicted
-  class (u16: argmax of the counts, ties to the lowest index), and the core's cycle count for
-  the sample (u32). A sample run before the synapses are loaded computes garbage and says so
-  in the status.
+- ``'S'`` (0x53), timesteps T (u16), then T timesteps of input spike events. An event is a u16: bits
+  0..14 the core's index of a spiking input (:meth:`CorePlan.core_inputs`: a network input without
+  synapses has none, and is not sent), bit 15 clear; each timestep ends with ``0x8000`` (end of
+  timestep). The device answers after the last timestep with :func:`result_size` bytes: ``'R'``,
+  status (u8, :class:`Status`), one u16 spike count per output neuron, the predicted class (u16:
+  argmax of the counts, ties to the lowest index), and the core's cycle count for the sample (u32).
+  A sample run before the synapses are loaded computes garbage and says so in the status.
 - ``'X'`` (0x58), then the sample's ``input_size`` feature bytes (0..255): the board's encoder
   (:mod:`snnhw.network.encoder`) turns them into the network's default number of timesteps of
   input spikes. Only boards whose network has an encoder; the answer is that of ``'S'``.
@@ -48,6 +49,7 @@ import numpy as np
 from ..network.encoder import Encoder, EncoderKind, check_features
 from ..network.format import Network
 from ..plan import CorePlan
+from ..plan.inputs import core_inputs, kept_inputs
 
 __all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_FEATURES", "CMD_LOAD", "ENCODER_CODES",
            "encode_features_command", "RESP_RESULT", "EOT",
@@ -56,7 +58,7 @@ __all__ = ["VERSION", "CMD_IDENTIFY", "CMD_SAMPLE", "CMD_FEATURES", "CMD_LOAD", 
            "large_ram_layers", "identity_bytes", "encode_sample", "result_size", "link_bytes",
            "decode_result", "decode_identity", "decode_load_reply", "ProtocolError"]
 
-VERSION = 3
+VERSION = 4  #: 4: inputs numbered by the core (inputs without synapses dropped)
 CMD_IDENTIFY = ord("I")
 CMD_SAMPLE = ord("S")
 CMD_FEATURES = ord("X")
@@ -93,7 +95,7 @@ class Identity:
     """What a device says about the core it carries."""
 
     version: int
-    input_size: int
+    input_size: int  #: the core's inputs (:attr:`snnhw.plan.CorePlan.input_size`)
     output_size: int
     timesteps: int
     lanes: int
@@ -151,7 +153,7 @@ def identity_bytes(plan: CorePlan, loaded: bool = True) -> bytes:
     """The device's answer to ``'I'`` for the planned core (``loaded``: its large-RAM layers
     have been loaded)."""
     net = plan.network
-    return _IDENTITY.pack(CMD_IDENTIFY, VERSION, net.input_size, net.output_size,
+    return _IDENTITY.pack(CMD_IDENTIFY, VERSION, plan.input_size, net.output_size,
                           net.timesteps, plan.lanes, network_id(net), large_ram_mask(plan),
                           ENCODER_CODES[net.encoder and net.encoder.kind],
                           net.encoder.seed if net.encoder else 0, int(loaded))
@@ -210,12 +212,14 @@ def result_size(output_size: int) -> int:
 def link_bytes(net: Network, command: str, inputs: np.ndarray | None = None) -> float:
     """Bytes a sample takes on the UART: the host's command and the board's answer. ``command``
     ``"X"``: the feature bytes for the on-chip encoder; ``"S"``: the spike events of ``inputs``
-    (0/1 [samples, timesteps, inputs]), their mean over the samples. At ``baud`` (10 bits a byte)
+    (0/1 [samples, timesteps, network inputs], as the core takes them), their mean over the
+    samples. At ``baud`` (10 bits a byte)
     the link carries ``baud / (10 * link_bytes(...))`` samples a second."""
     if command == "X":
         sent = 1 + net.input_size  # encode_features_command: the command byte, a byte a feature
     else:
-        sent = float(np.mean([len(encode_sample(x)) for x in inputs]))
+        kept = kept_inputs(net)
+        sent = float(np.mean([len(encode_sample(core_inputs(kept, x))) for x in inputs]))
     return sent + result_size(net.output_size)
 
 

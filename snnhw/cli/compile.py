@@ -34,13 +34,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_lint:
         lint(verilog)
     print(f"{verilog}: {report.lanes} lane(s), lint {'skipped' if args.no_lint else 'clean'}")
+    if report.kept_inputs is not None:
+        print(f"  inputs: {report.core_inputs} of the network's {report.input_size} have a "
+              f"synapse; the core numbers only those (report.json kept_inputs)")
     for layer in report.layers:
         bits = layer.memory_bits
         print(f"  {layer.name:>10}: {layer.size}x{layer.fan_in}, "
               f"{layer.synapses} synapses ({layer.layout}"
               f"{', conv unrolled' if layer.storage == 'unrolled' else ''}), "
-              f"synapse memory {bits['synapse']} bits, codebook {bits['codebook']} bits, "
-              f"membrane {bits['membrane']} bits")
+              f"synapse memory {bits['synapse']} bits, pointers {bits['pointer']} bits, "
+              f"codebook {bits['codebook']} bits, membrane {bits['membrane']} bits")
     print(f"  total memory {report.memory_bits['total']} bits; report in "
           f"{Path(args.out) / 'report.json'}")
     return 0

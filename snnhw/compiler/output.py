@@ -34,7 +34,7 @@ def _instance_template(plan: CorePlan) -> str:
     net = plan.network
     return Template(template).substitute(
         top=plan.top, version=__version__, network=_comment(net.name), lanes=plan.lanes,
-        input_size=net.input_size, output_size=net.output_size,
+        input_size=plan.input_size, output_size=net.output_size,
         input_payload_msb=plan.input_addr_bits, input_addr_msb=plan.input_addr_bits - 1,
         output_payload_msb=plan.output_addr_bits, output_addr_msb=plan.output_addr_bits - 1)
 

@@ -34,7 +34,9 @@ Codebook entries are two's complement at ``weight_bits``.
 The memories hold each layer's neurons in the core's order: where a layer's report entry has a
 ``neuron_order`` (lane balancing), position ``k`` holds network neuron ``neuron_order[k]``, in
 its rows, in the next layer's columns and in a recurrent layer's own columns; :func:`read_back`
-returns the matrices in network order.
+returns the matrices in network order. Where the report has ``kept_inputs`` (the core numbers
+only the network inputs with a synapse, :mod:`snnhw.plan.inputs`), the first layer's column
+``k`` is network input ``kept_inputs[k]``; :func:`read_back` returns all ``input_size`` columns.
 """
 
 from __future__ import annotations
@@ -245,6 +247,12 @@ def read_back(out_dir: str | os.PathLike) -> list[LayerImage]:
         images.append(replace(image, index=permuted_index(
             image.index, _inverse(order), _inverse(previous), entry["kind"] == "recurrent")))
         previous = order
+    kept = report.get("kept_inputs")
+    if kept is not None:  # the first layer's columns are the core's inputs: widen to the network's
+        first = images[0]
+        index = np.full((first.index.shape[0], report["input_size"]), -1, first.index.dtype)
+        index[:, kept] = first.index
+        images[0] = replace(first, index=index)
     return images
 
 

@@ -62,7 +62,7 @@ class RestartEquivalence(wiring.Component):
         sample = stream.Signature(EventLayout(plan.input_addr_bits)).create()
         m.d.comb += [sample.valid.eq(went & ~self.idle), sample.payload.addr.eq(self.addr),
                      sample.payload.eot.eq(self.eot), sample.ready.eq(b.i.ready)]
-        EventSource(m, sample, fan_in=plan.network.input_size, timesteps=self.timesteps,
+        EventSource(m, sample, fan_in=plan.input_size, timesteps=self.timesteps,
                     restart=self.go, gapless=False)
 
         after = went | self.go

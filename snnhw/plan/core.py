@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..network.format import Layer, Network
 from .balance import balanceable, lane_order, permuted
+from .inputs import compacted, core_inputs, kept_inputs
 from .layout import WORDS_SLACK, Layout, SynapseLayout
 from .memory import STORED, MemoryKind, MemorySpec, Placement
 from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
@@ -188,12 +189,15 @@ class CorePlan:
     lanes: int
     layers: tuple[LayerPlan, ...]
     spram: bool = False  #: large-RAM synapse memories are iCE40 SB_SPRAM256KA primitives
+    #: the network input at each core input (:func:`~snnhw.plan.inputs.kept_inputs`), or None:
+    #: the core takes the network's inputs as they are
+    kept_inputs: np.ndarray | None = None
 
     @classmethod
     def build(cls, network: Network, lanes: int = 1, *, large: Iterable[str] = (),
               spram: bool = False, queue_depth: int = QUEUE_DEPTH,
               layouts: Mapping[str, Layout] | None = None, balance: bool = True,
-              words_slack: float = WORDS_SLACK) -> "CorePlan":
+              words_slack: float = WORDS_SLACK, compact_inputs: bool = True) -> "CorePlan":
         """Plan the core of ``network`` at ``lanes`` lanes; the layers named in ``large`` keep
         their synapses in large RAM (:attr:`Placement.LARGE`). Each layer's synapses take the
         layout that stores them in the fewest bits, the delta layout at the gap width of the
@@ -201,7 +205,10 @@ class CorePlan:
         ``math.inf``: the fewest bits alone), or the layout ``layouts`` names for it (tests use
         this to exercise every layout). With
         ``balance``, each hidden dense or recurrent layer's neurons are reordered where that
-        lowers its synapse words (:func:`~snnhw.plan.balance.lane_order`)."""
+        lowers its synapse words (:func:`~snnhw.plan.balance.lane_order`). With
+        ``compact_inputs``, the core's inputs are the network inputs with a synapse
+        (:mod:`snnhw.plan.inputs`); without, all of them (the formal proofs use this to give a
+        one-layer core the empty columns an inner layer has)."""
         if not isinstance(network, Network):
             raise TypeError(f"Network must be a Network, not {network!r}")
         check_network(network)
@@ -217,7 +224,8 @@ class CorePlan:
                     if balanceable(network, number) else None
                 if order is not None:
                     orders[layer.name] = order
-        held = permuted(network, orders) if orders else network
+        kept = kept_inputs(network) if compact_inputs else None
+        held = compacted(permuted(network, orders) if orders else network, kept)
         layers = tuple(
             LayerPlan(layer=layer, lanes=lanes,
                       synapses=SynapseLayout.build(layer, lanes, layouts.get(layer.name),
@@ -226,7 +234,7 @@ class CorePlan:
                       state_bits=membrane_bits(layer.neuron), queue_depth=queue_depth,
                       order=orders.get(layer.name))
             for layer in held.layers)
-        plan = cls(network=network, lanes=lanes, layers=layers, spram=spram)
+        plan = cls(network=network, lanes=lanes, layers=layers, spram=spram, kept_inputs=kept)
         return plan.with_placement({name: Placement.LARGE for name in large}) if large else plan
 
     def with_placement(self, placement: Mapping[str, Placement]) -> "CorePlan":
@@ -254,8 +262,18 @@ class CorePlan:
         return top_name(self.network)
 
     @property
+    def input_size(self) -> int:
+        """Inputs of the core: the network's inputs with a synapse (:attr:`kept_inputs`)."""
+        return self.network.input_size if self.kept_inputs is None else len(self.kept_inputs)
+
+    @property
     def input_addr_bits(self) -> int:
-        return addr_bits(self.network.input_size)
+        return addr_bits(self.input_size)
+
+    def core_inputs(self, spikes: np.ndarray) -> np.ndarray:
+        """Network input ``spikes`` [..., network inputs] as the core's input events number
+        them [..., :attr:`input_size`] (:func:`~snnhw.plan.inputs.core_inputs`)."""
+        return core_inputs(self.kept_inputs, spikes)
 
     @property
     def output_addr_bits(self) -> int:

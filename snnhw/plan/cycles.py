@@ -78,13 +78,13 @@ def cycle_bounds(plan, inputs: np.ndarray, spikes: dict[str, np.ndarray], *,
     (:data:`LAYOUT_BOUND_FORMULA`), between the ideal bound and the measured cycles.
 
     The spiking inputs of a layer are the neurons that spiked into it at that timestep
-    (``inputs`` for the first layer, then ``spikes[previous layer]``, e.g. from the golden
-    model, in network order); its active synapse events, their synapses. Returns int64
-    [layers, samples, timesteps]; layers run concurrently, so a timestep's bound for the whole
-    core is the maximum over layers.
+    (``inputs`` for the first layer, those the core takes, :meth:`CorePlan.core_inputs`; then
+    ``spikes[previous layer]``, e.g. from the golden model, in network order); its active synapse
+    events, their synapses. Returns int64 [layers, samples, timesteps]; layers run concurrently,
+    so a timestep's bound for the whole core is the maximum over layers.
     """
     per_layer = []
-    pre = inputs.astype(np.int64)
+    pre = plan.core_inputs(inputs).astype(np.int64)  # the events the core takes
     for layer_plan in plan.layers:
         layer = layer_plan.layer
         own = plan.in_plan_order(layer.name, spikes[layer.name][:len(inputs)]).astype(np.int64)

@@ -52,10 +52,14 @@ class CoreReport:
     network: str
     top: str
     lanes: int
-    input_size: int
+    input_size: int  #: the network's inputs
     output_size: int
     layers: list[LayerReport]
     memory_bits: dict[str, int]
+    #: the core's inputs: the network inputs with a synapse (:mod:`snnhw.plan.inputs`)
+    core_inputs: int = 0
+    #: the network input at each core input, or None: the network's own numbering
+    kept_inputs: list[int] | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -84,4 +88,6 @@ def core_report(plan: CorePlan) -> CoreReport:
     net = plan.network
     return CoreReport(snnhw=__version__, network=net.name, top=plan.top, lanes=plan.lanes,
                       input_size=net.input_size, output_size=net.output_size, layers=layers,
-                      memory_bits=plan.memory_bits)
+                      memory_bits=plan.memory_bits, core_inputs=plan.input_size,
+                      kept_inputs=None if plan.kept_inputs is None
+                      else [int(k) for k in plan.kept_inputs])
