@@ -451,12 +451,12 @@ class Bridge(wiring.Component):
         with m.If(Cat(sends).any() & self.tx.ready):
             m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
         with m.If(Cat(bit for bit, _, _ in fills).any()):
-            m.d.sync += [word.eq(_one_hot_select((bit, value) for bit, value, _ in fills)),
-                         left.eq(_one_hot_select((bit, size) for bit, _, size in fills))]
+            m.d.sync += [word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
+                         left.eq(one_hot_select((bit, size) for bit, _, size in fills))]
         return m
 
 
-def _one_hot_select(choices):
+def one_hot_select(choices):
     """The value of the choice whose bit is set (at most one is): an AND-OR, no priority."""
     selected = Const(0)
     for bit, value in choices:

@@ -24,7 +24,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import CorePlan
-from .bridge import OneHotFSM
+from .bridge import OneHotFSM, one_hot_select
 from .protocol import network_id
 
 __all__ = ["MAGIC", "HEADER_SIZE", "CRC_SIZE", "CRC_POLY", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
@@ -183,7 +183,7 @@ class FlashReader(wiring.Component):
             m.d.sync += [wake_timer.eq(wake_timer + 1),
                          wake_done.eq(wake_timer == boot.wake_cycles - 1)]
             with m.If(wake_done):
-                m.d.sync += [self.cs.eq(1), command.eq(2), left.eq(HEADER_SIZE)]
+                m.d.sync += [self.cs.eq(1), command.eq(2)]
                 send(32)
                 fsm.goto("HEADER")
         with fsm.state("HEADER"):
@@ -191,7 +191,7 @@ class FlashReader(wiring.Component):
                 # Not at the READ command's end (`command` still 2); the index is short.
                 with m.If(~command[1] & (shift != expected[left[:HEADER_SIZE.bit_length()]])):
                     m.d.sync += mismatch.eq(1)
-                m.d.sync += [left.eq(left - 1), command.eq(0)]
+                m.d.sync += command.eq(0)
                 with m.If(left_zero):
                     send(0)
                     fsm.goto("CHECK")
@@ -201,7 +201,7 @@ class FlashReader(wiring.Component):
             with m.If(~mismatch):
                 # The loader restarts here, a cycle before the image's first byte.
                 m.d.comb += self.load_begin.eq(1)
-                m.d.sync += [left.eq(size), checking.eq(1)]
+                m.d.sync += checking.eq(1)
                 send(8)
                 fsm.goto("IMAGE")
             with m.Else():
@@ -211,14 +211,11 @@ class FlashReader(wiring.Component):
             with m.If(idle):
                 m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift)]
                 with m.If(self.load.ready):
-                    m.d.sync += left.eq(left - 1)
                     send(8)
                     with m.If(left_one):
-                        m.d.sync += left.eq(CRC_SIZE)
                         fsm.goto("CRC")
         with fsm.state("CRC"):
             with m.If(idle):
-                m.d.sync += left.eq(left - 1)
                 with m.If(left_one):
                     m.d.sync += [self.cs.eq(0), checking.eq(0)]
                     send(0)
@@ -229,4 +226,14 @@ class FlashReader(wiring.Component):
             m.d.sync += [self.loaded.eq(crc == 0), self.corrupt.eq(crc != 0),
                          self.busy.eq(0)]
             fsm.goto("DONE")
+        # `left` counts down a byte at a time in HEADER, IMAGE and CRC, and is loaded as each
+        # begins: a flat decrement-or-load (its per-state multiplexer chain was the MNIST
+        # build's critical path). The load's value is picked by the state bit alone.
+        at_byte = idle & (fsm["HEADER"] | fsm["CRC"] | fsm["IMAGE"] & self.load.ready)
+        loads = [(fsm["WAKE_WAIT"], wake_done, HEADER_SIZE), (fsm["CHECK"], ~mismatch, size),
+                 (fsm["IMAGE"], at_byte & left_one, CRC_SIZE)]
+        with m.If(at_byte & ~(fsm["IMAGE"] & left_one)):
+            m.d.sync += left.eq(left - 1)
+        with m.Elif(Cat(state & condition for state, condition, _ in loads).any()):
+            m.d.sync += left.eq(one_hot_select((state, value) for state, _, value in loads))
         return m
