@@ -162,12 +162,17 @@ class FlashReader(wiring.Component):
         # Indexed by `left` (bytes still to read after the one in `shift`, the last at 0).
         expected = Array(Const(byte, 8) for byte in reversed(self.header))
         mismatch = Signal()
+        # The byte expected next, looked up into a register (the lookup into `mismatch`'s enable
+        # was the MNIST build's critical path): `left` changes a byte (16+ cycles) before the
+        # compare.
+        expected_byte = Signal(8)
         left = Signal(range(max(2, size + HEADER_SIZE + CRC_SIZE + 1)))  # bytes still to read
         # `left` compared with 0 and 1 a cycle late, in registers (the compare of a 17-bit count
         # was the MNIST build's critical path): it is read only when a byte has arrived, at
         # least 8 SPI clocks (16 cycles) after `left` last changed.
         left_zero, left_one = Signal(), Signal()
-        m.d.sync += [left_zero.eq(left == 0), left_one.eq(left == 1)]
+        m.d.sync += [left_zero.eq(left == 0), left_one.eq(left == 1),
+                     expected_byte.eq(expected[left[:HEADER_SIZE.bit_length()]])]
         # A flip-flop per state (its decode was in the critical path too).
         fsm = OneHotFSM(m, "WAKE")
         with fsm.state("WAKE"):
@@ -189,7 +194,7 @@ class FlashReader(wiring.Component):
         with fsm.state("HEADER"):
             with m.If(idle):
                 # Not at the READ command's end (`command` still 2); the index is short.
-                with m.If(~command[1] & (shift != expected[left[:HEADER_SIZE.bit_length()]])):
+                with m.If(~command[1] & (shift != expected_byte)):
                     m.d.sync += mismatch.eq(1)
                 m.d.sync += command.eq(0)
                 with m.If(left_zero):
