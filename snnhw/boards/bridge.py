@@ -169,6 +169,12 @@ class Bridge(wiring.Component):
         word = Signal(8 * 6)
         load_size = self.plan.load_size
         load_left = Signal(range(max(2, load_size + 1)))  # bytes of the load image to come
+        # `load_left` == `load_size` as a flip-flop (set with it, cleared at the first byte), and
+        # `load_left` == 1 compared in a register: `load_left` changes in LOAD_PUSH, at least a
+        # cycle (LOAD_BYTE) before LOAD_PUSH reads it again. Wide compares into the loader's
+        # and the state's enables were the MNIST build's critical path.
+        load_first, load_last = Signal(), Signal()
+        m.d.sync += load_last.eq(load_left == 1)
         left = Signal(range(max(len(word) // 8, identity_size) + 1))  # bytes still to send
         # Cycles without a byte; its compare with the timeout is registered (`silent`), so the
         # count runs one past the timeout before the command is abandoned. A byte taken in the
@@ -296,22 +302,29 @@ class Bridge(wiring.Component):
             with m.Elif(rx_valid & rx_is[protocol.CMD_IDENTIFY]):
                 fsm.goto("IDENTIFY")
             with m.Elif(rx_valid & rx_is[protocol.CMD_LOAD]):
-                m.d.sync += load_left.eq(load_size)
+                m.d.sync += [load_left.eq(load_size), load_first.eq(1)]
                 fsm.goto("LOAD_BYTE" if load_size else "LOAD_REPLY")
 
+        # The identity's bytes by `left` (bytes still to send, the last one at 1), looked up a
+        # byte ahead into a register (`ahead` is `left` - 1): the lookup into the transmit
+        # register was the example's critical path at P = 2.
+        identity_table = Array([Const(0, 8), Cat(self.loaded, self.boot, Const(0, 4))]
+                               + [Const(byte, 8) for byte in reversed(identity)])
+        identity_byte, ahead = Signal(8), Signal.like(left)
         with fsm.state("IDENTIFY"):
             fill(Const(0), identity_size)
+            m.d.sync += [identity_byte.eq(identity_table[identity_size]),
+                         ahead.eq(identity_size - 1)]
             fsm.goto("SEND_IDENTITY")
 
-        # The identity's bytes by `left` (bytes still to send, the last one at 1).
-        identity_byte = Array([Const(0, 8), Cat(self.loaded, self.boot, Const(0, 4))]
-                              + [Const(byte, 8) for byte in reversed(identity)])[left]
         send("SEND_IDENTITY", "IDLE", identity_byte)
+        with m.If(fsm["SEND_IDENTITY"] & self.tx.ready):
+            m.d.sync += [identity_byte.eq(identity_table[ahead]), ahead.eq(ahead - 1)]
 
         with receive("LOAD_BYTE") as byte:
             # The loader restarts with the image's first byte, not with the 'W': a stray
             # 'W' followed by a silence leaves the synapses loaded.
-            with m.If(load_left == load_size):
+            with m.If(load_first):
                 m.d.comb += self.load_begin.eq(1)
             m.d.sync += self.load.payload.eq(byte)
             fsm.goto("LOAD_PUSH")
@@ -319,8 +332,8 @@ class Bridge(wiring.Component):
         with fsm.state("LOAD_PUSH"):
             m.d.comb += self.load.valid.eq(1)
             with m.If(self.load.ready):
-                m.d.sync += load_left.eq(load_left - 1)
-                with m.If(load_left == 1):
+                m.d.sync += [load_left.eq(load_left - 1), load_first.eq(0)]
+                with m.If(load_last):
                     fsm.goto("LOAD_REPLY")
                 with m.Else():
                     fsm.goto("LOAD_BYTE")
@@ -438,12 +451,12 @@ class Bridge(wiring.Component):
         with m.If(Cat(sends).any() & self.tx.ready):
             m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
         with m.If(Cat(bit for bit, _, _ in fills).any()):
-            m.d.sync += [word.eq(_one_hot_select((bit, value) for bit, value, _ in fills)),
-                         left.eq(_one_hot_select((bit, size) for bit, _, size in fills))]
+            m.d.sync += [word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
+                         left.eq(one_hot_select((bit, size) for bit, _, size in fills))]
         return m
 
 
-def _one_hot_select(choices):
+def one_hot_select(choices):
     """The value of the choice whose bit is set (at most one is): an AND-OR, no priority."""
     selected = Const(0)
     for bit, value in choices:

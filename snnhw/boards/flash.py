@@ -24,6 +24,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import CorePlan
+from .bridge import OneHotFSM, one_hot_select
 from .protocol import network_id
 
 __all__ = ["MAGIC", "HEADER_SIZE", "CRC_SIZE", "CRC_POLY", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
@@ -125,9 +126,14 @@ class FlashReader(wiring.Component):
         # `count` - 1 of the command (a constant), so `shift` holds just the byte coming in.
         shift = Signal(8)
         count = Signal(range(33))  # bits still to exchange
+        # `count` == 0 as a flip-flop, set wherever `count` is: the state machine's conditions
+        # start from registers (its decode of `count` was the MNIST build's critical path).
+        idle = Signal(init=1)
         command = Signal(2)  # the command going out: none (0), WAKE (1) or READ (2)
         bit = (count - 1)[:5]  # the bit going out (count 32..1: bit 31..0)
-        timer = Signal(range(max(boot.half_period, boot.wake_cycles) + 1))
+        sck_timer = Signal(range(max(2, boot.half_period)))  # cycles into the SCK half period
+        wake_timer = Signal(range(boot.wake_cycles + 1))  # cycles into the wait after WAKE
+        wake_done = Signal()  # `wake_timer` == `wake_cycles`, compared a cycle early
         sampled = Signal()  # CIPO at the last rising edge
         # The CRC register runs over every bit shifted in while `checking` (image and CRC).
         crc, checking = Signal(16), Signal()
@@ -135,79 +141,104 @@ class FlashReader(wiring.Component):
         read = Const((CMD_READ << 24) | boot.offset, 32)
         m.d.comb += self.copi.eq(Mux(command[0], Const(CMD_WAKE, 8).bit_select(bit, 1), 0)
                                  | Mux(command[1], read.bit_select(bit, 1), 0))
-        with m.If(count != 0):
-            m.d.sync += timer.eq(timer + 1)
-            with m.If(timer == boot.half_period - 1):
-                m.d.sync += [timer.eq(0), self.clk.eq(~self.clk)]
+        with m.If(~idle):
+            m.d.sync += sck_timer.eq(sck_timer + 1)
+            with m.If(sck_timer == boot.half_period - 1):
+                m.d.sync += [sck_timer.eq(0), self.clk.eq(~self.clk)]
                 with m.If(self.clk):
-                    m.d.sync += [count.eq(count - 1), shift.eq(Cat(sampled, shift[:-1]))]
+                    m.d.sync += [count.eq(count - 1), idle.eq(count == 1),
+                                 shift.eq(Cat(sampled, shift[:-1]))]
                     with m.If(checking):
                         m.d.sync += crc.eq(Cat(Const(0, 1), crc[:15])
                                            ^ (feedback.replicate(16) & CRC_POLY))
                 with m.Else():
                     m.d.sync += sampled.eq(self.cipo)
 
+        def send(bits: int):
+            """Start exchanging ``bits`` bits (0: stop)."""
+            m.d.sync += [count.eq(bits), idle.eq(bits == 0)]
+
         # Each header byte is compared as it arrives (no register holds the whole header).
         # Indexed by `left` (bytes still to read after the one in `shift`, the last at 0).
         expected = Array(Const(byte, 8) for byte in reversed(self.header))
         mismatch = Signal()
+        # The byte expected next, looked up into a register (the lookup into `mismatch`'s enable
+        # was the MNIST build's critical path): `left` changes a byte (16+ cycles) before the
+        # compare.
+        expected_byte = Signal(8)
         left = Signal(range(max(2, size + HEADER_SIZE + CRC_SIZE + 1)))  # bytes still to read
         # `left` compared with 0 and 1 a cycle late, in registers (the compare of a 17-bit count
         # was the MNIST build's critical path): it is read only when a byte has arrived, at
         # least 8 SPI clocks (16 cycles) after `left` last changed.
         left_zero, left_one = Signal(), Signal()
-        m.d.sync += [left_zero.eq(left == 0), left_one.eq(left == 1)]
-        idle = count == 0
-        with m.FSM():
-            with m.State("WAKE"):
-                m.d.sync += [self.cs.eq(1), command.eq(1), count.eq(8)]
-                m.next = "WAKE_SENT"
-            with m.State("WAKE_SENT"):
-                with m.If(idle):
-                    m.d.sync += [self.cs.eq(0), timer.eq(0), command.eq(0)]
-                    m.next = "WAKE_WAIT"
-            with m.State("WAKE_WAIT"):
-                m.d.sync += timer.eq(timer + 1)
-                with m.If(timer == boot.wake_cycles):
-                    m.d.sync += [self.cs.eq(1), timer.eq(0), count.eq(32), command.eq(2),
-                                 left.eq(HEADER_SIZE)]
-                    m.next = "HEADER"
-            with m.State("HEADER"):
-                with m.If(idle):
-                    # Not at the READ command's end (`command` still 2); the index is short.
-                    with m.If(~command[1] & (shift != expected[left[:HEADER_SIZE.bit_length()]])):
-                        m.d.sync += mismatch.eq(1)
-                    m.d.sync += [count.eq(8), left.eq(left - 1), command.eq(0)]
-                    with m.If(left_zero):
-                        m.d.sync += count.eq(0)
-                        m.next = "CHECK"
-            with m.State("CHECK"):
-                with m.If(~mismatch):
-                    # The loader restarts here, a cycle before the image's first byte.
-                    m.d.comb += self.load_begin.eq(1)
-                    m.d.sync += [count.eq(8), left.eq(size), checking.eq(1)]
-                    m.next = "IMAGE"
+        m.d.sync += [left_zero.eq(left == 0), left_one.eq(left == 1),
+                     expected_byte.eq(expected[left[:HEADER_SIZE.bit_length()]])]
+        # A flip-flop per state (its decode was in the critical path too).
+        fsm = OneHotFSM(m, "WAKE")
+        with fsm.state("WAKE"):
+            m.d.sync += [self.cs.eq(1), command.eq(1)]
+            send(8)
+            fsm.goto("WAKE_SENT")
+        with fsm.state("WAKE_SENT"):
+            with m.If(idle):
+                m.d.sync += [self.cs.eq(0), wake_timer.eq(0), command.eq(0),
+                             wake_done.eq(boot.wake_cycles == 0)]
+                fsm.goto("WAKE_WAIT")
+        with fsm.state("WAKE_WAIT"):
+            m.d.sync += [wake_timer.eq(wake_timer + 1),
+                         wake_done.eq(wake_timer == boot.wake_cycles - 1)]
+            with m.If(wake_done):
+                m.d.sync += [self.cs.eq(1), command.eq(2)]
+                send(32)
+                fsm.goto("HEADER")
+        with fsm.state("HEADER"):
+            with m.If(idle):
+                # Not at the READ command's end (`command` still 2); the index is short.
+                with m.If(~command[1] & (shift != expected_byte)):
+                    m.d.sync += mismatch.eq(1)
+                m.d.sync += command.eq(0)
+                with m.If(left_zero):
+                    send(0)
+                    fsm.goto("CHECK")
                 with m.Else():
-                    m.d.sync += [self.cs.eq(0), self.rejected.eq(1), self.busy.eq(0)]
-                    m.next = "DONE"
-            with m.State("IMAGE"):
-                with m.If(idle):
-                    m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift)]
-                    with m.If(self.load.ready):
-                        m.d.sync += [left.eq(left - 1), count.eq(8)]
-                        with m.If(left_one):
-                            m.d.sync += left.eq(CRC_SIZE)
-                            m.next = "CRC"
-            with m.State("CRC"):
-                with m.If(idle):
-                    m.d.sync += [left.eq(left - 1), count.eq(8)]
+                    send(8)
+        with fsm.state("CHECK"):
+            with m.If(~mismatch):
+                # The loader restarts here, a cycle before the image's first byte.
+                m.d.comb += self.load_begin.eq(1)
+                m.d.sync += checking.eq(1)
+                send(8)
+                fsm.goto("IMAGE")
+            with m.Else():
+                m.d.sync += [self.cs.eq(0), self.rejected.eq(1), self.busy.eq(0)]
+                fsm.goto("DONE")
+        with fsm.state("IMAGE"):
+            with m.If(idle):
+                m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(shift)]
+                with m.If(self.load.ready):
+                    send(8)
                     with m.If(left_one):
-                        m.d.sync += [count.eq(0), self.cs.eq(0), checking.eq(0)]
-                        m.next = "VERIFY"
-            with m.State("VERIFY"):
-                m.d.sync += [self.loaded.eq(crc == 0), self.corrupt.eq(crc != 0),
-                             self.busy.eq(0)]
-                m.next = "DONE"
-            with m.State("DONE"):
-                pass
+                        fsm.goto("CRC")
+        with fsm.state("CRC"):
+            with m.If(idle):
+                with m.If(left_one):
+                    m.d.sync += [self.cs.eq(0), checking.eq(0)]
+                    send(0)
+                    fsm.goto("VERIFY")
+                with m.Else():
+                    send(8)
+        with fsm.state("VERIFY"):
+            m.d.sync += [self.loaded.eq(crc == 0), self.corrupt.eq(crc != 0),
+                         self.busy.eq(0)]
+            fsm.goto("DONE")
+        # `left` counts down a byte at a time in HEADER, IMAGE and CRC, and is loaded as each
+        # begins: a flat decrement-or-load (its per-state multiplexer chain was the MNIST
+        # build's critical path). The load's value is picked by the state bit alone.
+        at_byte = idle & (fsm["HEADER"] | fsm["CRC"] | fsm["IMAGE"] & self.load.ready)
+        loads = [(fsm["WAKE_WAIT"], wake_done, HEADER_SIZE), (fsm["CHECK"], ~mismatch, size),
+                 (fsm["IMAGE"], at_byte & left_one, CRC_SIZE)]
+        with m.If(at_byte & ~(fsm["IMAGE"] & left_one)):
+            m.d.sync += left.eq(left - 1)
+        with m.Elif(Cat(state & condition for state, condition, _ in loads).any()):
+            m.d.sync += left.eq(one_hot_select((state, value) for state, _, value in loads))
         return m

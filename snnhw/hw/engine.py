@@ -458,10 +458,11 @@ class LayerEngine(wiring.Component):
             with m.Elif(empty):
                 # F of the last neuron has pushed (and cleared its accumulator): close the
                 # timestep. A handoff in this same cycle starts the next sweep at once.
-                m.d.comb += [push.eot.eq(1), push_en.eq(1), sweep_free.eq(1)]
+                m.d.comb += [push.eot.eq(1), push_en.eq(1)]
                 m.d.sync += [sweeping.eq(0), fresh.eq(0)]
-        with m.If(~sweeping):
-            m.d.comb += sweep_free.eq(1)
+        # Free when idle or closing (the branch above), as one function of four flip-flops: the
+        # branches' nesting cost LUT levels into the handoff (the example's P = 4 critical path).
+        m.d.comb += sweep_free.eq(~sweeping | (room & swept & empty))
 
         # -- accumulation control -----------------------------------------------------------------
         m.d.comb += self.i.ready.eq(last_word & accumulating)
