@@ -222,9 +222,10 @@ def test_stream_proof_fails_when_an_engine_withdraws_valid(tmp_path, monkeypatch
 
 
 def test_stream_check_sees_a_violation(tmp_path):
-    # The same check, asserted of a stream that nothing constrains, must find a violation.
+    # The same check, asserted of a stream that nothing constrains, must find a violation (the
+    # core takes FETCH_DEPTH events from reset before its first not-ready cycle).
     plan = _protocol_plans()["1-layer-levels"]
-    assert _failures(StreamProtocol(plan, input_rule=Assert), tmp_path, Mode.BMC, 4) == {
+    assert _failures(StreamProtocol(plan, input_rule=Assert), tmp_path, Mode.BMC, 8) == {
         "core_i: valid dropped or payload changed before ready"}
 
 
