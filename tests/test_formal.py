@@ -223,9 +223,10 @@ def test_stream_proof_fails_when_an_engine_withdraws_valid(tmp_path, monkeypatch
 
 
 def test_stream_check_sees_a_violation(tmp_path):
-    # The same check, asserted of a stream that nothing constrains, must find a violation.
+    # The same check, asserted of a stream that nothing constrains, must find a violation (the
+    # core takes FETCH_DEPTH events from reset before its first not-ready cycle).
     plan = _protocol_plans()["1-layer-levels"]
-    assert _failures(StreamProtocol(plan, input_rule=Assert), tmp_path, Mode.BMC, 4) == {
+    assert _failures(StreamProtocol(plan, input_rule=Assert), tmp_path, Mode.BMC, 8) == {
         "core_i: valid dropped or payload changed before ready"}
 
 
@@ -385,7 +386,7 @@ def test_bound_is_tight(tmp_path):
 
 
 def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
-    # One cycle less per accumulation-bound timestep (ACCUMULATE_OVERHEAD 5) and some sample is
+    # One cycle less per accumulation-bound timestep (ACCUMULATE_OVERHEAD 4) and some sample is
     # late.
     monkeypatch.setattr(snnhw.formal.bound, "ACCUMULATE_OVERHEAD",
                         snnhw.formal.bound.ACCUMULATE_OVERHEAD - 1)
@@ -396,7 +397,7 @@ def test_accumulation_overhead_is_tight(tmp_path, monkeypatch):
 def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
     # cycles.py's per-timestep bound, max(sum of max(1, ceil(synapses / P)) over the spiking
     # inputs, neurons) + sweep_overhead(neuron), plus the start-up, holds for every sample of a
-    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (6)
+    # dense one-lane layer: every event is one synapse word, and the accumulation's overhead (5)
     # is not above the sweep's (6).
     plan = BOUND_PLANS["2x2-dense-1-lane"]()
     harness, depth = _bound(plan, model="stated")
@@ -406,7 +407,7 @@ def test_cycle_model_of_plan_holds_when_every_input_has_synapses(tmp_path):
 @pytest.mark.parametrize("seed", range(3))
 def test_cycle_model_of_plan_charges_one_lane_spikes_their_words(seed):
     # At one lane a spike costs the engine its column's words (its synapses, at least one) and
-    # cycles.py charges exactly that, with an overhead (6) not below the engine's (6): so the
+    # cycles.py charges exactly that, with an overhead (6) not below the engine's (5): so the
     # engine's proven bound implies the stated one for every one-lane network, not only the two
     # proven above. The formula before the fix charged an empty column nothing. In the addressed
     # layout: the delta layout's escape slots are words beyond the synapses, which the ideal

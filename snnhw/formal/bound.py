@@ -14,10 +14,11 @@ from .streams import EventSource
 
 __all__ = ["CycleBound", "startup_cycles", "ACCUMULATE_OVERHEAD"]
 
-#: Cycles a timestep's accumulation takes beyond one per synapse word: the end-of-timestep
-#: event, and five cycles of drain and handoff to the sweep (DRAIN in the engine waits until
-#: the last word has left S0 to S3 of the accumulate pipeline).
-ACCUMULATE_OVERHEAD = 6
+#: Cycles a timestep's accumulation takes beyond one per synapse word: five cycles of drain and
+#: handoff to the sweep (DRAIN in the engine waits until the last word has left S0 to S3 of the
+#: accumulate pipeline). The end-of-timestep event and the next timestep's first column wait in
+#: the engine's column queue meanwhile, so they cost no cycle of their own.
+ACCUMULATE_OVERHEAD = 5
 
 
 def startup_cycles(plan: CorePlan) -> int:
@@ -77,7 +78,7 @@ class CycleBound(wiring.Component):
             return ([int(n) for n in spike_cycles(layer)], 1,
                     sweep_overhead(layer.layer.neuron))
         # What the engine does: one cycle per synapse word of the column (at least one per
-        # event), then the end-of-timestep event and five cycles of drain and handoff.
+        # event), then five cycles of drain and handoff.
         return [max(1, int(n)) for n in layer.synapses.col_words], 1, ACCUMULATE_OVERHEAD
 
     def max_bound(self) -> int:

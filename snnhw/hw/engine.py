@@ -29,6 +29,10 @@ NO_COLLISION = "snnhw_no_collision"
 #: The hardware update unit of each neuron model (:data:`snnhw.network.format.NEURON_MODELS`).
 NEURON_UNITS = {"lif": LIFUnit}
 
+#: Events a layer engine holds between accepting them and starting their columns: the pointer
+#: read and the column queue (two would leave a bubble after each one-word column).
+FETCH_DEPTH = 3
+
 
 def no_collision_memory(m: Module, name: str, shape, depth: int,
                         collision_data: Value | None = None):
@@ -200,16 +204,24 @@ class LayerEngine(wiring.Component):
 
         m.submodules.lif = lif = NEURON_UNITS[layer.neuron.model](layer.neuron, plan.acc_bits)
 
-        # -- fetch: event -> column -> one synapse word per cycle ------------------------------
-        # The column of an accepted event is known one cycle later (pointer memory read, or the
-        # implicit layout's constant stride); the next event is accepted while the last word of
-        # the current column issues, so columns stream back to back.
-        col_pending = Signal()
-        col_start = Signal(lay.start_bits)
-        col_count = Signal(lay.count_bits)
-        word = Signal(lay.start_bits)
-        words_left = Signal(lay.count_bits)
-        offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
+        # -- fetch: event -> pointer -> column queue -> one synapse word per cycle -----------
+        # An accepted event's pointer is read (pointer memory, or the implicit layout's constant
+        # stride, into a register) and its column enters a short queue of registers a cycle
+        # later; the columns are issued from the queue's head. So the synapse address and
+        # ``i.ready`` (a register: room for one more event) depend on flip-flops only, never on
+        # the pointer memory's output. The queue takes events also while the layer drains or
+        # clears, so the next timestep's first column is at the head when its accumulation
+        # starts; with room for FETCH_DEPTH events in flight, one-word columns stream back to
+        # back.
+        taken = Signal()  # an event accepted this cycle
+        fetched, fetched_eot = Signal(), Signal()  # its pointer is read: in the queue next cycle
+        in_fetch = Signal(range(FETCH_DEPTH + 1))  # events accepted and not yet issued
+        fetch_room = Signal(init=1)  # in_fetch < FETCH_DEPTH, kept as a register: i.ready
+        m.d.comb += [taken.eq(self.i.valid & fetch_room), self.i.ready.eq(fetch_room)]
+        m.d.sync += [fetched.eq(taken), fetched_eot.eq(self.i.payload.eot)]
+        ptr_start = Signal(lay.start_bits)
+        ptr_count = Signal(lay.count_bits)
+        ptr_event = Signal(max(1, lay.event_bits))
         if lay.has_pointers:
             m.submodules.pointers = pointers = Memory(
                 shape=lay.pointer_bits, depth=max(2, layer.fan_in),
@@ -217,31 +229,63 @@ class LayerEngine(wiring.Component):
             ptr_rd = pointers.read_port()
             m.d.comb += [
                 ptr_rd.addr.eq(self.i.payload.addr),
-                col_start.eq(ptr_rd.data[:lay.start_bits]),
-                col_count.eq(ptr_rd.data[lay.start_bits:lay.start_bits + lay.count_bits]),
+                ptr_start.eq(ptr_rd.data[:lay.start_bits]),
+                ptr_count.eq(ptr_rd.data[lay.start_bits:lay.start_bits + lay.count_bits]),
             ]
+            if lay.event_bits:
+                m.d.comb += ptr_event.eq(ptr_rd.data[lay.start_bits + lay.count_bits:])
         else:
-            implicit_start = Signal(lay.start_bits)
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += implicit_start.eq(self.i.payload.addr * lay.bank_depth)
-            m.d.comb += [col_start.eq(implicit_start), col_count.eq(lay.bank_depth)]
+            m.d.sync += ptr_start.eq(self.i.payload.addr * lay.bank_depth)
+            m.d.comb += ptr_count.eq(lay.bank_depth)
+        # The column queue: entry 0 is the head; valid entries are a prefix.
+        q_valid = [Signal(name=f"q{k}_valid") for k in range(FETCH_DEPTH)]
+        q_eot = [Signal(name=f"q{k}_eot") for k in range(FETCH_DEPTH)]
+        q_start = [Signal.like(ptr_start, name=f"q{k}_start") for k in range(FETCH_DEPTH)]
+        q_count = [Signal.like(ptr_count, name=f"q{k}_count") for k in range(FETCH_DEPTH)]
+        q_event = [Signal.like(ptr_event, name=f"q{k}_event") for k in range(FETCH_DEPTH)]
+        pop = Signal()  # the head leaves: its column starts, or its eot closes the timestep
+        for k in range(FETCH_DEPTH):
+            later_valid = q_valid[k + 1] if k + 1 < FETCH_DEPTH else Const(0)
+            earlier_valid = q_valid[k - 1] if k else Const(1)
+            # The fetched column enters the first entry free after this cycle's pop.
+            arrives = fetched & Mux(pop, q_valid[k] & ~later_valid, ~q_valid[k] & earlier_valid)
+            fields = [q_valid[k], q_eot[k], q_start[k], q_count[k], q_event[k]]
+            with m.If(arrives):
+                m.d.sync += [dst.eq(src) for dst, src in
+                             zip(fields, [1, fetched_eot, ptr_start, ptr_count, ptr_event])]
+            with m.Elif(pop):
+                if k + 1 < FETCH_DEPTH:
+                    m.d.sync += [dst.eq(src) for dst, src in
+                                 zip(fields, [q_valid[k + 1], q_eot[k + 1], q_start[k + 1],
+                                              q_count[k + 1], q_event[k + 1]])]
+                else:
+                    m.d.sync += q_valid[k].eq(0)
+        in_fetch_next = Signal.like(in_fetch)
+        m.d.comb += in_fetch_next.eq(in_fetch + taken - pop)
+        m.d.sync += [in_fetch.eq(in_fetch_next), fetch_room.eq(in_fetch_next < FETCH_DEPTH)]
 
+        col_pending = Signal()  # the head's column starts this cycle
+        col_start, col_count = q_start[0], q_count[0]
+        word = Signal(lay.start_bits)
+        words_left = Signal(lay.count_bits)
+        offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
         issue = Signal()  # a synapse word is read this cycle
         issue_addr = Signal(lay.start_bits)
         issue_offset = Signal.like(offset)
         left_after = Signal(lay.count_bits)  # words of the current column still to issue after
-        last_word = Signal()  # none after this cycle's: not via left_after (a subtraction)
-        # words_left <= 1 and the FSM in ACCUMULATE, kept as registers: ``i.ready`` is then a
-        # short function of flip-flops and the pointer read (it reaches the upstream register).
-        few_left = Signal(init=1)
+        # words_left == 0, kept as a register (not a compare of the count): the head may start.
+        none_left = Signal(init=1)
         accumulating = Signal()
+        m.d.comb += [
+            pop.eq(accumulating & none_left & q_valid[0]),
+            col_pending.eq(pop & ~q_eot[0]),
+        ]
         with m.If(col_pending):
             m.d.comb += [
                 issue.eq(col_count != 0),
                 issue_addr.eq(col_start),
                 issue_offset.eq(0),
                 left_after.eq(Mux(col_count != 0, col_count - 1, 0)),
-                last_word.eq(_at_most_one(col_count)),
             ]
         with m.Else():
             m.d.comb += [
@@ -249,7 +293,6 @@ class LayerEngine(wiring.Component):
                 issue_addr.eq(word),
                 issue_offset.eq(offset),
                 left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
-                last_word.eq(few_left),
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
@@ -258,8 +301,7 @@ class LayerEngine(wiring.Component):
         event = Signal(max(1, lay.event_bits))
         issue_event = Signal(max(1, lay.event_bits))
         if lay.event_bits:
-            m.d.comb += issue_event.eq(Mux(col_pending, ptr_rd.data[lay.start_bits +
-                                                                   lay.count_bits:], event))
+            m.d.comb += issue_event.eq(Mux(col_pending, q_event[0], event))
 
         # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
         # (codebook + accumulator reads), S3 (bank select, registered), S4 (add, write) ----------
@@ -465,7 +507,6 @@ class LayerEngine(wiring.Component):
         m.d.comb += sweep_free.eq(~sweeping | (room & swept & empty))
 
         # -- accumulation control -----------------------------------------------------------------
-        m.d.comb += self.i.ready.eq(last_word & accumulating)
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
@@ -478,19 +519,15 @@ class LayerEngine(wiring.Component):
                 # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
                 m.d.comb += s0_next.eq(issue)
                 m.d.sync += [
-                    few_left.eq(_at_most_one(left_after)),
+                    none_left.eq(left_after == 0),
                     event.eq(issue_event),
                     word.eq(issue_addr + 1),
                     words_left.eq(left_after),
                     offset.eq(issue_offset + 1),
-                    col_pending.eq(0),
                 ]
-                with m.If(self.i.valid & self.i.ready):
-                    with m.If(self.i.payload.eot):
-                        m.d.sync += accumulating.eq(0)
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.d.sync += col_pending.eq(1)
+                with m.If(pop & q_eot[0]):
+                    m.d.sync += accumulating.eq(0)
+                    m.next = "DRAIN"
 
             with m.State("DRAIN"):
                 # The last words are still in S0..S4; the sweep reads what they write. Once S0
@@ -547,9 +584,3 @@ def _decode_kernel(m, slot, event, lay, *, valid, slot_valid, slot_addr, slot_in
 def _bit(mask, select):
     """Bit ``select`` of ``mask`` (bit 0 for a 0-bit select)."""
     return mask.bit_select(select, 1) if len(select) else mask[0]
-
-
-def _at_most_one(count):
-    """``count <= 1`` for an unsigned count, as its upper bits being zero (no comparator, and no
-    constant comparison for a 1-bit count)."""
-    return count[1:] == 0 if len(count) > 1 else Const(1)
