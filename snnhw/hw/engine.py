@@ -507,43 +507,42 @@ class LayerEngine(wiring.Component):
         m.d.comb += sweep_free.eq(~sweeping | (room & swept & empty))
 
         # -- accumulation control -----------------------------------------------------------------
-        with m.FSM(init="CLEAR"):
-            with m.State("CLEAR"):
-                # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
-                m.d.sync += clear_addr.eq(clear_addr + 1)
-                with m.If(clear_addr == depth - 1):
-                    m.d.sync += [clearing.eq(0), accumulating.eq(1)]
-                    m.next = "ACCUMULATE"
+        # Three states, CLEAR (``clearing``), ACCUMULATE (``accumulating``) and DRAIN (neither),
+        # kept in those two flip-flops rather than a binary-encoded FSM: the state's decode would
+        # add LUT levels in front of the handoff (the example's critical path at P = 2 and 4).
+        with m.If(clearing):
+            # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == depth - 1):
+                m.d.sync += [clearing.eq(0), accumulating.eq(1)]
 
-            with m.State("ACCUMULATE"):
-                # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
-                m.d.comb += s0_next.eq(issue)
+        with m.Elif(accumulating):
+            # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
+            m.d.comb += s0_next.eq(issue)
+            m.d.sync += [
+                none_left.eq(left_after == 0),
+                event.eq(issue_event),
+                word.eq(issue_addr + 1),
+                words_left.eq(left_after),
+                offset.eq(issue_offset + 1),
+            ]
+            with m.If(pop & q_eot[0]):
+                m.d.sync += accumulating.eq(0)
+
+        with m.Else():
+            # The last words are still in S0..S4; the sweep reads what they write. Once S0
+            # to S3 are empty and the sweep of the previous timestep has finished, hand
+            # this bank to the sweep and take the other (the sweep has just cleared it). A
+            # word in S4 still writes this bank in the handoff cycle (the routing follows
+            # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
+            with m.If(pipe_empty & sweep_free):
                 m.d.sync += [
-                    none_left.eq(left_after == 0),
-                    event.eq(issue_event),
-                    word.eq(issue_addr + 1),
-                    words_left.eq(left_after),
-                    offset.eq(issue_offset + 1),
+                    acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
+                    sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
+                    sweep_pos.eq(0),
                 ]
-                with m.If(pop & q_eot[0]):
-                    m.d.sync += accumulating.eq(0)
-                    m.next = "DRAIN"
-
-            with m.State("DRAIN"):
-                # The last words are still in S0..S4; the sweep reads what they write. Once S0
-                # to S3 are empty and the sweep of the previous timestep has finished, hand
-                # this bank to the sweep and take the other (the sweep has just cleared it). A
-                # word in S4 still writes this bank in the handoff cycle (the routing follows
-                # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
-                with m.If(pipe_empty & sweep_free):
-                    m.d.sync += [
-                        acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
-                        sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
-                        sweep_pos.eq(0),
-                    ]
-                    if group > 1:
-                        m.d.sync += sweep_base.eq(0)
-                    m.next = "ACCUMULATE"
+                if group > 1:
+                    m.d.sync += sweep_base.eq(0)
         return m
 
 
