@@ -5,7 +5,7 @@ See :mod:`snnhw.boards.protocol` for the byte protocol it implements.
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -14,45 +14,11 @@ from ..hw.encoder import FeatureEncoder
 from ..hw.engine import EventLayout
 from ..plan import CYCLE_BITS, TIMESTEP_BITS, CorePlan
 from . import protocol
+from .onehot import OneHotFSM, one_hot_select
 
 __all__ = ["Bridge"]
 
 COUNT_BITS = 16  #: a count never exceeds the timesteps of a sample (u16)
-
-
-class OneHotFSM:
-    """A state machine with a flip-flop per state, for short next-state logic.
-
-    Amaranth's ``m.FSM`` encodes the state in binary, and yosys keeps that encoding (the
-    register has an initial value), so every state's decode costs LUT levels before its
-    conditions even start. Here a state is active when its own bit is set: a transition is
-    two bit assignments. A state's transitions must be exclusive (``If``/``Elif``/``Else``),
-    since a later one does not cancel an earlier one as ``m.next`` does.
-    """
-
-    def __init__(self, m: Module, init: str):
-        self.m, self.init = m, init
-        self.bits = {}
-        self.current = None
-
-    def __getitem__(self, name: str) -> Signal:
-        """The bit of state ``name``: set while the machine is in it."""
-        if name not in self.bits:
-            self.bits[name] = Signal(init=name == self.init, name=f"state_{name}")
-        return self.bits[name]
-
-    @contextmanager
-    def state(self, name: str):
-        """The statements of state ``name`` (only while its bit is set)."""
-        with self.m.If(self[name]):
-            self.current = name
-            yield
-            self.current = None
-
-    def goto(self, name: str):
-        """Leave the current state for ``name`` (at the next clock edge)."""
-        if name != self.current:
-            self.m.d.sync += [self[self.current].eq(0), self[name].eq(1)]
 
 
 class Bridge(wiring.Component):
@@ -454,11 +420,3 @@ class Bridge(wiring.Component):
             m.d.sync += [word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
                          left.eq(one_hot_select((bit, size) for bit, _, size in fills))]
         return m
-
-
-def one_hot_select(choices):
-    """The value of the choice whose bit is set (at most one is): an AND-OR, no priority."""
-    selected = Const(0)
-    for bit, value in choices:
-        selected = selected | Mux(bit, value, 0)
-    return selected

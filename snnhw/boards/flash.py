@@ -24,7 +24,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import CorePlan
-from .bridge import OneHotFSM, one_hot_select
+from .onehot import OneHotFSM, one_hot_select
 from .protocol import network_id
 
 __all__ = ["MAGIC", "HEADER_SIZE", "CRC_SIZE", "CRC_POLY", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
