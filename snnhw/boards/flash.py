@@ -27,8 +27,8 @@ from ..plan import CorePlan
 from .onehot import OneHotFSM, one_hot_select
 from .protocol import network_id
 
-__all__ = ["MAGIC", "HEADER_SIZE", "CRC_SIZE", "CRC_POLY", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ", "WAKE_S", "FlashBoot",
-           "synapse_file", "flash_file", "FlashReader"]
+__all__ = ["MAGIC", "HEADER_SIZE", "CRC_SIZE", "CRC_POLY", "CMD_READ", "CMD_WAKE", "MAX_SCK_HZ",
+           "WAKE_S", "FlashBoot", "synapse_file", "flash_file", "FlashReader"]
 
 MAGIC = b"SNNF"
 _HEADER = struct.Struct("<4sII")  #: magic, network id, image length
