@@ -243,6 +243,11 @@ def saved_rows(parser: argparse.ArgumentParser, path: Path) -> list[dict]:
     return rows_
 
 
+def label_width(labels: list[str]) -> int:
+    """Width of the method column: the longest label, at least 34."""
+    return max([34] + [len(label) for label in labels])
+
+
 def summary(results: list[dict]) -> None:
     """Print each row's mean and min..max over the seeds, of accuracy and difference to float,
     and its mean weight bits (% of dense 8-bit) and state bits."""
@@ -253,13 +258,15 @@ def summary(results: list[dict]) -> None:
         return f"{100 * mean(values):6.2f} ({100 * min(values):6.2f}..{100 * max(values):6.2f})"
 
     floats = {r["recipe"]["seed"]: r["float_accuracy"] for r in results}
+    labels = list(dict.fromkeys(r["method"] for r in results))
+    w = label_width(labels)
     print(f"\nover seeds {sorted(floats)}: mean (min..max)")
-    print(f"{'method':<34} {'acc %':>22} {'d pts':>22} {'weight bits':>11} {'% int8':>7} "
+    print(f"{'method':<{w}} {'acc %':>22} {'d pts':>22} {'weight bits':>11} {'% int8':>7} "
           f"{'state bits':>10} {'seeds':>5}")
-    print(f"{'float (torch)':<34} {spread(list(floats.values())):>22}")
-    for label in dict.fromkeys(r["method"] for r in results):
+    print(f"{'float (torch)':<{w}} {spread(list(floats.values())):>22}")
+    for label in labels:
         rows_ = [r for r in results if r["method"] == label]
-        print(f"{label:<34} {spread([r['golden_accuracy'] for r in rows_]):>22} "
+        print(f"{label:<{w}} {spread([r['golden_accuracy'] for r in rows_]):>22} "
               f"{spread([r['golden_accuracy'] - r['float_accuracy'] for r in rows_]):>22} "
               f"{mean([r['memory']['bits'] for r in rows_]):11.0f} "
               f"{100 * mean([r['memory']['ratio_int8'] for r in rows_]):7.2f} "
@@ -283,18 +290,19 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
           f"{root.model.input_size}-{args.hidden.replace(',', '-')}"
           f"{'R' if args.recurrent else ''}-10 LIF, seed {seed}; float accuracy "
           f"{100 * float_accuracy:.2f} % ({time.monotonic() - started:.0f} s)", flush=True)
-    header = (f"{'method':<34} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
+    weight, temperature, stages_ = args.distill.split(",")
+    distill = {"weight": float(weight), "temperature": float(temperature)}
+    selected = [(label, stages) for label, stages in
+                rows(args.epochs, distill, tuple(stages_.split("+")))
+                if not args.only or any(text in label for text in args.only)]
+    w = label_width([label for label, _ in selected])
+    header = (f"{'method':<{w}} {'acc %':>6} {'d pts':>6} {'weight bits':>11} {'% fp32':>7} "
               f"{'% int8':>7} {'layouts':>17} {'unique/layer':>13} {'sparsity':>9} "
               f"{'state bits':>10} {'exact':>5} {'s':>4}")
     print(header)
     print("-" * len(header))
     results = []
     prefixes = Prefixes(root)
-    weight, temperature, stages_ = args.distill.split(",")
-    distill = {"weight": float(weight), "temperature": float(temperature)}
-    selected = [(label, stages) for label, stages in
-                rows(args.epochs, distill, tuple(stages_.split("+")))
-                if not args.only or any(text in label for text in args.only)]
     with tempfile.TemporaryDirectory() as tmp:
         for n, (label, stages) in enumerate(selected):
             recipe = parse_recipe({**base, "compress": stages}, label)
@@ -309,7 +317,7 @@ def table(args: argparse.Namespace, seed: int) -> list[dict]:
             accuracy = metrics["golden_accuracy"]
             exact = (metrics["spike_mismatches"] == metrics["v_mismatches"] == 0
                      and metrics["agreement"] == 1.0)
-            print(f"{label:<34} {100 * accuracy:6.2f} {100 * (accuracy - float_accuracy):+6.2f} "
+            print(f"{label:<{w}} {100 * accuracy:6.2f} {100 * (accuracy - float_accuracy):+6.2f} "
                   f"{memory['bits']:>11} {100 * memory['ratio_fp32']:7.2f} "
                   f"{100 * memory['ratio_int8']:7.2f} {layouts:>17} "
                   f"{unique:>13} {sparsity:>9} {metrics['state_memory']['bits']:>10} "
