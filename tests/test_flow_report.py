@@ -101,3 +101,23 @@ def test_stages_skip_when_unchanged_and_name_failures(tmp_path):
         assert "Traceback" in stages.log("compile").read_text()
     else:
         raise AssertionError("a failing stage must raise")
+
+
+def test_report_says_which_inputs_the_core_takes(tmp_path):
+    """Where inputs have no synapse, the report names how many the core takes; where all do, it
+    says nothing about them."""
+    import dataclasses
+
+    data = _data()
+    write_report(tmp_path / "all", data)
+    numbers = json.loads((tmp_path / "all" / "report.json").read_text())
+    assert numbers["core_inputs"] == numbers["network_inputs"] == 20
+    assert "inputs: the others" not in (tmp_path / "all" / "report.html").read_text()
+
+    net = data.network
+    net.layers[0].index[:, [0, 7, 19]] = -1  # three inputs without synapses
+    data = dataclasses.replace(data, plan=CorePlan.build(net, 2))
+    page = write_report(tmp_path / "pruned", data).read_text()
+    numbers = json.loads((tmp_path / "pruned" / "report.json").read_text())
+    assert (numbers["core_inputs"], numbers["network_inputs"]) == (17, 20)
+    assert "The core takes 17 of the network's 20 inputs: the others have no synapse in fc1" in page

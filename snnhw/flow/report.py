@@ -170,6 +170,10 @@ def _numbers(data: ReportData) -> dict:
         "layers": [],
         "memory_bits": core.memory_bits,
         "lanes": core.lanes,
+        # The core numbers only the inputs with a synapse (DESIGN §3); the others' spikes are
+        # dropped before it.
+        "network_inputs": net.input_size,
+        "core_inputs": core.core_inputs,
     }
     for layer, info in zip(net.layers, core.layers):
         bits = info.memory_bits
@@ -286,8 +290,14 @@ def write_report(out_dir: str | Path, data: ReportData, verdict: str = "") -> Pa
             ("weight_memory_bits", "weight memory (bits)", "d"),
             ("state_memory_bits", "state memory (bits)", "d"),
             ("spike_rate", "spike rate", ".3f")]),
-        img("memory"),
     ]
+    if numbers["core_inputs"] != numbers["network_inputs"]:
+        sections.append(
+            f"<p>The core takes {numbers['core_inputs']} of the network's "
+            f"{numbers['network_inputs']} inputs: the others have no synapse in "
+            f"{html.escape(data.network.layers[0].name)}, so the host drops their spikes "
+            f"(<code>kept_inputs</code> in the compiled core's report.json).</p>")
+    sections.append(img("memory"))
     if data.imported is not None:
         imported = data.imported
         rows = [{"layer": name, "agreement": 100 * value}
