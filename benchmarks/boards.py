@@ -27,7 +27,7 @@ from the co-simulated cycles); ``--only flow`` lists those without building anyt
 
     python benchmarks/boards.py [--lanes 1 2] [--samples 8] [--out DIR]
                                 [--only example|mnist|flow] [--clock auto|board|MHZ]
-                                [--flow OUT ...] [--link]
+                                [--flow OUT ...] [--link] [--seeds N]
 """
 
 import argparse
@@ -108,6 +108,8 @@ def main():
                         help="also list the trained networks of these snnhw flow --board outputs")
     parser.add_argument("--clock", default="auto",
                         help="--clock of every build: auto (default), board, or MHz")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="--seeds of every build: placement seeds to try (default 1)")
     parser.add_argument("--link", action="store_true",
                         help="print only the link's bytes and rates (no builds)")
     args = parser.parse_args()
@@ -140,7 +142,7 @@ def main():
                     start = time.monotonic()
                     result = build(plan, board, root / f"{net.name}-{name}-{synapses}-p{lanes}",
                                    synapses=synapses, clock=clock, echo=lambda line: None,
-                                   allow_timing_fail=True)
+                                   allow_timing_fail=True, seeds=args.seeds)
                     took = time.monotonic() - start
                     util = result.utilization
                     res = util["resources"]

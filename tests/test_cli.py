@@ -89,7 +89,7 @@ def test_flow_passes_steps_and_numbers(monkeypatch):
     assert main(["flow", "r.yaml", "-o", "out", "--lanes", "4", "--samples", "3",
                  "--from", first, "--to", last]) == 0
     assert calls == [(("r.yaml", "out"), {"samples": 3, "lanes": 4, "board": None, "clock": "auto",
-                                          "first_step": first, "last_step": last, "nir": None,
+                                          "seeds": 1, "first_step": first, "last_step": last, "nir": None,
                                           "inputs": None, "labels": None, "reset": None,
                                           "reset_timing": None})]
 

@@ -120,6 +120,11 @@ def test_the_board_and_clock_are_checked_before_any_work(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("snnhw: error: --clock: expected ")
     assert main(["flow", "-o", str(tmp_path / "out"), "--clock", "30"]) == 2
     assert capsys.readouterr().err == "snnhw: error: --clock: only with a board to build for\n"
+    assert main(["flow", "-o", str(tmp_path / "out"), "--seeds", "3"]) == 2
+    assert capsys.readouterr().err == "snnhw: error: --seeds: only with a board to build for\n"
+    assert main(["flow", "-o", str(tmp_path / "out"), "--board", "icebreaker", "--seeds",
+                 "0"]) == 2
+    assert capsys.readouterr().err.startswith("snnhw: error: --seeds: expected ")
     assert main(["flow", "-o", str(tmp_path / "out"), "--board", "no-such-board"]) == 2
     assert "no-such-board" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

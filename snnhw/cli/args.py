@@ -23,7 +23,7 @@ __all__ = ["FLAGS", "Parser", "lanes", "positive_int", "nonnegative_int", "clock
 FLAGS = {"lanes": "--lanes", "baud": "--baud", "board": "--board", "samples": "--samples",
          "first_step": "--from", "last_step": "--to", "synapses": "--synapses",
          "clock": "--clock", "nir": "--nir", "inputs": "--inputs", "labels": "--labels",
-         "reset": "--reset", "reset_timing": "--reset-timing"}
+         "reset": "--reset", "reset_timing": "--reset-timing", "seeds": "--seeds"}
 
 
 class Parser(argparse.ArgumentParser):

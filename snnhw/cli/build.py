@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="build even if the estimate says the network does not fit")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="accept a bitstream whose Fmax is below its clock")
+    p.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+                   help="placement seeds to try: a place-and-route pass that misses its clock "
+                        "by less than 5 %% runs again with nextpnr's --seed 2, 3 ... up to N "
+                        "and keeps the best (placement moves Fmax by a few percent; each try "
+                        "costs a place and route; default 1)")
     p.set_defaults(run=run)
 
 
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{MAX_INPUTS} for a board (its protocol's limit), got {net.input_size}")
     result = build(plan, board, args.out, baud=args.baud, clock=args.clock,
                    synapses=args.synapses, fit_check=not args.no_fit_check,
-                   allow_timing_fail=args.allow_timing_fail,
+                   allow_timing_fail=args.allow_timing_fail, seeds=args.seeds,
                    echo=lambda line: print(line, flush=True))
     util = result.utilization
     unit = {"logic": board.budget.logic_unit, "ff": "FF", "bram": "BRAM",
@@ -84,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
                 + ", ".join(f"{p['clock_mhz']:g} MHz -> Fmax {p['fmax_mhz']:.1f}"
                             for p in util["clock_search"]))
     print(f"  clock {util['clock_mhz']:g} MHz ({source}; {why})")
+    if "seeds" in util:
+        print("  placement seeds: " + ", ".join(f"{s['seed']} -> Fmax {s['fmax_mhz']:.1f}"
+                                                for s in util["seeds"])
+              + f"; kept seed {util['seed']}")
     if result.bitstream is not None:
         verdict = "met" if util["timing_met"] else "NOT MET"
         print(f"  Fmax {util['fmax_mhz']:.1f} MHz vs clock {util['clock_mhz']:g} MHz: "

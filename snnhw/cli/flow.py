@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock", type=clock, default="auto", metavar="MHZ",
                    help="with --board: the core's clock, as snnhw build --clock (MHZ, 'board' "
                         "or 'auto': the highest that meets timing; default auto)")
+    p.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+                   help="with --board: placement seeds to try, as snnhw build --seeds "
+                        "(default 1)")
     # Not given: None, and the flow picks its own first and last step.
     p.add_argument("--from", dest="first_step", choices=STEP_NAMES, metavar="STEP",
                    help=f"first step to run, one of {', '.join(STEP_NAMES)}; the steps before "
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise SnnhwError(f"{args.recipe}: a recipe trains a network; --nir imports one instead "
                          f"(give one of them)")
     run_flow(args.recipe, args.out, samples=args.samples, lanes=args.lanes, board=args.board,
-             clock=args.clock,
+             clock=args.clock, seeds=args.seeds,
              first_step=args.first_step, last_step=args.last_step, nir=args.nir,
              inputs=args.inputs, labels=args.labels, reset=args.reset,
              reset_timing=args.reset_timing)

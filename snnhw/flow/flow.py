@@ -59,6 +59,8 @@ class FlowConfig:
     clock : float or str
         With ``board``: the core's clock, as ``snnhw build --clock`` (MHz, ``"board"`` or
         ``"auto"``: the highest that meets timing).
+    seeds : int
+        With ``board``: placement seeds to try, as ``snnhw build --seeds``.
     nir : str or None
         Start from this NIR graph instead of training: the first step (``train``) imports it
         (``snnhw import``) with ``reset`` and ``reset_timing``, and ``inputs`` and ``labels``
@@ -81,6 +83,7 @@ class FlowConfig:
     lanes: int = DEFAULT_LANES
     board: str | None = None
     clock: float | str = "auto"
+    seeds: int = 1
     first_step: str | None = None
     last_step: str | None = None
     nir: str | None = None
@@ -115,6 +118,10 @@ class FlowConfig:
             resolve_clock(find_board(self.board), self.clock)  # a bad clock fails now
         elif self.clock != "auto":
             raise ParameterError("clock", "only with a board to build for")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ParameterError("seeds", f"expected a positive integer, got {self.seeds!r}")
+        if self.seeds != 1 and self.board is None:
+            raise ParameterError("seeds", "only with a board to build for")
         for param in ("first_step", "last_step"):
             name = getattr(self, param)
             if name is not None and name not in STEP_NAMES:
@@ -335,7 +342,7 @@ def step_board(context: FlowContext, config: FlowConfig) -> dict:
     from ..boards import find_board
     from ..boards.build import build
     return build(context.plan, find_board(config.board), context.board_dir, clock=config.clock,
-                 echo=context.echo).utilization
+                 seeds=config.seeds, echo=context.echo).utilization
 
 
 def step_report(context: FlowContext, config: FlowConfig) -> str:
@@ -430,7 +437,7 @@ _RECORDS: dict[str, _Record] = {
                        outputs=lambda context: [context.core_dir / "report.json"]),
     "cosim": _Record("co-simulation", params=("lanes", "samples"), summary=_bit_exact,
                      outputs=lambda context: [context.rtl_path]),
-    "board": _Record("board", params=("board", "lanes", "clock"),
+    "board": _Record("board", params=("board", "lanes", "clock", "seeds"),
                      outputs=lambda context: [context.board_dir / "utilization.json"]),
     "report": _Record("report", results=("train", "golden", "compile", "cosim", "board"),
                       outputs=lambda context: [context.out / "report.html",
@@ -442,7 +449,7 @@ _RECORDS: dict[str, _Record] = {
 def run_flow(recipe: str | Path | None, out: str | Path, *,
              samples: int | None = DEFAULT_SAMPLES,
              lanes: int = DEFAULT_LANES, board: str | None = None, clock: float | str = "auto",
-             first_step: str | None = None, last_step: str | None = None,
+             seeds: int = 1, first_step: str | None = None, last_step: str | None = None,
              echo: Callable[[str], None] = print, **nir_import: str | None) -> dict:
     """Run the flow (or the steps ``first_step`` to ``last_step`` of it) into ``out``;
     ``nir_import`` (``nir``, ``inputs``, ``labels``, ``reset``, ``reset_timing``: see
@@ -452,7 +459,7 @@ def run_flow(recipe: str | Path | None, out: str | Path, *,
     step's result by name.
     """
     config = FlowConfig.load(recipe, out, samples=samples, lanes=lanes, board=board, clock=clock,
-                             first_step=first_step, last_step=last_step, **nir_import)
+                             seeds=seeds, first_step=first_step, last_step=last_step, **nir_import)
     sources = tuple(Path(p) for p in (config.nir, config.inputs, config.labels) if p)
     context = FlowContext(config.out, Stages(config.out, echo=echo), config.lanes, echo=echo,
                           sources=sources)
