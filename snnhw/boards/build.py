@@ -70,7 +70,7 @@ NEXTPNR_CELLS = {
 MAX_PASSES = 4
 #: A place-and-route pass tries further placement seeds (``seeds``) only while its best Fmax is
 #: within this fraction below its clock: a seed moves Fmax by a few percent, not more.
-SEED_MARGIN = 0.05
+SEED_MARGIN = 0.1
 YOSYS_FF = {Family.ICE40: re.compile(r"SB_DFF\w*"), Family.ECP5: re.compile(r"TRELLIS_FF")}
 
 

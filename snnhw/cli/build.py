@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="accept a bitstream whose Fmax is below its clock")
     p.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                    help="placement seeds to try: a place-and-route pass that misses its clock "
-                        "by less than 5 %% runs again with nextpnr's --seed 2, 3 ... up to N "
+                        "by less than 10 %% runs again with nextpnr's --seed 2, 3 ... up to N "
                         "and keeps the best (placement moves Fmax by a few percent; each try "
                         "costs a place and route; default 1)")
     p.set_defaults(run=run)
