@@ -339,7 +339,7 @@ def _run_tools(build_dir: Path, log_dir: Path, top: str, board: Board,
                 (log_dir / "seeds").mkdir(exist_ok=True)
                 log.rename(log_dir / "seeds" / f"seed{seed - 1}-{log.name}")
             run(seed)
-            tried.append((seed, parse_nextpnr_report(report, board.fpga.family)[2]))
+            tried.append((seed, round(parse_nextpnr_report(report, board.fpga.family)[2], 2)))
             if seeds > 1:
                 echo(f"  seed {seed}: Fmax {tried[-1][1]:.1f} MHz (clock {clock_mhz:g})")
             best = max(fmax for _, fmax in tried)
