@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 from ..errors import SnnhwError
-from ..plan import SPRAM_DEPTH, CorePlan, MemorySpec, Placement, spram_tiles
+from ..plan import SPRAM_DEPTH, CorePlan, MemoryKind, MemorySpec, Placement, spram_tiles
 from .config import Board, Family
 from .top import RX_FIFO_DEPTH
 
@@ -132,12 +133,18 @@ def _memory(board: Board, layer: str, kind: str, depth: int, width: int, rom: bo
     return Memory(layer, kind, depth, width, rom, blocks)
 
 
-def _place(board: Board, layer: str, spec: MemorySpec) -> Memory:
-    """Where one of the plan's memories goes on the board."""
+def _place(board: Board, layer: str, spec: MemorySpec, slice_bits: int) -> Memory:
+    """Where one of the plan's memories goes on the board (split by width into memories of
+    ``slice_bits``, :meth:`~snnhw.plan.CorePlan.synapse_slice_bits`, when narrower)."""
     if spec.placement is Placement.LARGE:
         return Memory(layer, spec.kind.value, spec.hw_depth, spec.width, False, 0,
                       spram_tiles(spec.depth, spec.width))
-    return _memory(board, layer, spec.kind.value, spec.depth, spec.width, spec.rom)
+    whole = _memory(board, layer, spec.kind.value, spec.depth, spec.width, spec.rom)
+    if slice_bits >= spec.width:
+        return whole
+    slices = [_memory(board, layer, spec.kind.value, spec.depth, min(slice_bits, spec.width - low),
+                      spec.rom) for low in range(0, spec.width, slice_bits)]
+    return dataclasses.replace(whole, blocks=sum(m.blocks for m in slices))
 
 
 def _logic(board: Board, memories: list[Memory], luts: int, ffs: int) -> tuple[int, int]:
@@ -170,7 +177,10 @@ def estimate(plan: CorePlan, board: Board) -> FitReport:
     memories, per_layer = [], {}
     logic_total = ff_total = 0
     for layer in plan.layers:
-        mems = [_place(board, layer.name, spec) for spec in layer.memories]
+        slice_bits = plan.synapse_slice_bits(layer)
+        mems = [_place(board, layer.name, spec,
+                       slice_bits if spec.kind is MemoryKind.SYNAPSE else spec.width)
+                for spec in layer.memories]
         lane_bits = lanes * layer.acc_bits
         luts, ffs = _logic(board, mems, _LAYER_LUTS + _LANE_BIT_LUTS * lane_bits,
                            _LAYER_FFS + _LANE_BIT_FFS * lane_bits)

@@ -20,7 +20,7 @@ from ..network.format import Layer, Network
 from .balance import balanceable, lane_order, permuted
 from .inputs import compacted, core_inputs, kept_inputs
 from .layout import WORDS_SLACK, Layout, SynapseLayout
-from .memory import STORED, MemoryKind, MemorySpec, Placement
+from .memory import STORED, MemoryKind, MemorySpec, Placement, rom_slice_bits
 from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
 
 __all__ = ["MAX_LANES", "QUEUE_DEPTH", "TIMESTEP_BITS", "CYCLE_BITS", "PlanError", "LayerPlan",
@@ -189,6 +189,9 @@ class CorePlan:
     lanes: int
     layers: tuple[LayerPlan, ...]
     spram: bool = False  #: large-RAM synapse memories are iCE40 SB_SPRAM256KA primitives
+    #: block RAM modes, ``(depth, width)``, that block-RAM synapse ROMs are split by width for
+    #: (:meth:`synapse_slice_bits`); empty: each is one memory
+    bram_modes: tuple[tuple[int, int], ...] = ()
     #: the network input at each core input (:func:`~snnhw.plan.inputs.kept_inputs`), or None:
     #: the core takes the network's inputs as they are
     kept_inputs: np.ndarray | None = None
@@ -249,6 +252,14 @@ class CorePlan:
                                                                         layer.placement)))
                        for layer in self.layers)
         return replace(self, layers=layers)
+
+    def synapse_slice_bits(self, layer: LayerPlan) -> int:
+        """Bits per width slice of ``layer``'s synapse memory (its word width: one memory).
+        Only block-RAM ROMs are split, and only for :attr:`bram_modes`."""
+        syn = layer.synapses
+        if layer.placement is not Placement.BLOCK:
+            return max(1, syn.word_bits)
+        return rom_slice_bits(syn.total_words, syn.word_bits, self.bram_modes)
 
     # -- the whole core ----------------------------------------------------------------------
 
