@@ -192,19 +192,18 @@ ECP5_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)
 ])
 def test_rom_slices_leave_no_multiplexer(depth, width, slice_bits):
     assert rom_slice_bits(depth, width, ECP5_MODES) == slice_bits
-    assert rom_slice_bits(depth, width, ()) == width
 
 
 def test_only_block_rom_synapses_are_sliced():
     net = random_network(np.random.default_rng(3), 30, [20, 6], density=0.5)
     plan = CorePlan.build(net, 2)
     fc1 = plan.layers[0]
-    assert plan.synapse_slice_bits(fc1) == fc1.synapses.word_bits  # no modes: one memory
+    assert plan.synapse_slice_bits(fc1) is None  # no modes: one memory, placed by Yosys
     sliced = replace(plan, bram_modes=((8, 1), (4, 2)))
     assert sliced.synapse_slice_bits(fc1) == 1 < fc1.synapses.word_bits
     loaded = sliced.with_placement({"fc1": Placement.LARGE})
     assert loaded.bram_modes == sliced.bram_modes
-    assert loaded.synapse_slice_bits(loaded.layers[0]) == fc1.synapses.word_bits
+    assert loaded.synapse_slice_bits(loaded.layers[0]) is None
 
 
 def test_plan_refuses_impossible_parameters():

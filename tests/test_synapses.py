@@ -94,6 +94,7 @@ def test_rom_split_by_width_is_bit_exact(net, tmp_path):
     assert [plan.synapse_slice_bits(layer) for layer in plan.layers] == [2, 2]
     verilog = generate_verilog(plan)
     assert verilog.count("reg [1:0] rom") >= 10  # fc1's ten 2-bit slices
+    assert verilog.count('rom_style = "block"') == 11 + 3  # each slice in block RAM
     path = tmp_path / "core.v"
     path.write_text(verilog)
     lint(path)

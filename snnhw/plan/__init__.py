@@ -20,6 +20,7 @@ __all__ = [
     "TIMESTEP_BITS", "CYCLE_BITS", "cycle_bounds", "BOUND_FORMULA", "SERIAL_BOUND_FORMULA",
     "Layout", "SynapseLayout", "WORDS_SLACK",
     "MemoryKind", "MemorySpec", "Placement", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_ADDR_BITS",
-    "spram_tiles", "rom_slice_bits", "CoreReport", "LayerReport", "core_report", "accumulator_bits", "addr_bits",
+    "spram_tiles", "rom_slice_bits", "CoreReport", "LayerReport", "core_report",
+    "accumulator_bits", "addr_bits",
     "bits_for", "membrane_bits", "per_neuron_bits", "signed_bits_for",
 ]

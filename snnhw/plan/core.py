@@ -189,8 +189,8 @@ class CorePlan:
     lanes: int
     layers: tuple[LayerPlan, ...]
     spram: bool = False  #: large-RAM synapse memories are iCE40 SB_SPRAM256KA primitives
-    #: block RAM modes, ``(depth, width)``, that block-RAM synapse ROMs are split by width for
-    #: (:meth:`synapse_slice_bits`); empty: each is one memory
+    #: block RAM modes, ``(depth, width)``, that synapse ROMs are split by width for, each slice
+    #: in block RAM (:meth:`synapse_slice_bits`); empty: each is one memory, placed by Yosys
     bram_modes: tuple[tuple[int, int], ...] = ()
     #: the network input at each core input (:func:`~snnhw.plan.inputs.kept_inputs`), or None:
     #: the core takes the network's inputs as they are
@@ -253,12 +253,13 @@ class CorePlan:
                        for layer in self.layers)
         return replace(self, layers=layers)
 
-    def synapse_slice_bits(self, layer: LayerPlan) -> int:
-        """Bits per width slice of ``layer``'s synapse memory (its word width: one memory).
-        Only block-RAM ROMs are split, and only for :attr:`bram_modes`."""
+    def synapse_slice_bits(self, layer: LayerPlan) -> int | None:
+        """Bits per width slice of ``layer``'s synapse ROM, each slice in block RAM (the
+        word width: one such memory), with :attr:`bram_modes`; None: one memory that the
+        synthesis tool places (block RAM or logic), or a large RAM."""
         syn = layer.synapses
-        if layer.placement is not Placement.BLOCK:
-            return max(1, syn.word_bits)
+        if not self.bram_modes or layer.placement is not Placement.BLOCK:
+            return None
         return rom_slice_bits(syn.total_words, syn.word_bits, self.bram_modes)
 
     # -- the whole core ----------------------------------------------------------------------

@@ -20,8 +20,8 @@ def spram_tiles(depth: int, width: int) -> int:
 
 
 def rom_slice_bits(depth: int, width: int, modes: Sequence[tuple[int, int]]) -> int:
-    """Bits per slice of a depth x width block-RAM ROM split by width for the block RAM
-    ``modes`` (``(depth, width)`` pairs); ``width`` itself: one memory.
+    """Bits per slice of a depth x width ROM split by width for the block RAM ``modes``
+    (``(depth, width)`` pairs, at least one); ``width`` itself: one memory.
 
     A ROM deeper than a block RAM is read through a multiplexer between its blocks' outputs,
     after their clock-to-out (on ECP5 the longest path of a deep synapse ROM). The slices take
@@ -29,7 +29,7 @@ def rom_slice_bits(depth: int, width: int, modes: Sequence[tuple[int, int]]) -> 
     mode holds every word, slices as wide as that mode need no multiplexer at all, at a few more
     blocks than the tightest tiling.
     """
-    if not modes or max(2, depth) <= min(modes)[0]:
+    if max(2, depth) <= min(modes)[0]:
         return max(1, width)  # the shallowest mode holds it: no multiplexer in any case
 
     def cost(mode: tuple[int, int]) -> tuple[int, int]:
