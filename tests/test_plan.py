@@ -2,6 +2,7 @@
 memories, placement and the load image."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from snnhw.random_networks import random_network
 from snnhw.network import Layer, Neuron, Reset
 from snnhw.plan import (WORDS_SLACK, CorePlan, Layout, MemoryKind, Placement, PlanError,
-                        SynapseLayout, bits_for, signed_bits_for)
+                        SynapseLayout, bits_for, rom_slice_bits, signed_bits_for)
 
 
 def _unpack(lay: SynapseLayout) -> np.ndarray:
@@ -176,6 +177,33 @@ def test_plan_memories_and_placement():
     assert plan.large == []  # frozen: with_placement made a new plan
     with pytest.raises(PlanError, match=r"^placement: fc9 is not a layer of random \(fc1, fc2\)$"):
         plan.with_placement({"fc9": Placement.LARGE})
+
+
+ECP5_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+@pytest.mark.parametrize("depth, width, slice_bits", [
+    (5798, 24, 2),  # MNIST fc1 at P = 4: 8K x 2 slices, no multiplexer (not 9 blocks and one)
+    (1127, 20, 9),  # 2K x 9
+    (614, 40, 18),  # 1K x 18
+    (20616, 6, 1),  # deeper than any mode: 16K x 1 slices, two blocks to select between
+    (4176, 1, 1),
+    (300, 40, 40),  # the shallowest mode holds it: one memory (Yosys splits the width itself)
+])
+def test_rom_slices_leave_no_multiplexer(depth, width, slice_bits):
+    assert rom_slice_bits(depth, width, ECP5_MODES) == slice_bits
+
+
+def test_only_block_rom_synapses_are_sliced():
+    net = random_network(np.random.default_rng(3), 30, [20, 6], density=0.5)
+    plan = CorePlan.build(net, 2)
+    fc1 = plan.layers[0]
+    assert plan.synapse_slice_bits(fc1) is None  # no modes: one memory, placed by Yosys
+    sliced = replace(plan, bram_modes=((8, 1), (4, 2)))
+    assert sliced.synapse_slice_bits(fc1) == 1 < fc1.synapses.word_bits
+    loaded = sliced.with_placement({"fc1": Placement.LARGE})
+    assert loaded.bram_modes == sliced.bram_modes
+    assert loaded.synapse_slice_bits(loaded.layers[0]) is None
 
 
 def test_plan_refuses_impossible_parameters():

@@ -5,6 +5,8 @@ and membrane potential exactly as the golden model does, whether the RAM is a ge
 a grid of SB_SPRAM256KA primitives (simulated with Yosys' own model).
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -79,6 +81,28 @@ def test_loaded_core_lints_clean(net, tmp_path):
     path = tmp_path / "core.v"
     path.write_text(generate_verilog(CorePlan.build(net, 3, large=["fc1"])))
     lint(path)
+
+
+# Block RAM modes that split fc1's 21-bit words (148 of them) into 2-bit slices and a last 1-bit
+# one, and fc2's 6-bit words into three 2-bit slices, each its own memory (as the ECP5 build
+# does).
+SLICING_MODES = ((64, 2), (32, 4))
+
+
+def test_rom_split_by_width_is_bit_exact(net, tmp_path):
+    plan = replace(CorePlan.build(net, 3, layouts=LAYOUTS), bram_modes=SLICING_MODES)
+    assert [plan.synapse_slice_bits(layer) for layer in plan.layers] == [2, 2]
+    verilog = generate_verilog(plan)
+    assert verilog.count("reg [1:0] rom") >= 10  # fc1's ten 2-bit slices
+    assert verilog.count('rom_style = "block"') == 11 + 3  # each slice in block RAM
+    path = tmp_path / "core.v"
+    path.write_text(verilog)
+    lint(path)
+    inputs = random_inputs(np.random.default_rng(5), net, 4, rate=0.4)
+    rtl, out, errors = Simulator(plan, tmp_path / "sim").run(inputs, gap=0.3, backpressure=0.3,
+                                                             seed=2)
+    assert errors == []
+    assert compare(simulate(net, inputs), rtl, out) == []
 
 
 @pytest.mark.slow

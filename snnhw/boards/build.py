@@ -91,8 +91,14 @@ class BuildResult:
 
 
 def board_plan(plan: CorePlan, board: Board) -> CorePlan:
-    """The plan as ``board`` builds it: large RAM is SPRAM on iCE40."""
-    return dataclasses.replace(plan, spram=board.fpga.family is Family.ICE40)
+    """The plan as ``board`` builds it: large RAM is SPRAM on iCE40; on ECP5 synapse ROMs are
+    split by width for the block RAM modes (no multiplexer after the block RAMs' clock-to-out,
+    the longest path of a deep ROM there). The iCE40 keeps one memory per ROM: its block RAM is
+    scarce, and its paths are in logic."""
+    family = board.fpga.family
+    return dataclasses.replace(plan, spram=family is Family.ICE40,
+                               bram_modes=tuple(board.budget.modes) if family is Family.ECP5
+                               else ())
 
 
 def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from ..errors import SnnhwError
-from ..plan import SPRAM_DEPTH, CorePlan, MemorySpec, Placement, spram_tiles
+from ..plan import SPRAM_DEPTH, CorePlan, MemoryKind, MemorySpec, Placement, spram_tiles
 from .config import Board, Family
 from .top import RX_FIFO_DEPTH
 
@@ -132,12 +132,18 @@ def _memory(board: Board, layer: str, kind: str, depth: int, width: int, rom: bo
     return Memory(layer, kind, depth, width, rom, blocks)
 
 
-def _place(board: Board, layer: str, spec: MemorySpec) -> Memory:
-    """Where one of the plan's memories goes on the board."""
+def _place(board: Board, layer: str, spec: MemorySpec, slice_bits: int | None = None) -> Memory:
+    """Where one of the plan's memories goes on the board: with ``slice_bits``
+    (:meth:`~snnhw.plan.CorePlan.synapse_slice_bits`), block RAMs side by side, each that many
+    bits wide, however small."""
     if spec.placement is Placement.LARGE:
         return Memory(layer, spec.kind.value, spec.hw_depth, spec.width, False, 0,
                       spram_tiles(spec.depth, spec.width))
-    return _memory(board, layer, spec.kind.value, spec.depth, spec.width, spec.rom)
+    if slice_bits is None:
+        return _memory(board, layer, spec.kind.value, spec.depth, spec.width, spec.rom)
+    blocks = sum(_blocks(spec.hw_depth, min(slice_bits, spec.width - low), board.budget.modes)
+                 for low in range(0, spec.width, slice_bits))
+    return Memory(layer, spec.kind.value, spec.hw_depth, spec.width, spec.rom, blocks)
 
 
 def _logic(board: Board, memories: list[Memory], luts: int, ffs: int) -> tuple[int, int]:
@@ -170,7 +176,10 @@ def estimate(plan: CorePlan, board: Board) -> FitReport:
     memories, per_layer = [], {}
     logic_total = ff_total = 0
     for layer in plan.layers:
-        mems = [_place(board, layer.name, spec) for spec in layer.memories]
+        slice_bits = plan.synapse_slice_bits(layer)
+        mems = [_place(board, layer.name, spec,
+                       slice_bits if spec.kind is MemoryKind.SYNAPSE else None)
+                for spec in layer.memories]
         lane_bits = lanes * layer.acc_bits
         luts, ffs = _logic(board, mems, _LAYER_LUTS + _LANE_BIT_LUTS * lane_bits,
                            _LAYER_FFS + _LANE_BIT_FFS * lane_bits)

@@ -90,7 +90,8 @@ class Core(wiring.Component):
         self.plan = plan
         # A recurrent layer's engine comes with the merger and fork that feed its spikes back.
         self.engines = [(RecurrentLayer if layer.layer.kind == "recurrent" else LayerEngine)(
-            layer, spram=plan.spram) for layer in plan.layers]
+            layer, spram=plan.spram, slice_bits=plan.synapse_slice_bits(layer))
+            for layer in plan.layers]
         self.loader = None
         if plan.large:
             self.loader = SynapseLoader({

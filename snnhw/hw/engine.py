@@ -99,6 +99,9 @@ class LayerEngine(wiring.Component):
         ``write`` before the first sample, not a ROM (:class:`~snnhw.hw.synapses.SynapseStore`).
     spram : bool
         A large-RAM synapse memory is built from iCE40 SPRAM primitives.
+    slice_bits : int or None
+        A block-RAM synapse ROM is split by width into memories of this many bits
+        (:meth:`~snnhw.plan.CorePlan.synapse_slice_bits`); None: one memory.
     undefined_collisions : bool
         For formal proofs only: a read of a :data:`NO_COLLISION` memory that meets a write to
         its address in the same cycle returns bits of ``collision_data`` (free in a proof), as
@@ -118,7 +121,7 @@ class LayerEngine(wiring.Component):
         Only with ``undefined_collisions``: what colliding reads return.
     """
 
-    def __init__(self, plan: LayerPlan, *, spram: bool = False,
+    def __init__(self, plan: LayerPlan, *, spram: bool = False, slice_bits: int | None = None,
                  undefined_collisions: bool = False):
         if not isinstance(plan, LayerPlan):
             raise TypeError(f"Layer plan must be a LayerPlan, not {plan!r}")
@@ -128,7 +131,8 @@ class LayerEngine(wiring.Component):
                              f"(the generator has {', '.join(NEURON_UNITS)})")
         self.plan = plan
         self.synapses = SynapseStore(plan.synapses.packed_words(), plan.synapses.word_bits,
-                                     placement=plan.placement, spram=spram)
+                                     placement=plan.placement, spram=spram,
+                                     slice_bits=slice_bits)
         members = {
             "i": In(stream.Signature(EventLayout(plan.in_addr_bits))),
             "o": Out(stream.Signature(EventLayout(plan.out_addr_bits))),

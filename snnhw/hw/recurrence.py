@@ -126,13 +126,13 @@ class RecurrentLayer(wiring.Component):
     ----------
     plan : LayerPlan
         The plan of a ``kind: recurrent`` layer.
-    spram : bool
+    spram, slice_bits
         As for :class:`~snnhw.hw.engine.LayerEngine`.
     """
 
-    def __init__(self, plan: LayerPlan, *, spram: bool = False):
+    def __init__(self, plan: LayerPlan, *, spram: bool = False, slice_bits: int | None = None):
         self.plan = plan
-        self.engine = LayerEngine(plan, spram=spram)
+        self.engine = LayerEngine(plan, spram=spram, slice_bits=slice_bits)
         layer = plan.layer
         members = {
             "i": In(stream.Signature(EventLayout(addr_bits(layer.external_fan_in)))),

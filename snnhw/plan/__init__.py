@@ -10,7 +10,7 @@ from .core import (CYCLE_BITS, MAX_LANES, QUEUE_DEPTH, TIMESTEP_BITS, CorePlan, 
 from .cycles import BOUND_FORMULA, SERIAL_BOUND_FORMULA, cycle_bounds
 from .layout import WORDS_SLACK, Layout, SynapseLayout
 from .memory import (SPRAM_ADDR_BITS, SPRAM_DEPTH, SPRAM_WIDTH, MemoryKind, MemorySpec,
-                     Placement, spram_tiles)
+                     Placement, rom_slice_bits, spram_tiles)
 from .report import CoreReport, LayerReport, core_report
 from .widths import (accumulator_bits, addr_bits, bits_for, membrane_bits, per_neuron_bits,
                      signed_bits_for)
@@ -20,6 +20,7 @@ __all__ = [
     "TIMESTEP_BITS", "CYCLE_BITS", "cycle_bounds", "BOUND_FORMULA", "SERIAL_BOUND_FORMULA",
     "Layout", "SynapseLayout", "WORDS_SLACK",
     "MemoryKind", "MemorySpec", "Placement", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_ADDR_BITS",
-    "spram_tiles", "CoreReport", "LayerReport", "core_report", "accumulator_bits", "addr_bits",
+    "spram_tiles", "rom_slice_bits", "CoreReport", "LayerReport", "core_report",
+    "accumulator_bits", "addr_bits",
     "bits_for", "membrane_bits", "per_neuron_bits", "signed_bits_for",
 ]

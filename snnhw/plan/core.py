@@ -20,7 +20,7 @@ from ..network.format import Layer, Network
 from .balance import balanceable, lane_order, permuted
 from .inputs import compacted, core_inputs, kept_inputs
 from .layout import WORDS_SLACK, Layout, SynapseLayout
-from .memory import STORED, MemoryKind, MemorySpec, Placement
+from .memory import STORED, MemoryKind, MemorySpec, Placement, rom_slice_bits
 from .widths import accumulator_bits, addr_bits, membrane_bits, per_neuron_bits
 
 __all__ = ["MAX_LANES", "QUEUE_DEPTH", "TIMESTEP_BITS", "CYCLE_BITS", "PlanError", "LayerPlan",
@@ -189,6 +189,9 @@ class CorePlan:
     lanes: int
     layers: tuple[LayerPlan, ...]
     spram: bool = False  #: large-RAM synapse memories are iCE40 SB_SPRAM256KA primitives
+    #: block RAM modes, ``(depth, width)``, that synapse ROMs are split by width for, each slice
+    #: in block RAM (:meth:`synapse_slice_bits`); empty: each is one memory, placed by Yosys
+    bram_modes: tuple[tuple[int, int], ...] = ()
     #: the network input at each core input (:func:`~snnhw.plan.inputs.kept_inputs`), or None:
     #: the core takes the network's inputs as they are
     kept_inputs: np.ndarray | None = None
@@ -249,6 +252,15 @@ class CorePlan:
                                                                         layer.placement)))
                        for layer in self.layers)
         return replace(self, layers=layers)
+
+    def synapse_slice_bits(self, layer: LayerPlan) -> int | None:
+        """Bits per width slice of ``layer``'s synapse ROM, each slice in block RAM (the
+        word width: one such memory), with :attr:`bram_modes`; None: one memory that the
+        synthesis tool places (block RAM or logic), or a large RAM."""
+        syn = layer.synapses
+        if not self.bram_modes or layer.placement is not Placement.BLOCK:
+            return None
+        return rom_slice_bits(syn.total_words, syn.word_bits, self.bram_modes)
 
     # -- the whole core ----------------------------------------------------------------------
 

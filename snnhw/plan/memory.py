@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Placement", "MemoryKind", "MemorySpec", "SPRAM_DEPTH", "SPRAM_WIDTH",
-           "SPRAM_ADDR_BITS", "spram_tiles"]
+           "SPRAM_ADDR_BITS", "spram_tiles", "rom_slice_bits"]
 
 #: Geometry of one iCE40 SB_SPRAM256KA (the large RAM of the iCE40UP5K).
 SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16
@@ -16,6 +17,26 @@ SPRAM_ADDR_BITS = (SPRAM_DEPTH - 1).bit_length()
 def spram_tiles(depth: int, width: int) -> int:
     """SB_SPRAM256KA blocks for a depth x width memory: word slices times depth slices."""
     return -(-max(1, width) // SPRAM_WIDTH) * -(-max(2, depth) // SPRAM_DEPTH)
+
+
+def rom_slice_bits(depth: int, width: int, modes: Sequence[tuple[int, int]]) -> int:
+    """Bits per slice of a depth x width ROM split by width for the block RAM ``modes``
+    (``(depth, width)`` pairs, at least one); ``width`` itself: one memory.
+
+    A ROM deeper than a block RAM is read through a multiplexer between its blocks' outputs,
+    after their clock-to-out (on ECP5 the longest path of a deep synapse ROM). The slices take
+    the mode that leaves the fewest blocks to select between, then the fewest blocks: where one
+    mode holds every word, slices as wide as that mode need no multiplexer at all, at a few more
+    blocks than the tightest tiling.
+    """
+    if max(2, depth) <= min(modes)[0]:
+        return max(1, width)  # the shallowest mode holds it: no multiplexer in any case
+
+    def cost(mode: tuple[int, int]) -> tuple[int, int]:
+        ways = -(-max(2, depth) // mode[0])  # blocks selected between per slice
+        return ways, ways * -(-max(1, width) // mode[1])
+
+    return min(max(1, width), min(modes, key=cost)[1])
 
 
 class Placement(enum.Enum):
