@@ -261,8 +261,9 @@ class LayerEngine(wiring.Component):
         q_rd, q_wr = Signal(range(FETCH_DEPTH)), Signal(range(FETCH_DEPTH))
         q_rd_next = Signal.like(q_rd)
         q_any = Signal()  # the queue holds an entry, kept as a register
+        # The entry at q_rd, kept as a register: the synapse address is one multiplexer after
+        # flip-flops (a multiplexer over the entries there made MNIST's P = 2 and 4 slower).
         head = Signal(entry_layout)
-        head_eot = Signal()  # head.eot, kept as a register (pop and col_pending need it first)
         pop = Signal()  # the head leaves: its column starts, or its eot closes the timestep
 
         def ring_next(ptr):
@@ -272,14 +273,8 @@ class LayerEngine(wiring.Component):
             m.d.comb += q_entry_next[k].eq(
                 Mux(fetched & (q_wr == k), arriving, q_entry[k]))
             m.d.sync += q_entry[k].eq(q_entry_next[k])
-        m.d.comb += [
-            head.eq(Array(q_entry)[q_rd]),
-            q_rd_next.eq(Mux(pop, ring_next(q_rd), q_rd)),
-        ]
-        m.d.sync += [
-            q_rd.eq(q_rd_next),
-            head_eot.eq(Array(entry.eot for entry in q_entry_next)[q_rd_next]),
-        ]
+        m.d.comb += q_rd_next.eq(Mux(pop, ring_next(q_rd), q_rd))
+        m.d.sync += [q_rd.eq(q_rd_next), head.eq(Array(q_entry_next)[q_rd_next])]
         with m.If(fetched):
             m.d.sync += q_wr.eq(ring_next(q_wr))
         in_fetch_next = Signal.like(in_fetch)
@@ -306,7 +301,7 @@ class LayerEngine(wiring.Component):
         accumulating = Signal()
         m.d.comb += [
             pop.eq(accumulating & none_left & q_any),
-            col_pending.eq(pop & ~head_eot),
+            col_pending.eq(pop & ~head.eot),
         ]
         with m.If(col_pending):
             m.d.comb += [
@@ -556,7 +551,7 @@ class LayerEngine(wiring.Component):
                 words_left.eq(left_after),
                 offset.eq(issue_offset),
             ]
-            with m.If(pop & head_eot):
+            with m.If(pop & head.eot):
                 m.d.sync += accumulating.eq(0)
 
         with m.Else():
