@@ -238,8 +238,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += ptr_start.eq(self.i.payload.addr * lay.bank_depth)
             m.d.comb += ptr_count.eq(lay.bank_depth)
         # The column queue: a ring of FETCH_DEPTH entries. An entry is written only when its
-        # column arrives (at ``q_wr``) and read at the head (``q_rd``), so a pop moves the
-        # pointers and nothing else: its fanout stays small (it was the critical path on the
+        # column arrives (at ``q_wr``), never shifted, so a pop moves the read pointer and
+        # the head register's source: its fanout stays small (it was the critical path on the
         # iCE40). Each entry keeps its column's count as the facts the issue needs (a word, no
         # word after the first, the words after the first), computed on arrival, so the issue
         # has no compare or subtract after the head's multiplexer.
@@ -286,8 +286,6 @@ class LayerEngine(wiring.Component):
         ]
 
         col_pending = Signal()  # the head's column starts this cycle
-        # The last word issued (its address and offset): the next one is a step on, so the
-        # adders work on registers, beside the pop.
         word = Signal(lay.start_bits)
         words_left = Signal(lay.count_bits)
         offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
@@ -314,8 +312,8 @@ class LayerEngine(wiring.Component):
         with m.Else():
             m.d.comb += [
                 issue.eq(~none_left),
-                issue_addr.eq(word + 1),
-                issue_offset.eq(offset + 1),
+                issue_addr.eq(word),
+                issue_offset.eq(offset),
                 left_after.eq(Mux(none_left, 0, words_left - 1)),
                 none_left_next.eq(words_left <= 1),
             ]
@@ -547,9 +545,9 @@ class LayerEngine(wiring.Component):
             m.d.sync += [
                 none_left.eq(none_left_next),
                 event.eq(issue_event),
-                word.eq(issue_addr),
+                word.eq(issue_addr + 1),
                 words_left.eq(left_after),
-                offset.eq(issue_offset),
+                offset.eq(issue_offset + 1),
             ]
             with m.If(pop & head.eot):
                 m.d.sync += accumulating.eq(0)
