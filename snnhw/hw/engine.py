@@ -260,10 +260,10 @@ class LayerEngine(wiring.Component):
         q_entry_next = [Signal(entry_layout, name=f"q{k}_next") for k in range(FETCH_DEPTH)]
         q_rd, q_wr = Signal(range(FETCH_DEPTH)), Signal(range(FETCH_DEPTH))
         q_rd_next = Signal.like(q_rd)
-        q_any = Signal()  # the queue holds an entry, kept as a register
+        q_any, q_any_next = Signal(), Signal()  # the queue holds an entry, kept as a register
         # The entry at q_rd, kept as a register: the synapse address is one multiplexer after
         # flip-flops (a multiplexer over the entries there made MNIST's P = 2 and 4 slower).
-        head = Signal(entry_layout)
+        head, head_next = Signal(entry_layout), Signal(entry_layout)
         pop = Signal()  # the head leaves: its column starts, or its eot closes the timestep
 
         def ring_next(ptr):
@@ -273,17 +273,21 @@ class LayerEngine(wiring.Component):
             m.d.comb += q_entry_next[k].eq(
                 Mux(fetched & (q_wr == k), arriving, q_entry[k]))
             m.d.sync += q_entry[k].eq(q_entry_next[k])
-        m.d.comb += q_rd_next.eq(Mux(pop, ring_next(q_rd), q_rd))
-        m.d.sync += [q_rd.eq(q_rd_next), head.eq(Array(q_entry_next)[q_rd_next])]
+        m.d.comb += [
+            q_rd_next.eq(Mux(pop, ring_next(q_rd), q_rd)),
+            head_next.eq(Array(q_entry_next)[q_rd_next]),
+        ]
+        m.d.sync += [q_rd.eq(q_rd_next), head.eq(head_next)]
         with m.If(fetched):
             m.d.sync += q_wr.eq(ring_next(q_wr))
         in_fetch_next = Signal.like(in_fetch)
         m.d.comb += in_fetch_next.eq(in_fetch + taken - pop)
         m.d.sync += [
             in_fetch.eq(in_fetch_next), fetch_room.eq(in_fetch_next < FETCH_DEPTH),
-            # The queue's entries are the events in flight but the one being fetched.
-            q_any.eq(Mux(pop, in_fetch > 1, in_fetch != 0)),
+            q_any.eq(q_any_next),
         ]
+        # The queue's entries are the events in flight but the one being fetched.
+        m.d.comb += q_any_next.eq(Mux(pop, in_fetch > 1, in_fetch != 0))
 
         col_pending = Signal()  # the head's column starts this cycle
         word = Signal(lay.start_bits)
@@ -297,10 +301,15 @@ class LayerEngine(wiring.Component):
         none_left = Signal(init=1)
         none_left_next = Signal()
         accumulating = Signal()
-        m.d.comb += [
-            pop.eq(accumulating & none_left & q_any),
-            col_pending.eq(pop & ~head.eot),
-        ]
+        accumulating_next = Signal()
+        m.d.comb += accumulating_next.eq(accumulating)  # the control below may change it
+        m.d.sync += accumulating.eq(accumulating_next)
+        # col_pending == accumulating & none_left & q_any & ~head.eot, kept as a register (from
+        # their next values): it selects the synapse address, one multiplexer after flip-flops.
+        m.d.comb += pop.eq(accumulating & none_left & q_any)
+        m.d.sync += col_pending.eq(
+            accumulating_next & Mux(accumulating, none_left_next, none_left)
+            & q_any_next & ~head_next.eot)
         with m.If(col_pending):
             m.d.comb += [
                 issue.eq(head.words),
@@ -537,7 +546,8 @@ class LayerEngine(wiring.Component):
             # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == depth - 1):
-                m.d.sync += [clearing.eq(0), accumulating.eq(1)]
+                m.d.sync += clearing.eq(0)
+                m.d.comb += accumulating_next.eq(1)
 
         with m.Elif(accumulating):
             # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
@@ -550,7 +560,7 @@ class LayerEngine(wiring.Component):
                 offset.eq(issue_offset + 1),
             ]
             with m.If(pop & head.eot):
-                m.d.sync += accumulating.eq(0)
+                m.d.comb += accumulating_next.eq(0)
 
         with m.Else():
             # The last words are still in S0..S4; the sweep reads what they write. Once S0
@@ -559,8 +569,9 @@ class LayerEngine(wiring.Component):
             # word in S4 still writes this bank in the handoff cycle (the routing follows
             # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
             with m.If(pipe_empty & sweep_free):
+                m.d.comb += accumulating_next.eq(1)
                 m.d.sync += [
-                    acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
+                    acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
                     sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                     sweep_pos.eq(0),
                 ]
