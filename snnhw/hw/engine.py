@@ -301,15 +301,15 @@ class LayerEngine(wiring.Component):
         none_left = Signal(init=1)
         none_left_next = Signal()
         accumulating = Signal()
-        accumulating_next = Signal()
-        m.d.comb += accumulating_next.eq(accumulating)  # the control below may change it
-        m.d.sync += accumulating.eq(accumulating_next)
-        # col_pending == accumulating & none_left & q_any & ~head.eot, kept as a register (from
-        # their next values): it selects the synapse address, one multiplexer after flip-flops.
-        m.d.comb += pop.eq(accumulating & none_left & q_any)
-        m.d.sync += col_pending.eq(
-            accumulating_next & Mux(accumulating, none_left_next, none_left)
-            & q_any_next & ~head_next.eot)
+        # none_left & q_any & ~head.eot, kept as a register (from their next values): the
+        # synapse address is one LUT after flip-flops (accumulating, this, the two addresses).
+        col_ready = Signal()
+        m.d.sync += col_ready.eq(Mux(accumulating, none_left_next, none_left)
+                                 & q_any_next & ~head_next.eot)
+        m.d.comb += [
+            pop.eq(accumulating & none_left & q_any),
+            col_pending.eq(accumulating & col_ready),
+        ]
         with m.If(col_pending):
             m.d.comb += [
                 issue.eq(head.words),
@@ -546,8 +546,7 @@ class LayerEngine(wiring.Component):
             # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == depth - 1):
-                m.d.sync += clearing.eq(0)
-                m.d.comb += accumulating_next.eq(1)
+                m.d.sync += [clearing.eq(0), accumulating.eq(1)]
 
         with m.Elif(accumulating):
             # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
@@ -560,7 +559,7 @@ class LayerEngine(wiring.Component):
                 offset.eq(issue_offset + 1),
             ]
             with m.If(pop & head.eot):
-                m.d.comb += accumulating_next.eq(0)
+                m.d.sync += accumulating.eq(0)
 
         with m.Else():
             # The last words are still in S0..S4; the sweep reads what they write. Once S0
@@ -569,9 +568,8 @@ class LayerEngine(wiring.Component):
             # word in S4 still writes this bank in the handoff cycle (the routing follows
             # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
             with m.If(pipe_empty & sweep_free):
-                m.d.comb += accumulating_next.eq(1)
                 m.d.sync += [
-                    acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
+                    acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
                     sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                     sweep_pos.eq(0),
                 ]
