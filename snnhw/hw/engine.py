@@ -253,7 +253,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += [
             arriving.eot.eq(fetched_eot), arriving.start.eq(ptr_start),
             arriving.event.eq(ptr_event), arriving.words.eq(ptr_count != 0),
-            arriving.last.eq(ptr_count <= 1),
+            arriving.last.eq(~ptr_count[1:].any()),  # count <= 1, lint-clean for 1 bit
             arriving.left.eq(Mux(ptr_count != 0, ptr_count - 1, 0)),
         ]
         q_entry = [Signal(entry_layout, name=f"q{k}") for k in range(FETCH_DEPTH)]
@@ -324,7 +324,7 @@ class LayerEngine(wiring.Component):
                 issue_addr.eq(word),
                 issue_offset.eq(offset),
                 left_after.eq(Mux(none_left, 0, words_left - 1)),
-                none_left_next.eq(words_left <= 1),
+                none_left_next.eq(~words_left[1:].any()),  # words_left <= 1
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
