@@ -130,6 +130,7 @@ class Bridge(wiring.Component):
         compare = Signal()  # `count` holds the count of output `compared`
         compared = Signal.like(index)
         count = Signal(COUNT_BITS)
+        greater = Signal()  # `count` > `best`, registered: take `count` as the best
         # Bytes to send, LSB first: the widest reply but the identity (pred and cycles), which
         # is sent from constants by byte number instead (a 19-byte shift register costs more).
         word = Signal(8 * 6)
@@ -183,10 +184,14 @@ class Bridge(wiring.Component):
                          count_wr.en.eq(1)]
         m.d.comb += count_rd.addr.eq(self.spikes.payload.addr)  # sweeps below override this
 
-        # -- argmax: compare the count read two cycles before (from a register, not the RAM) --
-        m.d.sync += [read.eq(0), compare.eq(read), compared.eq(read_index),
-                     count.eq(count_rd.data)]
-        with m.If(compare & (count > best)):
+        # -- argmax: compare the count read two cycles before (from a register, not the RAM),
+        # and take it as the best a cycle later: the 16-bit compare does not drive the best's
+        # enables (the iCE40's critical path). A read every other cycle, so each compare sees
+        # the best that the one before it chose.
+        m.d.sync += [read.eq(0), compare.eq(read), greater.eq(compare & (count > best))]
+        with m.If(read):
+            m.d.sync += [compared.eq(read_index), count.eq(count_rd.data)]
+        with m.If(greater):
             m.d.sync += [best.eq(count), pred.eq(compared)]
 
         # -- the received byte, in a register with its command decoded: the state machine's
@@ -373,10 +378,10 @@ class Bridge(wiring.Component):
                 fsm.goto("ARGMAX")
 
         with fsm.state("ARGMAX"):
-            with m.If(index != outputs):
+            with m.If((index != outputs) & ~read):
                 m.d.comb += count_rd.addr.eq(index)
                 m.d.sync += [read.eq(1), read_index.eq(index), index.eq(index + 1)]
-            with m.Elif(~read & ~compare):
+            with m.Elif((index == outputs) & ~read & ~compare & ~greater):
                 fsm.goto("RESULT")
 
         with fsm.state("RESULT"):
