@@ -3,7 +3,7 @@ LIF sweep of timestep t."""
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -241,59 +241,35 @@ class LayerEngine(wiring.Component):
         else:
             m.d.sync += ptr_start.eq(self.i.payload.addr * lay.bank_depth)
             m.d.comb += ptr_count.eq(lay.bank_depth)
-        # The column queue: a ring of FETCH_DEPTH entries. An entry is written only when its
-        # column arrives (at ``q_wr``), never shifted, so a pop moves the read pointer and
-        # the head register's source: its fanout stays small (it was the critical path on the
-        # iCE40). Each entry keeps its column's count as the facts the issue needs (a word, no
-        # word after the first, the words after the first), computed on arrival, so the issue
-        # has no compare or subtract after the head's multiplexer.
-        entry_layout = data.StructLayout({
-            "eot": 1, "start": lay.start_bits, "event": len(ptr_event),
-            "words": 1,  # count != 0
-            "last": 1,  # count <= 1
-            "left": lay.count_bits,  # max(count - 1, 0)
-        })
-        arriving = Signal(entry_layout)
-        m.d.comb += [
-            arriving.eot.eq(fetched_eot), arriving.start.eq(ptr_start),
-            arriving.event.eq(ptr_event), arriving.words.eq(ptr_count != 0),
-            arriving.last.eq(~ptr_count[1:].any()),  # count <= 1, lint-clean for 1 bit
-            arriving.left.eq(Mux(ptr_count != 0, ptr_count - 1, 0)),
-        ]
-        q_entry = [Signal(entry_layout, name=f"q{k}") for k in range(FETCH_DEPTH)]
-        q_entry_next = [Signal(entry_layout, name=f"q{k}_next") for k in range(FETCH_DEPTH)]
-        q_rd, q_wr = Signal(range(FETCH_DEPTH)), Signal(range(FETCH_DEPTH))
-        q_rd_next = Signal.like(q_rd)
-        q_any, q_any_next = Signal(), Signal()  # the queue holds an entry, kept as a register
-        # The entry at q_rd, kept as a register: the synapse address is one multiplexer after
-        # flip-flops (a multiplexer over the entries there made MNIST's P = 2 and 4 slower).
-        head, head_next = Signal(entry_layout), Signal(entry_layout)
+        # The column queue: entry 0 is the head; valid entries are a prefix.
+        q_valid = [Signal(name=f"q{k}_valid") for k in range(FETCH_DEPTH)]
+        q_eot = [Signal(name=f"q{k}_eot") for k in range(FETCH_DEPTH)]
+        q_start = [Signal.like(ptr_start, name=f"q{k}_start") for k in range(FETCH_DEPTH)]
+        q_count = [Signal.like(ptr_count, name=f"q{k}_count") for k in range(FETCH_DEPTH)]
+        q_event = [Signal.like(ptr_event, name=f"q{k}_event") for k in range(FETCH_DEPTH)]
         pop = Signal()  # the head leaves: its column starts, or its eot closes the timestep
-
-        def ring_next(ptr):
-            return Mux(ptr == FETCH_DEPTH - 1, 0, ptr + 1)
-
         for k in range(FETCH_DEPTH):
-            m.d.comb += q_entry_next[k].eq(
-                Mux(fetched & (q_wr == k), arriving, q_entry[k]))
-            m.d.sync += q_entry[k].eq(q_entry_next[k])
-        m.d.comb += [
-            q_rd_next.eq(Mux(pop, ring_next(q_rd), q_rd)),
-            head_next.eq(Array(q_entry_next)[q_rd_next]),
-        ]
-        m.d.sync += [q_rd.eq(q_rd_next), head.eq(head_next)]
-        with m.If(fetched):
-            m.d.sync += q_wr.eq(ring_next(q_wr))
+            later_valid = q_valid[k + 1] if k + 1 < FETCH_DEPTH else Const(0)
+            earlier_valid = q_valid[k - 1] if k else Const(1)
+            # The fetched column enters the first entry free after this cycle's pop.
+            arrives = fetched & Mux(pop, q_valid[k] & ~later_valid, ~q_valid[k] & earlier_valid)
+            fields = [q_valid[k], q_eot[k], q_start[k], q_count[k], q_event[k]]
+            with m.If(arrives):
+                m.d.sync += [dst.eq(src) for dst, src in
+                             zip(fields, [1, fetched_eot, ptr_start, ptr_count, ptr_event])]
+            with m.Elif(pop):
+                if k + 1 < FETCH_DEPTH:
+                    m.d.sync += [dst.eq(src) for dst, src in
+                                 zip(fields, [q_valid[k + 1], q_eot[k + 1], q_start[k + 1],
+                                              q_count[k + 1], q_event[k + 1]])]
+                else:
+                    m.d.sync += q_valid[k].eq(0)
         in_fetch_next = Signal.like(in_fetch)
         m.d.comb += in_fetch_next.eq(in_fetch + taken - pop)
-        m.d.sync += [
-            in_fetch.eq(in_fetch_next), fetch_room.eq(in_fetch_next < FETCH_DEPTH),
-            q_any.eq(q_any_next),
-        ]
-        # The queue's entries are the events in flight but the one being fetched.
-        m.d.comb += q_any_next.eq(Mux(pop, in_fetch > 1, in_fetch != 0))
+        m.d.sync += [in_fetch.eq(in_fetch_next), fetch_room.eq(in_fetch_next < FETCH_DEPTH)]
 
         col_pending = Signal()  # the head's column starts this cycle
+        col_start, col_count = q_start[0], q_count[0]
         word = Signal(lay.start_bits)
         words_left = Signal(lay.count_bits)
         offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
@@ -303,32 +279,24 @@ class LayerEngine(wiring.Component):
         left_after = Signal(lay.count_bits)  # words of the current column still to issue after
         # words_left == 0, kept as a register (not a compare of the count): the head may start.
         none_left = Signal(init=1)
-        none_left_next = Signal()
         accumulating = Signal()
-        # none_left & q_any & ~head.eot, kept as a register (from their next values): the
-        # synapse address is one LUT after flip-flops (accumulating, this, the two addresses).
-        col_ready = Signal()
-        m.d.sync += col_ready.eq(Mux(accumulating, none_left_next, none_left)
-                                 & q_any_next & ~head_next.eot)
         m.d.comb += [
-            pop.eq(accumulating & none_left & q_any),
-            col_pending.eq(accumulating & col_ready),
+            pop.eq(accumulating & none_left & q_valid[0]),
+            col_pending.eq(pop & ~q_eot[0]),
         ]
         with m.If(col_pending):
             m.d.comb += [
-                issue.eq(head.words),
-                issue_addr.eq(head.start),
+                issue.eq(col_count != 0),
+                issue_addr.eq(col_start),
                 issue_offset.eq(0),
-                left_after.eq(head.left),
-                none_left_next.eq(head.last),
+                left_after.eq(Mux(col_count != 0, col_count - 1, 0)),
             ]
         with m.Else():
             m.d.comb += [
-                issue.eq(~none_left),
+                issue.eq(words_left != 0),
                 issue_addr.eq(word),
                 issue_offset.eq(offset),
-                left_after.eq(Mux(none_left, 0, words_left - 1)),
-                none_left_next.eq(~words_left[1:].any()),  # words_left <= 1
+                left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
             ]
         m.d.comb += synapses.addr.eq(issue_addr)
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
@@ -337,7 +305,7 @@ class LayerEngine(wiring.Component):
         event = Signal(max(1, lay.event_bits))
         issue_event = Signal(max(1, lay.event_bits))
         if lay.event_bits:
-            m.d.comb += issue_event.eq(Mux(col_pending, head.event, event))
+            m.d.comb += issue_event.eq(Mux(col_pending, q_event[0], event))
 
         # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
         # (codebook + accumulator reads), S3 (bank select, registered), S4 (add, write) ----------
@@ -556,13 +524,13 @@ class LayerEngine(wiring.Component):
             # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
             m.d.comb += s0_next.eq(issue)
             m.d.sync += [
-                none_left.eq(none_left_next),
+                none_left.eq(left_after == 0),
                 event.eq(issue_event),
                 word.eq(issue_addr + 1),
                 words_left.eq(left_after),
                 offset.eq(issue_offset + 1),
             ]
-            with m.If(pop & head.eot):
+            with m.If(pop & q_eot[0]):
                 m.d.sync += accumulating.eq(0)
 
         with m.Else():
