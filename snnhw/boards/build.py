@@ -221,11 +221,11 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
             echo(f"clock search, pass {len(search) + 1}: {clock.describe()}"
                  + (" (the highest the PLL makes: this pass finds the Fmax)" if not search
                     else ""))
-        used, available, fmax, tried = _run_tools(build_dir, log_dir, top, board, echo,
-                                                  clock.mhz, seeds)
+        used, available, fmax, tried, seed = _run_tools(build_dir, log_dir, top, board, echo,
+                                                        clock.mhz, seeds)
         search.append({"clock_mhz": round(clock.mhz, 6), "fmax_mhz": round(fmax, 2)})
         if len(tried) > 1:
-            search[-1]["seeds"] = [{"seed": seed, "fmax_mhz": round(f, 2)} for seed, f in tried]
+            search[-1]["seeds"] = [{"seed": s, "fmax_mhz": f} for s, f in tried]
         if fixed is not None or fmax >= clock.mhz:
             break
         lower = [c for c in candidates if c.mhz <= fmax and c.mhz < clock.mhz]
@@ -249,7 +249,7 @@ def build(plan: CorePlan, board: Board, out_dir: str | os.PathLike, *,
     utilization.update(_clock_json(clock))
     utilization["fmax_mhz"] = round(fmax, 2)
     utilization["timing_met"] = fmax >= clock.mhz
-    utilization["seed"] = max(tried, key=lambda t: t[1])[0]  # nextpnr's placement seed
+    utilization["seed"] = seed  # nextpnr's placement seed
     if "seeds" in search[-1]:
         utilization["seeds"] = search[-1]["seeds"]
     if fixed is None:
@@ -309,9 +309,9 @@ def _clock_json(clock: Clock) -> dict:
 
 def _run_tools(build_dir: Path, log_dir: Path, top: str, board: Board,
                echo: Callable[[str], None], clock_mhz: float, seeds: int = 1
-               ) -> tuple[dict, dict, float, list[tuple[int, float]]]:
-    """Run the plan's commands in ``build_dir``; return nextpnr's used, available and Fmax, and
-    the placement seeds tried with their Fmax.
+               ) -> tuple[dict, dict, float, list[tuple[int, float]], int]:
+    """Run the plan's commands in ``build_dir``; return nextpnr's used, available and Fmax, the
+    placement seeds tried with their Fmax, and the seed kept.
 
     Place and route runs with seed 1 (nextpnr's default), and while the best Fmax so far misses
     ``clock_mhz`` by less than :data:`SEED_MARGIN`, with seeds 2, 3 ... up to ``seeds``; the
@@ -324,6 +324,7 @@ def _run_tools(build_dir: Path, log_dir: Path, top: str, board: Board,
         echo(f"  skipped {' '.join(skipped)} (not part of the open toolchain on PyPI)")
     report = build_dir / f"{top}.report.json"
     tried: list[tuple[int, float]] = []
+    best_seed = 1
     for number, argv in enumerate(runnable, 1):
         tool = argv[0]
         log = log_dir / f"{number}-{tool}.log"
@@ -348,15 +349,14 @@ def _run_tools(build_dir: Path, log_dir: Path, top: str, board: Board,
             tried.append((seed, round(parse_nextpnr_report(report, board.fpga.family)[2], 2)))
             if seeds > 1:
                 echo(f"  seed {seed}: Fmax {tried[-1][1]:.1f} MHz (clock {clock_mhz:g})")
-            best = max(fmax for _, fmax in tried)
+            best_seed, best = max(tried, key=lambda t: t[1])
             if best >= clock_mhz or best < clock_mhz * (1 - SEED_MARGIN):
                 break
-        best_seed = max(tried, key=lambda t: t[1])[0]
         if best_seed != tried[-1][0]:
             log.rename(log_dir / "seeds" / f"seed{tried[-1][0]}-{log.name}")
             run(best_seed)  # nextpnr is deterministic for a seed: the best placement again
     used, available, fmax = parse_nextpnr_report(report, board.fpga.family)
-    return used, available, fmax, tried
+    return used, available, fmax, tried, best_seed
 
 
 def parse_nextpnr_report(path: Path, family: Family) -> tuple[dict, dict, float]:
