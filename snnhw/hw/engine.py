@@ -267,7 +267,10 @@ class LayerEngine(wiring.Component):
              for k in range(FETCH_DEPTH)]
         head = q[0]
         head_start_next = Signal.like(ptr_start)  # the head's start in the next cycle
-        pop = Signal()  # the head leaves: its column starts, or its eot closes the timestep
+        # The head leaves: its column starts, or its eot closes the timestep. A register (from
+        # the next cycle's accumulating, none_left and head valid): the queue's enables and the
+        # issue start at a flip-flop.
+        pop = Signal()
         for k in range(FETCH_DEPTH):
             later_valid = q[k + 1]["valid"] if k + 1 < FETCH_DEPTH else Const(0)
             earlier_valid = q[k - 1]["valid"] if k else Const(1)
@@ -299,15 +302,13 @@ class LayerEngine(wiring.Component):
         issue = Signal()  # a synapse word is read this cycle
         issue_offset = Signal.like(offset)
         accumulating = Signal()
+        accumulating_next = Signal()
         m.d.comb += [
-            pop.eq(accumulating & none_left & head["valid"]),
             col_pending.eq(pop & ~head["eot"]),
             synapses.addr.eq(word),
             # After this cycle: none left unless a column of two or more words starts, or one
             # goes on after its next-to-last word.
-            none_left_next.eq(Mux(none_left,
-                                  ~(accumulating & head["valid"] & ~head["eot"] & ~head["single"]),
-                                  one_left)),
+            none_left_next.eq(Mux(none_left, ~(pop & ~head["eot"] & ~head["single"]), one_left)),
         ]
         with m.If(col_pending):
             m.d.comb += [issue.eq(head["some"]), issue_offset.eq(0)]
@@ -315,7 +316,10 @@ class LayerEngine(wiring.Component):
             m.d.comb += [issue.eq(~none_left), issue_offset.eq(offset)]
         # Between columns ``word`` follows the head (which fills also while not accumulating).
         m.d.sync += [none_left.eq(none_left_next),
-                     word.eq(Mux(none_left_next, head_start_next, word + 1))]
+                     word.eq(Mux(none_left_next, head_start_next, word + 1)),
+                     accumulating.eq(accumulating_next),
+                     pop.eq(accumulating_next & none_left_next &
+                            (f_valid | Mux(pop, q[1]["valid"], head["valid"])))]
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
         # each word of its column to the slot decode in S1.
         # At least one bit: a zero-width signal is written as a [-1:0] vector, which lint refuses.
@@ -531,11 +535,13 @@ class LayerEngine(wiring.Component):
         # Three states, CLEAR (``clearing``), ACCUMULATE (``accumulating``) and DRAIN (neither),
         # kept in those two flip-flops rather than a binary-encoded FSM: the state's decode would
         # add LUT levels in front of the handoff (the example's critical path at P = 2 and 4).
+        m.d.comb += accumulating_next.eq(accumulating)
         with m.If(clearing):
             # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == depth - 1):
-                m.d.sync += [clearing.eq(0), accumulating.eq(1)]
+                m.d.sync += clearing.eq(0)
+                m.d.comb += accumulating_next.eq(1)
 
         with m.Elif(accumulating):
             # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
@@ -546,7 +552,7 @@ class LayerEngine(wiring.Component):
             with m.Elif(~none_left):
                 m.d.sync += [words_left.eq(words_left - 1), one_left.eq(words_left == 2)]
             with m.If(pop & head["eot"]):
-                m.d.sync += accumulating.eq(0)
+                m.d.comb += accumulating_next.eq(0)
 
         with m.Else():
             # The last words are still in S0..S4; the sweep reads what they write. Once S0
@@ -556,10 +562,11 @@ class LayerEngine(wiring.Component):
             # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
             with m.If(pipe_empty & sweep_free):
                 m.d.sync += [
-                    acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
+                    acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
                     sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                     sweep_pos.eq(0),
                 ]
+                m.d.comb += accumulating_next.eq(1)
                 if group > 1:
                     m.d.sync += sweep_base.eq(0)
         return m
