@@ -8,6 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from ..hw import Core
+from ..hw.engine import FETCH_DEPTH
 from ..plan import CorePlan
 from ..plan.cycles import spike_cycles, sweep_overhead
 from .streams import EventSource
@@ -24,7 +25,9 @@ ACCUMULATE_OVERHEAD = 5
 def startup_cycles(plan: CorePlan) -> int:
     """Cycles a one-layer sample takes beyond the sum of its per-timestep bounds.
 
-    Clearing the memories (one word a cycle, at least 2); one sweep of pipeline fill (the
+    Clearing the memories (one word a cycle), or the first column's fetch where it takes longer
+    (the pointer read, its register and the column queue: ``FETCH_DEPTH - 1`` cycles); one
+    sweep of pipeline fill (the
     accumulation of timestep t+1 overlaps the sweep of t, so a sample of T timesteps is T
     accumulations and T sweeps in a two-stage pipeline, which the sum of per-timestep maxima
     undercounts by at most one stage, and the sweep stage is always neurons + the layer's
@@ -32,7 +35,7 @@ def startup_cycles(plan: CorePlan) -> int:
     ``done`` (the register in front of the output queue, and ``done`` after the ``eot`` leaves).
     """
     layer = plan.layers[0]
-    return max(2, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 2
+    return max(FETCH_DEPTH - 1, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 2
 
 
 class CycleBound(wiring.Component):

@@ -30,8 +30,9 @@ NO_COLLISION = "snnhw_no_collision"
 NEURON_UNITS = {"lif": LIFUnit}
 
 #: Events a layer engine holds between accepting them and starting their columns: the pointer
-#: read and the column queue (two would leave a bubble after each one-word column).
-FETCH_DEPTH = 3
+#: read, its register and the column queue (three would leave a bubble after each one-word
+#: column).
+FETCH_DEPTH = 4
 
 
 def no_collision_memory(m: Module, name: str, shape, depth: int,
@@ -210,15 +211,17 @@ class LayerEngine(wiring.Component):
 
         # -- fetch: event -> pointer -> column queue -> one synapse word per cycle -----------
         # An accepted event's pointer is read (pointer memory, or the implicit layout's constant
-        # stride, into a register) and its column enters a short queue of registers a cycle
-        # later; the columns are issued from the queue's head. So the synapse address and
-        # ``i.ready`` (a register: room for one more event) depend on flip-flops only, never on
-        # the pointer memory's output. The queue takes events also while the layer drains or
-        # clears, so the next timestep's first column is at the head when its accumulation
-        # starts; with room for FETCH_DEPTH events in flight, one-word columns stream back to
-        # back.
+        # stride) into a register, F; a cycle later its column enters a short queue of
+        # registers, with the facts the issue needs about its count (computed from F, not from
+        # the memory's output); the columns are issued from the queue's head. The synapse
+        # address is a register (``word``: the current column's next word, or, between
+        # columns, the head's start), and ``i.ready`` a register (room for one more event), so
+        # no memory output and no issue decision lies on either. The queue takes events also
+        # while the layer drains or clears, so the next timestep's first column is at the head
+        # when its accumulation starts; with room for FETCH_DEPTH events in flight, one-word
+        # columns stream back to back.
         taken = Signal()  # an event accepted this cycle
-        fetched, fetched_eot = Signal(), Signal()  # its pointer is read: in the queue next cycle
+        fetched, fetched_eot = Signal(), Signal()  # its pointer is read: in F next cycle
         in_fetch = Signal(range(FETCH_DEPTH + 1))  # events accepted and not yet issued
         fetch_room = Signal(init=1)  # in_fetch < FETCH_DEPTH, kept as a register: i.ready
         m.d.comb += [taken.eq(self.i.valid & fetch_room), self.i.ready.eq(fetch_room)]
@@ -241,71 +244,89 @@ class LayerEngine(wiring.Component):
         else:
             m.d.sync += ptr_start.eq(self.i.payload.addr * lay.bank_depth)
             m.d.comb += ptr_count.eq(lay.bank_depth)
-        # The column queue: entry 0 is the head; valid entries are a prefix.
-        q_valid = [Signal(name=f"q{k}_valid") for k in range(FETCH_DEPTH)]
-        q_eot = [Signal(name=f"q{k}_eot") for k in range(FETCH_DEPTH)]
-        q_start = [Signal.like(ptr_start, name=f"q{k}_start") for k in range(FETCH_DEPTH)]
-        q_count = [Signal.like(ptr_count, name=f"q{k}_count") for k in range(FETCH_DEPTH)]
-        q_event = [Signal.like(ptr_event, name=f"q{k}_event") for k in range(FETCH_DEPTH)]
-        pop = Signal()  # the head leaves: its column starts, or its eot closes the timestep
+        # F: the pointer, registered.
+        f_valid, f_eot = Signal(), Signal()
+        f_start, f_count, f_event = Signal.like(ptr_start), Signal.like(ptr_count), \
+            Signal.like(ptr_event)
+        m.d.sync += [f_valid.eq(fetched), f_eot.eq(fetched_eot), f_start.eq(ptr_start),
+                     f_count.eq(ptr_count), f_event.eq(ptr_event)]
+        # The column queue: entry 0 is the head; valid entries are a prefix. Each entry has its
+        # column's start and, for its count c, the words after the first (``left``, c - 1 or 0)
+        # and the flags c != 0 (``some``), c <= 1 (``single``) and c == 2 (``pair``).
+        f_entry = {"valid": Const(1), "eot": f_eot, "start": f_start,
+                   "left": Mux(f_count != 0, f_count - 1, 0), "some": f_count != 0,
+                   "single": ~f_count[1:].any(), "event": f_event,
+                   # (compares a 1-bit count cannot pass: Verilator's lint refuses them)
+                   "pair": f_count == 2 if len(f_count) > 1 else Const(0)}
+        q = [{"valid": Signal(name=f"q{k}_valid"), "eot": Signal(name=f"q{k}_eot"),
+              "start": Signal.like(ptr_start, name=f"q{k}_start"),
+              "left": Signal.like(ptr_count, name=f"q{k}_left"),
+              "some": Signal(name=f"q{k}_some"), "single": Signal(name=f"q{k}_single"),
+              "pair": Signal(name=f"q{k}_pair"),
+              "event": Signal.like(ptr_event, name=f"q{k}_event")}
+             for k in range(FETCH_DEPTH)]
+        head = q[0]
+        head_start_next = Signal.like(ptr_start)  # the head's start in the next cycle
+        # The head leaves: its column starts, or its eot closes the timestep. A register (from
+        # the next cycle's accumulating, none_left and head valid): the queue's enables and the
+        # issue start at a flip-flop.
+        pop = Signal()
         for k in range(FETCH_DEPTH):
-            later_valid = q_valid[k + 1] if k + 1 < FETCH_DEPTH else Const(0)
-            earlier_valid = q_valid[k - 1] if k else Const(1)
-            # The fetched column enters the first entry free after this cycle's pop.
-            arrives = fetched & Mux(pop, q_valid[k] & ~later_valid, ~q_valid[k] & earlier_valid)
-            fields = [q_valid[k], q_eot[k], q_start[k], q_count[k], q_event[k]]
+            later_valid = q[k + 1]["valid"] if k + 1 < FETCH_DEPTH else Const(0)
+            earlier_valid = q[k - 1]["valid"] if k else Const(1)
+            # The column in F enters the first entry free after this cycle's pop.
+            arrives = f_valid & Mux(pop, q[k]["valid"] & ~later_valid,
+                                    ~q[k]["valid"] & earlier_valid)
+            after_pop = q[k + 1] if k + 1 < FETCH_DEPTH else {"valid": Const(0)}
             with m.If(arrives):
-                m.d.sync += [dst.eq(src) for dst, src in
-                             zip(fields, [1, fetched_eot, ptr_start, ptr_count, ptr_event])]
+                m.d.sync += [q[k][key].eq(f_entry[key]) for key in q[k]]
             with m.Elif(pop):
-                if k + 1 < FETCH_DEPTH:
-                    m.d.sync += [dst.eq(src) for dst, src in
-                                 zip(fields, [q_valid[k + 1], q_eot[k + 1], q_start[k + 1],
-                                              q_count[k + 1], q_event[k + 1]])]
-                else:
-                    m.d.sync += q_valid[k].eq(0)
+                m.d.sync += [q[k][key].eq(after_pop[key]) for key in after_pop]
+            if k == 0:
+                m.d.comb += head_start_next.eq(
+                    Mux(arrives, f_start, Mux(pop, q[1]["start"], head["start"])))
         in_fetch_next = Signal.like(in_fetch)
         m.d.comb += in_fetch_next.eq(in_fetch + taken - pop)
         m.d.sync += [in_fetch.eq(in_fetch_next), fetch_room.eq(in_fetch_next < FETCH_DEPTH)]
 
+        # The current column: ``word`` is the address read when a word issues (the head's start
+        # when no word of the current column is left), ``words_left`` the words still to issue.
+        # Its compares are kept as registers: ``none_left`` (0 left: the head may start) and
+        # ``one_left``.
         col_pending = Signal()  # the head's column starts this cycle
-        col_start, col_count = q_start[0], q_count[0]
         word = Signal(lay.start_bits)
         words_left = Signal(lay.count_bits)
+        none_left, one_left = Signal(init=1), Signal()
+        none_left_next = Signal()
         offset = Signal(range(max(2, lay.bank_depth + 1)))  # word index within the column
         issue = Signal()  # a synapse word is read this cycle
-        issue_addr = Signal(lay.start_bits)
         issue_offset = Signal.like(offset)
-        left_after = Signal(lay.count_bits)  # words of the current column still to issue after
-        # words_left == 0, kept as a register (not a compare of the count): the head may start.
-        none_left = Signal(init=1)
         accumulating = Signal()
+        accumulating_next = Signal()
         m.d.comb += [
-            pop.eq(accumulating & none_left & q_valid[0]),
-            col_pending.eq(pop & ~q_eot[0]),
+            col_pending.eq(pop & ~head["eot"]),
+            synapses.addr.eq(word),
+            # After this cycle: none left unless a column of two or more words starts, or one
+            # goes on after its next-to-last word.
+            none_left_next.eq(Mux(none_left, ~(pop & ~head["eot"] & ~head["single"]), one_left)),
         ]
         with m.If(col_pending):
-            m.d.comb += [
-                issue.eq(col_count != 0),
-                issue_addr.eq(col_start),
-                issue_offset.eq(0),
-                left_after.eq(Mux(col_count != 0, col_count - 1, 0)),
-            ]
+            m.d.comb += [issue.eq(head["some"]), issue_offset.eq(0)]
         with m.Else():
-            m.d.comb += [
-                issue.eq(words_left != 0),
-                issue_addr.eq(word),
-                issue_offset.eq(offset),
-                left_after.eq(Mux(words_left != 0, words_left - 1, 0)),
-            ]
-        m.d.comb += synapses.addr.eq(issue_addr)
+            m.d.comb += [issue.eq(~none_left), issue_offset.eq(offset)]
+        # Between columns ``word`` follows the head (which fills also while not accumulating).
+        m.d.sync += [none_left.eq(none_left_next),
+                     word.eq(Mux(none_left_next, head_start_next, word + 1)),
+                     accumulating.eq(accumulating_next),
+                     pop.eq(accumulating_next & none_left_next &
+                            (f_valid | Mux(pop, q[1]["valid"], head["valid"])))]
         # Kernel layout: the event's fields (pointer bits after start and count) travel with
         # each word of its column to the slot decode in S1.
         # At least one bit: a zero-width signal is written as a [-1:0] vector, which lint refuses.
         event = Signal(max(1, lay.event_bits))
         issue_event = Signal(max(1, lay.event_bits))
         if lay.event_bits:
-            m.d.comb += issue_event.eq(Mux(col_pending, q_event[0], event))
+            m.d.comb += issue_event.eq(Mux(col_pending, head["event"], event))
 
         # -- accumulate pipeline: S0 (the synapse word, registered), S1 (slot decode), S2
         # (codebook + accumulator reads), S3 (bank select, registered), S4 (add, write) ----------
@@ -514,24 +535,24 @@ class LayerEngine(wiring.Component):
         # Three states, CLEAR (``clearing``), ACCUMULATE (``accumulating``) and DRAIN (neither),
         # kept in those two flip-flops rather than a binary-encoded FSM: the state's decode would
         # add LUT levels in front of the handoff (the example's critical path at P = 2 and 4).
+        m.d.comb += accumulating_next.eq(accumulating)
         with m.If(clearing):
             # Zero both accumulator banks (a new sample starts from V = 0: ``fresh``).
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == depth - 1):
-                m.d.sync += [clearing.eq(0), accumulating.eq(1)]
+                m.d.sync += clearing.eq(0)
+                m.d.comb += accumulating_next.eq(1)
 
         with m.Elif(accumulating):
             # Timestep t+1 into bank acc_bank, while the sweep of t may still run.
             m.d.comb += s0_next.eq(issue)
-            m.d.sync += [
-                none_left.eq(left_after == 0),
-                event.eq(issue_event),
-                word.eq(issue_addr + 1),
-                words_left.eq(left_after),
-                offset.eq(issue_offset + 1),
-            ]
-            with m.If(pop & q_eot[0]):
-                m.d.sync += accumulating.eq(0)
+            m.d.sync += [event.eq(issue_event), offset.eq(issue_offset + 1)]
+            with m.If(col_pending):
+                m.d.sync += [words_left.eq(head["left"]), one_left.eq(head["pair"])]
+            with m.Elif(~none_left):
+                m.d.sync += [words_left.eq(words_left - 1), one_left.eq(words_left == 2)]
+            with m.If(pop & head["eot"]):
+                m.d.comb += accumulating_next.eq(0)
 
         with m.Else():
             # The last words are still in S0..S4; the sweep reads what they write. Once S0
@@ -541,10 +562,11 @@ class LayerEngine(wiring.Component):
             # acc_bank, which flips after it), and the sweep's first read comes a cycle later.
             with m.If(pipe_empty & sweep_free):
                 m.d.sync += [
-                    acc_bank.eq(~acc_bank), accumulating.eq(1), sweeping.eq(1), swept.eq(0),
+                    acc_bank.eq(~acc_bank), sweeping.eq(1), swept.eq(0),
                     sweep_lane.eq(0), sweep_addr.eq(0), sweep_neuron.eq(0),
                     sweep_pos.eq(0),
                 ]
+                m.d.comb += accumulating_next.eq(1)
                 if group > 1:
                     m.d.sync += sweep_base.eq(0)
         return m
