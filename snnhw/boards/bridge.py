@@ -123,6 +123,11 @@ class Bridge(wiring.Component):
         bad_input, overrun, framing, not_loaded = Signal(), Signal(), Signal(), Signal()
         status = Cat(bad_input, overrun, framing, not_loaded)
         index = Signal(range(outputs + 1))  # clear / argmax / send sweeps over the outputs
+        # The states clear `index` (`index_clear`) or step it (`index_step`) and read its
+        # compares as flip-flops updated with it: `index_last` (== outputs - 1) and `index_end`
+        # (== outputs). Compares of `index` into its own enable were the iCE40's critical path.
+        index_clear, index_step = Signal(), Signal()
+        index_last, index_end = Signal(), Signal()
         best = Signal(COUNT_BITS)
         pred = Signal.like(self.pred)
         read = Signal()  # count_rd.data holds the count of output `read_index`
@@ -256,7 +261,7 @@ class Bridge(wiring.Component):
                     fsm.goto(then)
 
         with fsm.state("IDLE"):
-            m.d.comb += rx_take.eq(1)
+            m.d.comb += [rx_take.eq(1), index_clear.eq(1)]
             m.d.sync += silence.eq(0)
             with m.If(rx_valid & rx_is[protocol.CMD_SAMPLE]):
                 m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
@@ -267,8 +272,7 @@ class Bridge(wiring.Component):
                     m.d.comb += features.begin.eq(1)
                     m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
                                  not_loaded.eq(~self.loaded), encoding.eq(1),
-                                 steps.eq(self.network.timesteps), index.eq(0),
-                                 features_left.eq(inputs)]
+                                 steps.eq(self.network.timesteps), features_left.eq(inputs)]
                     fsm.goto("CLEAR")
             with m.Elif(rx_valid & rx_is[protocol.CMD_IDENTIFY]):
                 fsm.goto("IDENTIFY")
@@ -321,16 +325,17 @@ class Bridge(wiring.Component):
             fsm.goto("STEPS_HIGH")
 
         with receive("STEPS_HIGH") as byte:
-            m.d.sync += [steps.eq(Cat(low, byte)), index.eq(0)]
+            m.d.sync += steps.eq(Cat(low, byte))
             fsm.goto("CLEAR")
 
         with fsm.state("CLEAR"):
-            m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1)]
-            m.d.sync += index.eq(index + 1)
-            with m.If(index == outputs - 1):
+            m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1),
+                         index_step.eq(1)]
+            with m.If(index_last):
                 fsm.goto("START")
 
         with fsm.state("START"):
+            m.d.comb += index_clear.eq(1)  # for the argmax
             m.d.sync += self.start.eq(1)
             with m.If(steps_zero):
                 fsm.goto("WAIT")
@@ -374,19 +379,22 @@ class Bridge(wiring.Component):
 
         with fsm.state("WAIT"):
             with m.If(self.done & ~pending):
-                m.d.sync += [index.eq(0), best.eq(0), pred.eq(0)]
+                m.d.sync += [best.eq(0), pred.eq(0)]
                 fsm.goto("ARGMAX")
 
         with fsm.state("ARGMAX"):
-            with m.If((index != outputs) & ~read):
-                m.d.comb += count_rd.addr.eq(index)
-                m.d.sync += [read.eq(1), read_index.eq(index), index.eq(index + 1)]
-            with m.Elif((index == outputs) & ~read & ~compare & ~greater):
+            # The address needs no condition: the data is taken only when `read` follows.
+            m.d.comb += count_rd.addr.eq(index)
+            with m.If(~index_end & ~read):
+                m.d.comb += index_step.eq(1)
+                m.d.sync += [read.eq(1), read_index.eq(index)]
+            with m.Elif(index_end & ~read & ~compare & ~greater):
                 fsm.goto("RESULT")
 
         with fsm.state("RESULT"):
             fill(Cat(Const(protocol.RESP_RESULT, 8), status), 2)
-            m.d.sync += [index.eq(0), self.pred.eq(pred)]
+            m.d.comb += index_clear.eq(1)
+            m.d.sync += self.pred.eq(pred)
             fsm.goto("SEND_HEAD")
 
         send("SEND_HEAD", "READ_COUNT")
@@ -397,13 +405,13 @@ class Bridge(wiring.Component):
 
         with fsm.state("LOAD_COUNT"):
             fill(count_rd.data, 2)
-            m.d.sync += index.eq(index + 1)
+            m.d.comb += index_step.eq(1)
             fsm.goto("SEND_COUNT")
 
         send("SEND_COUNT", "NEXT_COUNT")
 
         with fsm.state("NEXT_COUNT"):
-            with m.If(index == outputs):
+            with m.If(index_end):
                 fsm.goto("TAIL")
             with m.Else():
                 fsm.goto("READ_COUNT")
@@ -419,6 +427,11 @@ class Bridge(wiring.Component):
             m.d.sync += [self.start.eq(1), self.timesteps.eq(0)]
             fsm.goto("IDLE")
 
+        with m.If(index_clear):
+            m.d.sync += [index.eq(0), index_last.eq(outputs == 1), index_end.eq(0)]
+        with m.Elif(index_step):
+            m.d.sync += [index.eq(index + 1), index_end.eq(index_last),
+                         index_last.eq(index == outputs - 2 if outputs > 1 else 0)]
         with m.If(Cat(sends).any() & self.tx.ready):
             m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
         with m.If(Cat(bit for bit, _, _ in fills).any()):
