@@ -148,6 +148,7 @@ class Bridge(wiring.Component):
         load_first, load_last = Signal(), Signal()
         m.d.sync += load_last.eq(load_left == 1)
         left = Signal(range(max(len(word) // 8, identity_size) + 1))  # bytes still to send
+        left_one = Signal()  # `left` == 1 as a flip-flop set with `left`: the send states' exit
         # Cycles without a byte; its compare with the timeout is registered (`silent`), so the
         # count runs one past the timeout before the command is abandoned. A byte taken in the
         # cycle the count reaches the timeout clears it (only a receiving state counts).
@@ -257,7 +258,7 @@ class Bridge(wiring.Component):
             sends.append(fsm[state])
             with fsm.state(state):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(payload)]
-                with m.If(self.tx.ready & (left == 1)):
+                with m.If(self.tx.ready & left_one):
                     fsm.goto(then)
 
         with fsm.state("IDLE"):
@@ -433,8 +434,9 @@ class Bridge(wiring.Component):
             m.d.sync += [index.eq(index + 1), index_end.eq(index_last),
                          index_last.eq(index == outputs - 2 if outputs > 1 else 0)]
         with m.If(Cat(sends).any() & self.tx.ready):
-            m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
+            m.d.sync += [word.eq(word >> 8), left.eq(left - 1), left_one.eq(left == 2)]
         with m.If(Cat(bit for bit, _, _ in fills).any()):
             m.d.sync += [word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
-                         left.eq(one_hot_select((bit, size) for bit, _, size in fills))]
+                         left.eq(one_hot_select((bit, size) for bit, _, size in fills)),
+                         left_one.eq(one_hot_select((bit, size == 1) for bit, _, size in fills))]
         return m
