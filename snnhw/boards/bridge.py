@@ -135,6 +135,8 @@ class Bridge(wiring.Component):
         compare = Signal()  # `count` holds the count of output `compared`
         compared = Signal.like(index)
         count = Signal(COUNT_BITS)
+        decide = Signal()  # the compare's halves below hold `count` against `best`
+        above_high, equal_high, above_low = Signal(), Signal(), Signal()
         greater = Signal()  # `count` > `best`, registered: take `count` as the best
         # Bytes to send, LSB first: the widest reply but the identity (pred and cycles), which
         # is sent from constants by byte number instead (a 19-byte shift register costs more).
@@ -190,11 +192,17 @@ class Bridge(wiring.Component):
                          count_wr.en.eq(1)]
         m.d.comb += count_rd.addr.eq(self.spikes.payload.addr)  # sweeps below override this
 
-        # -- argmax: compare the count read two cycles before (from a register, not the RAM),
-        # and take it as the best a cycle later: the 16-bit compare does not drive the best's
-        # enables (the iCE40's critical path). A read every other cycle, so each compare sees
-        # the best that the one before it chose.
-        m.d.sync += [read.eq(0), compare.eq(read), greater.eq(compare & (count > best))]
+        # -- argmax: compare the count read two cycles before (from a register, not the RAM)
+        # by halves, combine the halves a cycle later, and take the count as the best a cycle
+        # after that: the 16-bit compare drives neither the best's enables (the iCE40's
+        # critical path) nor, whole, one register (five LUTs). A read every third cycle, so
+        # each compare sees the best that the one before it chose.
+        half = COUNT_BITS // 2
+        m.d.sync += [read.eq(0), compare.eq(read), decide.eq(compare),
+                     above_high.eq(count[half:] > best[half:]),
+                     equal_high.eq(count[half:] == best[half:]),
+                     above_low.eq(count[:half] > best[:half]),
+                     greater.eq(decide & (above_high | equal_high & above_low))]
         with m.If(read):
             m.d.sync += [compared.eq(read_index), count.eq(count_rd.data)]
         with m.If(greater):
@@ -386,10 +394,10 @@ class Bridge(wiring.Component):
         with fsm.state("ARGMAX"):
             # The address needs no condition: the data is taken only when `read` follows.
             m.d.comb += count_rd.addr.eq(index)
-            with m.If(~index_end & ~read):
+            with m.If(~index_end & ~read & ~compare):
                 m.d.comb += index_step.eq(1)
                 m.d.sync += [read.eq(1), read_index.eq(index)]
-            with m.Elif(index_end & ~read & ~compare & ~greater):
+            with m.Elif(index_end & ~Cat(read, compare, decide, greater).any()):
                 fsm.goto("RESULT")
 
         with fsm.state("RESULT"):
