@@ -255,7 +255,11 @@ class Bridge(wiring.Component):
         # LOAD_COUNT, TAIL) and shifted by the send states; their next value is an AND-OR of
         # those states' bits (assigned after the state machine), not a multiplexer per state.
         fills = []  # (the state's bit, word, left)
-        sends = []  # the send states' bits
+        # In a send state, as one flip-flop: each fill state goes to its send state, and each
+        # send state leaves on the last byte. The OR of five state bits into the enables of
+        # `word` and `left` (55 flip-flops, through a global buffer) was the path after the
+        # argmax's.
+        sending = Signal()
 
         def fill(value, size):
             """The current state loads ``value`` into ``word``, to send its ``size`` low bytes."""
@@ -263,7 +267,6 @@ class Bridge(wiring.Component):
 
         def send(state, then, payload=word[:8]):
             """A state that sends ``left`` bytes: the low bytes of ``word``, or ``payload``."""
-            sends.append(fsm[state])
             with fsm.state(state):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(payload)]
                 with m.If(self.tx.ready & left_one):
@@ -441,10 +444,13 @@ class Bridge(wiring.Component):
         with m.Elif(index_step):
             m.d.sync += [index.eq(index + 1), index_end.eq(index_last),
                          index_last.eq(index == outputs - 2 if outputs > 1 else 0)]
-        with m.If(Cat(sends).any() & self.tx.ready):
+        with m.If(sending & self.tx.ready):
             m.d.sync += [word.eq(word >> 8), left.eq(left - 1), left_one.eq(left == 2)]
+            with m.If(left_one):
+                m.d.sync += sending.eq(0)
         with m.If(Cat(bit for bit, _, _ in fills).any()):
-            m.d.sync += [word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
+            m.d.sync += [sending.eq(1),
+                         word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
                          left.eq(one_hot_select((bit, size) for bit, _, size in fills)),
                          left_one.eq(one_hot_select((bit, size == 1) for bit, _, size in fills))]
         return m
