@@ -123,6 +123,11 @@ class Bridge(wiring.Component):
         bad_input, overrun, framing, not_loaded = Signal(), Signal(), Signal(), Signal()
         status = Cat(bad_input, overrun, framing, not_loaded)
         index = Signal(range(outputs + 1))  # clear / argmax / send sweeps over the outputs
+        # The states clear `index` (`index_clear`) or step it (`index_step`) and read its
+        # compares as flip-flops updated with it: `index_last` (== outputs - 1) and `index_end`
+        # (== outputs). Compares of `index` into its own enable were the iCE40's critical path.
+        index_clear, index_step = Signal(), Signal()
+        index_last, index_end = Signal(), Signal()
         best = Signal(COUNT_BITS)
         pred = Signal.like(self.pred)
         read = Signal()  # count_rd.data holds the count of output `read_index`
@@ -130,6 +135,8 @@ class Bridge(wiring.Component):
         compare = Signal()  # `count` holds the count of output `compared`
         compared = Signal.like(index)
         count = Signal(COUNT_BITS)
+        decide = Signal()  # the compare's halves below hold `count` against `best`
+        above_high, equal_high, above_low = Signal(), Signal(), Signal()
         greater = Signal()  # `count` > `best`, registered: take `count` as the best
         # Bytes to send, LSB first: the widest reply but the identity (pred and cycles), which
         # is sent from constants by byte number instead (a 19-byte shift register costs more).
@@ -143,6 +150,7 @@ class Bridge(wiring.Component):
         load_first, load_last = Signal(), Signal()
         m.d.sync += load_last.eq(load_left == 1)
         left = Signal(range(max(len(word) // 8, identity_size) + 1))  # bytes still to send
+        left_one = Signal()  # `left` == 1 as a flip-flop set with `left`: the send states' exit
         # Cycles without a byte; its compare with the timeout is registered (`silent`), so the
         # count runs one past the timeout before the command is abandoned. A byte taken in the
         # cycle the count reaches the timeout clears it (only a receiving state counts).
@@ -184,11 +192,17 @@ class Bridge(wiring.Component):
                          count_wr.en.eq(1)]
         m.d.comb += count_rd.addr.eq(self.spikes.payload.addr)  # sweeps below override this
 
-        # -- argmax: compare the count read two cycles before (from a register, not the RAM),
-        # and take it as the best a cycle later: the 16-bit compare does not drive the best's
-        # enables (the iCE40's critical path). A read every other cycle, so each compare sees
-        # the best that the one before it chose.
-        m.d.sync += [read.eq(0), compare.eq(read), greater.eq(compare & (count > best))]
+        # -- argmax: compare the count read two cycles before (from a register, not the RAM)
+        # by halves, combine the halves a cycle later, and take the count as the best a cycle
+        # after that: the 16-bit compare drives neither the best's enables (the iCE40's
+        # critical path) nor, whole, one register (five LUTs). A read every third cycle, so
+        # each compare sees the best that the one before it chose.
+        half = COUNT_BITS // 2
+        m.d.sync += [read.eq(0), compare.eq(read), decide.eq(compare),
+                     above_high.eq(count[half:] > best[half:]),
+                     equal_high.eq(count[half:] == best[half:]),
+                     above_low.eq(count[:half] > best[:half]),
+                     greater.eq(decide & (above_high | equal_high & above_low))]
         with m.If(read):
             m.d.sync += [compared.eq(read_index), count.eq(count_rd.data)]
         with m.If(greater):
@@ -241,7 +255,11 @@ class Bridge(wiring.Component):
         # LOAD_COUNT, TAIL) and shifted by the send states; their next value is an AND-OR of
         # those states' bits (assigned after the state machine), not a multiplexer per state.
         fills = []  # (the state's bit, word, left)
-        sends = []  # the send states' bits
+        # In a send state, as one flip-flop: each fill state goes to its send state, and each
+        # send state leaves on the last byte. The OR of five state bits into the enables of
+        # `word` and `left` (55 flip-flops, through a global buffer) was the path after the
+        # argmax's.
+        sending = Signal()
 
         def fill(value, size):
             """The current state loads ``value`` into ``word``, to send its ``size`` low bytes."""
@@ -249,14 +267,13 @@ class Bridge(wiring.Component):
 
         def send(state, then, payload=word[:8]):
             """A state that sends ``left`` bytes: the low bytes of ``word``, or ``payload``."""
-            sends.append(fsm[state])
             with fsm.state(state):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(payload)]
-                with m.If(self.tx.ready & (left == 1)):
+                with m.If(self.tx.ready & left_one):
                     fsm.goto(then)
 
         with fsm.state("IDLE"):
-            m.d.comb += rx_take.eq(1)
+            m.d.comb += [rx_take.eq(1), index_clear.eq(1)]
             m.d.sync += silence.eq(0)
             with m.If(rx_valid & rx_is[protocol.CMD_SAMPLE]):
                 m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
@@ -267,8 +284,7 @@ class Bridge(wiring.Component):
                     m.d.comb += features.begin.eq(1)
                     m.d.sync += [bad_input.eq(0), overrun.eq(0), framing.eq(0),
                                  not_loaded.eq(~self.loaded), encoding.eq(1),
-                                 steps.eq(self.network.timesteps), index.eq(0),
-                                 features_left.eq(inputs)]
+                                 steps.eq(self.network.timesteps), features_left.eq(inputs)]
                     fsm.goto("CLEAR")
             with m.Elif(rx_valid & rx_is[protocol.CMD_IDENTIFY]):
                 fsm.goto("IDENTIFY")
@@ -321,16 +337,17 @@ class Bridge(wiring.Component):
             fsm.goto("STEPS_HIGH")
 
         with receive("STEPS_HIGH") as byte:
-            m.d.sync += [steps.eq(Cat(low, byte)), index.eq(0)]
+            m.d.sync += steps.eq(Cat(low, byte))
             fsm.goto("CLEAR")
 
         with fsm.state("CLEAR"):
-            m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1)]
-            m.d.sync += index.eq(index + 1)
-            with m.If(index == outputs - 1):
+            m.d.comb += [count_wr.addr.eq(index), count_wr.data.eq(0), count_wr.en.eq(1),
+                         index_step.eq(1)]
+            with m.If(index_last):
                 fsm.goto("START")
 
         with fsm.state("START"):
+            m.d.comb += index_clear.eq(1)  # for the argmax
             m.d.sync += self.start.eq(1)
             with m.If(steps_zero):
                 fsm.goto("WAIT")
@@ -374,19 +391,22 @@ class Bridge(wiring.Component):
 
         with fsm.state("WAIT"):
             with m.If(self.done & ~pending):
-                m.d.sync += [index.eq(0), best.eq(0), pred.eq(0)]
+                m.d.sync += [best.eq(0), pred.eq(0)]
                 fsm.goto("ARGMAX")
 
         with fsm.state("ARGMAX"):
-            with m.If((index != outputs) & ~read):
-                m.d.comb += count_rd.addr.eq(index)
-                m.d.sync += [read.eq(1), read_index.eq(index), index.eq(index + 1)]
-            with m.Elif((index == outputs) & ~read & ~compare & ~greater):
+            # The address needs no condition: the data is taken only when `read` follows.
+            m.d.comb += count_rd.addr.eq(index)
+            with m.If(~index_end & ~read & ~compare):
+                m.d.comb += index_step.eq(1)
+                m.d.sync += [read.eq(1), read_index.eq(index)]
+            with m.Elif(index_end & ~Cat(read, compare, decide, greater).any()):
                 fsm.goto("RESULT")
 
         with fsm.state("RESULT"):
             fill(Cat(Const(protocol.RESP_RESULT, 8), status), 2)
-            m.d.sync += [index.eq(0), self.pred.eq(pred)]
+            m.d.comb += index_clear.eq(1)
+            m.d.sync += self.pred.eq(pred)
             fsm.goto("SEND_HEAD")
 
         send("SEND_HEAD", "READ_COUNT")
@@ -397,13 +417,13 @@ class Bridge(wiring.Component):
 
         with fsm.state("LOAD_COUNT"):
             fill(count_rd.data, 2)
-            m.d.sync += index.eq(index + 1)
+            m.d.comb += index_step.eq(1)
             fsm.goto("SEND_COUNT")
 
         send("SEND_COUNT", "NEXT_COUNT")
 
         with fsm.state("NEXT_COUNT"):
-            with m.If(index == outputs):
+            with m.If(index_end):
                 fsm.goto("TAIL")
             with m.Else():
                 fsm.goto("READ_COUNT")
@@ -419,9 +439,18 @@ class Bridge(wiring.Component):
             m.d.sync += [self.start.eq(1), self.timesteps.eq(0)]
             fsm.goto("IDLE")
 
-        with m.If(Cat(sends).any() & self.tx.ready):
-            m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
+        with m.If(index_clear):
+            m.d.sync += [index.eq(0), index_last.eq(outputs == 1), index_end.eq(0)]
+        with m.Elif(index_step):
+            m.d.sync += [index.eq(index + 1), index_end.eq(index_last),
+                         index_last.eq(index == outputs - 2 if outputs > 1 else 0)]
+        with m.If(sending & self.tx.ready):
+            m.d.sync += [word.eq(word >> 8), left.eq(left - 1), left_one.eq(left == 2)]
+            with m.If(left_one):
+                m.d.sync += sending.eq(0)
         with m.If(Cat(bit for bit, _, _ in fills).any()):
-            m.d.sync += [word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
-                         left.eq(one_hot_select((bit, size) for bit, _, size in fills))]
+            m.d.sync += [sending.eq(1),
+                         word.eq(one_hot_select((bit, value) for bit, value, _ in fills)),
+                         left.eq(one_hot_select((bit, size) for bit, _, size in fills)),
+                         left_one.eq(one_hot_select((bit, size == 1) for bit, _, size in fills))]
         return m
