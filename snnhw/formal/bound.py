@@ -27,15 +27,16 @@ def startup_cycles(plan: CorePlan) -> int:
 
     Clearing the memories (one word a cycle), or the first column's fetch where it takes longer
     (the pointer read, its register and the column queue: ``FETCH_DEPTH - 1`` cycles); one
-    sweep of pipeline fill (the
-    accumulation of timestep t+1 overlaps the sweep of t, so a sample of T timesteps is T
-    accumulations and T sweeps in a two-stage pipeline, which the sum of per-timestep maxima
-    undercounts by at most one stage, and the sweep stage is always neurons + the layer's
+    sweep of pipeline fill (the accumulation of timestep t+1 overlaps the sweep of t, so a
+    sample of T timesteps is T accumulations and T sweeps in a two-stage pipeline, which the sum
+    of per-timestep maxima undercounts by at most one stage, and the sweep stage is always
+    neurons + the layer's
     :func:`~snnhw.plan.cycles.sweep_overhead`); and two cycles from the sweep's last ``eot`` to
     ``done`` (the register in front of the output queue, and ``done`` after the ``eot`` leaves).
     """
     layer = plan.layers[0]
-    return max(FETCH_DEPTH - 1, layer.bank_depth) + layer.layer.size + sweep_overhead(layer.layer.neuron) + 2
+    first_column = max(FETCH_DEPTH - 1, layer.bank_depth)  # the clear, or the first fetch
+    return first_column + layer.layer.size + sweep_overhead(layer.layer.neuron) + 2
 
 
 class CycleBound(wiring.Component):
